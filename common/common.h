@@ -1,0 +1,225 @@
+/*
+ * common.h: what supervisor, worker processes and qscalectl share:
+ * configuration, logging, secret masking, small utilities, HTTP on
+ * libevent, the EC2 client and the ClearML client.  The wire protocol
+ * between processes is in proto.h.
+ */
+#ifndef QSCALE_COMMON_H
+#define QSCALE_COMMON_H
+
+#include <sys/types.h>
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+
+#define QSCALE_VERSION		"0.1.0"
+
+#define QS_ARRAYLEN(a)		(sizeof(a) / sizeof((a)[0]))
+#define QS_MIN(a, b)		((a) < (b) ? (a) : (b))
+#define QS_MAX(a, b)		((a) > (b) ? (a) : (b))
+
+#define QS_DEFAULT_CONF		"/etc/qscale/qscale.conf"
+#define QS_DEFAULT_LOG_DIR	"/var/log/qscale"
+#define QS_DEFAULT_PID_FILE	"/run/qscale/qscaled.pid"
+#define QS_DEFAULT_SOCKET	"/run/qscale/control.socket"
+#define QS_DEFAULT_LISTEN	"127.0.0.1:9800"
+
+/* util.c */
+void		*xmalloc(size_t);
+void		*xcalloc(size_t, size_t);
+void		*xreallocarray(void *, size_t, size_t);
+void		*xrealloc_grow(void *, size_t *, size_t);
+char		*xstrdup(const char *);
+char		*xstrndup(const char *, size_t);
+int		 xasprintf(char **, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
+void		 freezero_str(char *);
+int		 str_eq(const char *, const char *);
+int64_t		 now_ms(void);		/* CLOCK_REALTIME in milliseconds */
+int64_t		 mono_ms(void);		/* CLOCK_MONOTONIC in milliseconds */
+void		 fmt_time_ms(int64_t, char *, size_t);	/* ISO 8601 UTC, ms, Z */
+int		 parse_iso8601(const char *, int64_t *);	/* -> epoch ms */
+int		 parse_duration(const char *, int64_t *, const char **);
+void		 fmt_duration(int64_t, char *, size_t);
+int		 set_nonblock(int);
+int		 set_cloexec(int);
+
+/* log.c */
+enum log_level {
+	LOG_LVL_ERROR = 0,
+	LOG_LVL_WARN,
+	LOG_LVL_INFO,
+	LOG_LVL_DEBUG
+};
+
+/*
+ * Where a formatted, masked line goes.  The supervisor writes its log
+ * files; a worker process sends the line to the supervisor.
+ */
+typedef void	(*log_sink_fn)(int, int64_t, const char *, const char *,
+		    void *);
+
+void		 log_init(const char *, int, int);
+void		 log_set_procname(const char *);
+const char	*log_procname(void);
+void		 log_set_level(int);
+int		 log_get_level(void);
+void		 log_set_stderr(int);
+void		 log_set_sink(log_sink_fn, void *);
+const char	*log_level_name(int);
+int		 log_level_parse(const char *);
+void		 log_format_line(char *, size_t, int64_t, int, const char *,
+		    const char *);
+void		 log_msg(int, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
+void		 log_vmsg(int, const char *, va_list);
+void		 log_warn(const char *, ...)
+		    __attribute__((format(printf, 1, 2)));
+void		 log_warnx(const char *, ...)
+		    __attribute__((format(printf, 1, 2)));
+void		 log_info(const char *, ...)
+		    __attribute__((format(printf, 1, 2)));
+void		 log_debug(const char *, ...)
+		    __attribute__((format(printf, 1, 2)));
+void		 fatal(const char *, ...)
+		    __attribute__((format(printf, 1, 2), noreturn));
+void		 fatalx(const char *, ...)
+		    __attribute__((format(printf, 1, 2), noreturn));
+
+/* mask.c: the one place secrets are hidden from any output. */
+#define MASK_TEXT	"********"
+void		 mask_register(const char *);
+void		 mask_clear(void);
+char		*mask_dup(const char *);
+void		 mask_buf(char *, size_t);
+
+/* config.c */
+struct conf_kv {
+	char		*key;
+	char		*value;
+};
+
+struct conf_ebs {
+	char		*device;	/* "/dev/xvda" */
+	int		 size_gb;	/* 0: AMI default */
+	char		*type;		/* "gp3" */
+};
+
+struct conf_resource {
+	char		*name;
+	char		*queue;
+	char		*instance_type;
+	int		 cpu_mode;
+	int		 spot;
+	int64_t		 spot_rollback_timeout;	/* ms */
+	int64_t		 spot_blackout_period;	/* ms */
+	char		*availability_zone;
+	char		*ami;
+	int		 max_instances;
+	char		**subnets;
+	size_t		 nsubnets;
+	char		**security_groups;
+	size_t		 nsecurity_groups;
+	char		*key_pair;
+	struct conf_kv	*tags;
+	size_t		 ntags;
+	struct conf_ebs	 ebs;
+	char		*docker_image;	/* NULL: agent.docker_image */
+	const char	*file;		/* where the block was read */
+	int		 line;
+};
+
+struct conf_clearml {
+	char		*api_server;
+	char		*web_server;
+	char		*files_server;
+	char		*access_key;
+	char		*secret_key;		/* secret */
+	int		 report;
+	char		*report_project;
+};
+
+struct conf_aws {
+	char		*region;
+	int		 use_iam_role;
+	char		*access_key_id;
+	char		*secret_access_key;	/* secret */
+	char		*session_token;		/* secret */
+	char		*profile;
+	char		*endpoint;
+};
+
+struct conf_git {
+	char		*user;
+	char		*password;		/* secret */
+};
+
+struct conf_agent {
+	char		*docker_image;
+	char		*init_script;
+	char		*extra_clearml_conf;
+	int		 exclude_bashrc;
+	char		*agent_version;		/* NULL: latest */
+	char		*access_key;		/* NULL: clearml.access_key */
+	char		*secret_key;		/* secret */
+};
+
+struct conf_iam_profile {
+	char		*arn;
+	char		*name;
+};
+
+struct qscale_conf {
+	char		*file;
+	char		*name;
+	char		*workers_prefix;
+	int64_t		 polling_interval;	/* ms */
+	int64_t		 max_idle_time;		/* ms */
+	int64_t		 max_spin_up_time;	/* ms */
+	int		 log_level;
+	char		*log_dir;
+	char		*pid_file;
+	int		 warn_duplicate_tasks;
+	int		 max_instances_total;	/* 0: no global cap */
+	char		*spot_blackout_scope;	/* "global" or "resource" */
+	int		 max_requeues;
+	struct conf_clearml	 clearml;
+	struct conf_aws		 aws;
+	struct conf_git		 git;
+	struct conf_agent	 agent;
+	struct conf_iam_profile	 iam_instance_profile;
+	cJSON		*custom_launch_spec;	/* object or NULL */
+	struct conf_resource	*resources;
+	size_t		 nresources;
+	char		*status_listen;
+	char		*control_socket;
+};
+
+/* Errors collected while loading, each "FILE:LINE: message". */
+struct conf_errors {
+	char		**msg;
+	size_t		 n;
+};
+
+struct qscale_conf	*conf_load(const char *, struct conf_errors *);
+void		 conf_free(struct qscale_conf *);
+void		 conf_errors_clear(struct conf_errors *);
+void		 conf_register_secrets(const struct qscale_conf *);
+char		*conf_print(const struct qscale_conf *, int);
+cJSON		*conf_to_json(const struct qscale_conf *, int);
+char		*conf_resource_fingerprint(const struct qscale_conf *,
+		    size_t);
+const struct conf_resource *conf_resource_find(const struct qscale_conf *,
+		    const char *);
+
+/* http.c */
+
+/* ec2.c */
+
+/* clearml.c */
+
+#endif /* QSCALE_COMMON_H */

@@ -1,0 +1,234 @@
+/*
+ * log.c: one line per message, "TIME LEVEL WHO: text", secrets masked.
+ * Lines go to a sink (the supervisor's log files, or the socket to the
+ * supervisor in a worker process) and, when asked, to stderr.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "common.h"
+
+#define LOG_MAX_TEXT	8192
+
+static char		 procname[64] = "qscaled";
+static int		 cur_level = LOG_LVL_INFO;
+static int		 to_stderr = 1;
+static log_sink_fn	 sink;
+static void		*sink_arg;
+
+static const char *const level_names[] = { "ERROR", "WARN", "INFO", "DEBUG" };
+
+void
+log_init(const char *name, int level, int use_stderr)
+{
+	log_set_procname(name);
+	cur_level = level;
+	to_stderr = use_stderr;
+}
+
+void
+log_set_procname(const char *name)
+{
+	snprintf(procname, sizeof(procname), "%s", name);
+}
+
+const char *
+log_procname(void)
+{
+	return procname;
+}
+
+void
+log_set_level(int level)
+{
+	if (level >= LOG_LVL_ERROR && level <= LOG_LVL_DEBUG)
+		cur_level = level;
+}
+
+int
+log_get_level(void)
+{
+	return cur_level;
+}
+
+void
+log_set_stderr(int on)
+{
+	to_stderr = on;
+}
+
+void
+log_set_sink(log_sink_fn fn, void *arg)
+{
+	sink = fn;
+	sink_arg = arg;
+}
+
+const char *
+log_level_name(int level)
+{
+	if (level < LOG_LVL_ERROR || level > LOG_LVL_DEBUG)
+		return "?";
+	return level_names[level];
+}
+
+/* "debug", "INFO", "warning", ... -> level, or -1. */
+int
+log_level_parse(const char *s)
+{
+	size_t	 i;
+
+	if (s == NULL)
+		return -1;
+	for (i = 0; i < QS_ARRAYLEN(level_names); i++)
+		if (strcasecmp(s, level_names[i]) == 0)
+			return (int)i;
+	if (strcasecmp(s, "warning") == 0)
+		return LOG_LVL_WARN;
+	return -1;
+}
+
+void
+log_format_line(char *buf, size_t len, int64_t ts, int level, const char *who,
+    const char *text)
+{
+	char	 tbuf[40];
+
+	fmt_time_ms(ts, tbuf, sizeof(tbuf));
+	snprintf(buf, len, "%s %s %s: %s", tbuf, log_level_name(level), who,
+	    text);
+}
+
+/* Newlines and other control characters would break "one line each". */
+static void
+flatten(char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 && *s != '\t')
+			*s = ' ';
+}
+
+static void
+log_emit(int level, char *text)
+{
+	char	*masked, line[LOG_MAX_TEXT + 128];
+
+	masked = mask_dup(text);
+	flatten(masked);
+	if (sink != NULL)
+		sink(level, now_ms(), procname, masked, sink_arg);
+	if (to_stderr) {
+		log_format_line(line, sizeof(line), now_ms(), level, procname,
+		    masked);
+		fprintf(stderr, "%s\n", line);
+		fflush(stderr);
+	}
+	free(masked);
+}
+
+void
+log_vmsg(int level, const char *fmt, va_list ap)
+{
+	char	 text[LOG_MAX_TEXT];
+	int	 saved = errno;
+
+	if (level > cur_level)
+		return;
+	vsnprintf(text, sizeof(text), fmt, ap);
+	log_emit(level, text);
+	errno = saved;
+}
+
+void
+log_msg(int level, const char *fmt, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	log_vmsg(level, fmt, ap);
+	va_end(ap);
+}
+
+static void
+log_verr(int level, const char *fmt, va_list ap, int with_errno)
+{
+	char	 text[LOG_MAX_TEXT];
+	size_t	 n;
+	int	 saved = errno;
+
+	if (level > cur_level)
+		return;
+	vsnprintf(text, sizeof(text), fmt, ap);
+	if (with_errno) {
+		n = strlen(text);
+		snprintf(text + n, sizeof(text) - n, ": %s", strerror(saved));
+	}
+	log_emit(level, text);
+	errno = saved;
+}
+
+void
+log_warn(const char *fmt, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	log_verr(LOG_LVL_WARN, fmt, ap, 1);
+	va_end(ap);
+}
+
+void
+log_warnx(const char *fmt, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	log_verr(LOG_LVL_WARN, fmt, ap, 0);
+	va_end(ap);
+}
+
+void
+log_info(const char *fmt, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	log_vmsg(LOG_LVL_INFO, fmt, ap);
+	va_end(ap);
+}
+
+void
+log_debug(const char *fmt, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	log_vmsg(LOG_LVL_DEBUG, fmt, ap);
+	va_end(ap);
+}
+
+void
+fatal(const char *fmt, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	log_verr(LOG_LVL_ERROR, fmt, ap, 1);
+	va_end(ap);
+	exit(1);
+}
+
+void
+fatalx(const char *fmt, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	log_verr(LOG_LVL_ERROR, fmt, ap, 0);
+	va_end(ap);
+	exit(1);
+}

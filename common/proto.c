@@ -1,0 +1,170 @@
+/*
+ * proto.c: framing of the messages described in proto.h.
+ */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+
+#include "common.h"
+#include "proto.h"
+
+static const struct {
+	uint32_t	 type;
+	const char	*name;
+} proto_names[] = {
+	{ MSG_HELLO, "hello" },
+	{ MSG_LOG, "log" },
+	{ MSG_STATE, "state" },
+	{ MSG_EVENT, "event" },
+	{ MSG_LAUNCH_REQ, "launch-request" },
+	{ MSG_WELCOME, "welcome" },
+	{ MSG_LAUNCH_GRANT, "launch-grant" },
+	{ MSG_BLACKOUT, "blackout" },
+	{ MSG_LOG_LEVEL, "log-level" },
+	{ MSG_STOP, "stop" },
+	{ MSG_DUPLICATE, "duplicate" },
+};
+
+const char *
+proto_type_name(uint32_t type)
+{
+	size_t	 i;
+
+	for (i = 0; i < QS_ARRAYLEN(proto_names); i++)
+		if (proto_names[i].type == type)
+			return proto_names[i].name;
+	return "unknown";
+}
+
+int
+proto_type_valid(uint32_t type)
+{
+	size_t	 i;
+
+	for (i = 0; i < QS_ARRAYLEN(proto_names); i++)
+		if (proto_names[i].type == type)
+			return 1;
+	return 0;
+}
+
+/* Appends one framed message to buf.  A NULL body sends {}. */
+int
+proto_pack(struct evbuffer *buf, uint32_t type, uint32_t resource,
+    const cJSON *body)
+{
+	struct proto_hdr	 hdr;
+	char			*text;
+	size_t			 len;
+	int			 rc = 0;
+
+	if (body != NULL)
+		text = cJSON_PrintUnformatted(body);
+	else
+		text = strdup("{}");
+	if (text == NULL)
+		return -1;
+	len = strlen(text);
+	if (len > PROTO_MAX_PAYLOAD) {
+		free(text);
+		return -1;
+	}
+	hdr.type = type;
+	hdr.len = (uint32_t)len;
+	hdr.resource = resource;
+	hdr.pid = (uint32_t)getpid();
+	if (evbuffer_add(buf, &hdr, sizeof(hdr)) == -1 ||
+	    evbuffer_add(buf, text, len) == -1)
+		rc = -1;
+	free(text);
+	return rc;
+}
+
+/*
+ * Takes one message off buf.  Returns 1 with *msg filled, 0 when the
+ * message is not complete yet, -1 with a reason in err when the stream
+ * is malformed (the peer must then be dropped).
+ */
+int
+proto_unpack(struct evbuffer *buf, struct proto_msg *msg, char *err,
+    size_t errlen)
+{
+	struct proto_hdr	 hdr;
+	char			*text;
+	cJSON			*body;
+
+	memset(msg, 0, sizeof(*msg));
+	if (evbuffer_get_length(buf) < sizeof(hdr))
+		return 0;
+	evbuffer_copyout(buf, &hdr, sizeof(hdr));
+	if (!proto_type_valid(hdr.type)) {
+		snprintf(err, errlen, "unknown message type %u", hdr.type);
+		return -1;
+	}
+	if (hdr.len > PROTO_MAX_PAYLOAD) {
+		snprintf(err, errlen, "%s message of %u bytes exceeds the "
+		    "limit of %d", proto_type_name(hdr.type), hdr.len,
+		    PROTO_MAX_PAYLOAD);
+		return -1;
+	}
+	if (evbuffer_get_length(buf) < sizeof(hdr) + hdr.len)
+		return 0;
+	evbuffer_drain(buf, sizeof(hdr));
+	text = xmalloc((size_t)hdr.len + 1);
+	evbuffer_remove(buf, text, hdr.len);
+	text[hdr.len] = '\0';
+	if (strlen(text) != hdr.len) {
+		snprintf(err, errlen, "%s message holds a NUL byte",
+		    proto_type_name(hdr.type));
+		free(text);
+		return -1;
+	}
+	body = cJSON_ParseWithLength(text, hdr.len);
+	free(text);
+	if (body == NULL || !cJSON_IsObject(body)) {
+		snprintf(err, errlen, "%s message payload is not a JSON "
+		    "object", proto_type_name(hdr.type));
+		cJSON_Delete(body);
+		return -1;
+	}
+	msg->hdr = hdr;
+	msg->body = body;
+	return 1;
+}
+
+void
+proto_msg_clear(struct proto_msg *msg)
+{
+	cJSON_Delete(msg->body);
+	msg->body = NULL;
+}
+
+/* A required integer field within [min, max]; -1 when absent or bad. */
+int
+proto_get_int(const cJSON *obj, const char *key, int64_t min, int64_t max,
+    int64_t *out)
+{
+	const cJSON	*v = cJSON_GetObjectItemCaseSensitive(obj, key);
+	double		 d;
+
+	if (!cJSON_IsNumber(v))
+		return -1;
+	d = v->valuedouble;
+	if (d != d || d < (double)min || d > (double)max ||
+	    d != (double)(int64_t)d)
+		return -1;
+	*out = (int64_t)d;
+	return 0;
+}
+
+/* A string field, or NULL when absent or not a string. */
+const char *
+proto_get_str(const cJSON *obj, const char *key)
+{
+	const cJSON	*v = cJSON_GetObjectItemCaseSensitive(obj, key);
+
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
