@@ -47,6 +47,8 @@ int		 parse_duration(const char *, int64_t *, const char **);
 void		 fmt_duration(int64_t, char *, size_t);
 int		 set_nonblock(int);
 int		 set_cloexec(int);
+struct event;
+int		 timer_add_ms(struct event *, int64_t);
 
 /* log.c */
 enum log_level {

@@ -168,3 +168,21 @@ proto_get_str(const cJSON *obj, const char *key)
 
 	return cJSON_IsString(v) ? v->valuestring : NULL;
 }
+
+/* The hello of either side: same protocol version or nothing. */
+int
+proto_hello_check(const cJSON *body, char *err, size_t errlen)
+{
+	int64_t	 v;
+
+	if (proto_get_int(body, "version", 0, UINT32_MAX, &v) == -1) {
+		snprintf(err, errlen, "hello without a protocol version");
+		return -1;
+	}
+	if (v != PROTO_VERSION) {
+		snprintf(err, errlen, "protocol version %lld, expected %d",
+		    (long long)v, PROTO_VERSION);
+		return -1;
+	}
+	return 0;
+}

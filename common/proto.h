@@ -61,5 +61,6 @@ void		 proto_msg_clear(struct proto_msg *);
 int		 proto_get_int(const cJSON *, const char *, int64_t, int64_t,
 		    int64_t *);
 const char	*proto_get_str(const cJSON *, const char *);
+int		 proto_hello_check(const cJSON *, char *, size_t);
 
 #endif /* QSCALE_PROTO_H */

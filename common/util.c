@@ -12,6 +12,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <event2/event.h>
+
 #include "common.h"
 
 void *
@@ -328,4 +330,17 @@ set_cloexec(int fd)
 	if ((fl = fcntl(fd, F_GETFD)) == -1)
 		return -1;
 	return fcntl(fd, F_SETFD, fl | FD_CLOEXEC);
+}
+
+/* Arms a libevent timer for ms milliseconds from now. */
+int
+timer_add_ms(struct event *ev, int64_t ms)
+{
+	struct timeval	 tv;
+
+	if (ms < 0)
+		ms = 0;
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	return evtimer_add(ev, &tv);
 }

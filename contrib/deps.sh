@@ -4,7 +4,7 @@
 set -eu
 
 pkgs="gcc make pkg-config libevent-dev libcurl4-openssl-dev libcjson-dev
-libconfig-dev libssl-dev libxml2-dev libcmocka-dev shellcheck curl procps
+libconfig-dev libssl-dev libxml2-dev libcmocka-dev shellcheck curl procps jq
 mandoc"
 
 missing=""

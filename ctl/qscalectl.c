@@ -1,8 +1,390 @@
-/* qscalectl: placeholder until the control socket lands. */
+/*
+ * qscalectl: talks to qscaled over its control socket.
+ */
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
 #include "common.h"
 
-int
-main(void)
+#define CTL_MAX_LINE	(16 * 1024 * 1024)
+
+static const char *socket_path;
+
+static void __attribute__((noreturn))
+usage(void)
 {
-	return 1;
+	fprintf(stderr,
+	    "usage: qscalectl [-s socket | -c config] command [arguments]\n"
+	    "commands:\n"
+	    "  status [-j]                   resources, workers and counters\n"
+	    "  reload                        reload the configuration\n"
+	    "  tail [RESOURCE] [-n N] [-f]   last log lines, then live\n"
+	    "  log-level LEVEL [RESOURCE]    error, warn, info or debug\n"
+	    "  export-config [--with-secrets] running configuration as JSON\n"
+	    "  stop                          stop the daemon\n");
+	exit(2);
+}
+
+static int
+ctl_connect(void)
+{
+	struct sockaddr_un	 sun;
+	int			 fd;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(socket_path) >= sizeof(sun.sun_path)) {
+		fprintf(stderr, "qscalectl: socket path too long: %s\n",
+		    socket_path);
+		exit(1);
+	}
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", socket_path);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1 ||
+	    connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
+		fprintf(stderr, "qscalectl: no qscaled answers on %s: %s\n",
+		    socket_path, strerror(errno));
+		exit(1);
+	}
+	return fd;
+}
+
+static void
+ctl_write(int fd, cJSON *req)
+{
+	char	*text = cJSON_PrintUnformatted(req);
+	size_t	 len = strlen(text), off = 0;
+	ssize_t	 n;
+
+	text = realloc(text, len + 2);
+	if (text == NULL)
+		fatal("realloc");
+	text[len++] = '\n';
+	while (off < len) {
+		if ((n = write(fd, text + off, len - off)) == -1) {
+			if (errno == EINTR)
+				continue;
+			fprintf(stderr, "qscalectl: %s: %s\n", socket_path,
+			    strerror(errno));
+			exit(1);
+		}
+		off += (size_t)n;
+	}
+	free(text);
+}
+
+/* Reads one JSON line; NULL at the end of the stream. */
+static cJSON *
+ctl_read(FILE *fp)
+{
+	static char	*line;
+	static size_t	 cap;
+	ssize_t		 n;
+	cJSON		*o;
+
+	if ((n = getline(&line, &cap, fp)) <= 0)
+		return NULL;
+	if (n > CTL_MAX_LINE || (o = cJSON_Parse(line)) == NULL ||
+	    !cJSON_IsObject(o)) {
+		fprintf(stderr, "qscalectl: unreadable answer from qscaled\n");
+		exit(1);
+	}
+	return o;
+}
+
+/* Sends one request, returns the header of the answer (ok checked). */
+static cJSON *
+ctl_call(cJSON *req, FILE **fpp)
+{
+	cJSON		*hdr;
+	const char	*err;
+	FILE		*fp;
+	int		 fd;
+
+	fd = ctl_connect();
+	ctl_write(fd, req);
+	cJSON_Delete(req);
+	if ((fp = fdopen(fd, "r")) == NULL)
+		fatal("fdopen");
+	if ((hdr = ctl_read(fp)) == NULL) {
+		fprintf(stderr, "qscalectl: qscaled closed the connection "
+		    "without answering\n");
+		exit(1);
+	}
+	if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(hdr, "ok"))) {
+		err = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+		    hdr, "error"));
+		fprintf(stderr, "qscalectl: %s\n", err != NULL ? err :
+		    "request failed");
+		exit(1);
+	}
+	if (fpp != NULL)
+		*fpp = fp;
+	else
+		fclose(fp);
+	return hdr;
+}
+
+static cJSON *
+request(const char *cmd)
+{
+	cJSON	*o = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(o, "cmd", cmd);
+	return o;
+}
+
+static double
+num(const cJSON *o, const char *key)
+{
+	const cJSON	*v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+	return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+static const char *
+str(const cJSON *o, const char *key)
+{
+	const char	*s = cJSON_GetStringValue(
+			    cJSON_GetObjectItemCaseSensitive(o, key));
+
+	return s != NULL ? s : "";
+}
+
+static void
+fmt_ago(double then_ms, double now, char *buf, size_t len)
+{
+	double	 s;
+
+	if (then_ms <= 0) {
+		snprintf(buf, len, "never");
+		return;
+	}
+	s = (now - then_ms) / 1000;
+	if (s < 0)
+		s = 0;
+	if (s < 120)
+		snprintf(buf, len, "%.0fs ago", s);
+	else if (s < 7200)
+		snprintf(buf, len, "%.0fm ago", s / 60);
+	else
+		snprintf(buf, len, "%.0fh ago", s / 3600);
+}
+
+static void
+print_resource(const cJSON *r, double now)
+{
+	const cJSON	*w = cJSON_GetObjectItemCaseSensitive(r, "worker");
+	const cJSON	*c = cJSON_GetObjectItemCaseSensitive(w, "counts");
+	char		 ago[32], inst[32];
+
+	fmt_ago(num(w, "last_poll"), now, ago, sizeof(ago));
+	snprintf(inst, sizeof(inst), "%.0f/%.0f", num(c, "live"),
+	    num(r, "max_instances"));
+	printf("%-16s %-7.0f %-9s %-8.0f %-10s %-6.0f %-9s %-5.0f %-5.0f "
+	    "%-7.0f %.0f\n", str(r, "name"), num(r, "pid"), str(r, "state"),
+	    num(r, "restarts"), ago, num(c, "pending"), inst, num(c, "idle"),
+	    num(c, "busy"), num(c, "booting"), num(c, "errors"));
+	if (*str(w, "note") != '\0')
+		printf("  %s: %s\n", str(r, "name"), str(w, "note"));
+	if (*str(r, "last_exit") != '\0')
+		printf("  %s: last exit: %s\n", str(r, "name"),
+		    str(r, "last_exit"));
+}
+
+static int
+cmd_status(int argc, char **argv)
+{
+	cJSON		*st, *r, *g, *b;
+	double		 now;
+	int		 json = argc > 1 && strcmp(argv[1], "-j") == 0;
+	char		*text;
+
+	st = ctl_call(request("status"), NULL);
+	if (json) {
+		text = cJSON_Print(st);
+		printf("%s\n", text);
+		free(text);
+		cJSON_Delete(st);
+		return 0;
+	}
+	now = num(st, "now");
+	g = cJSON_GetObjectItemCaseSensitive(st, "global");
+	b = cJSON_GetObjectItemCaseSensitive(g, "blackout");
+	printf("qscaled %s, pid %.0f, %s, config %s\n", str(st, "version"),
+	    num(st, "pid"), str(st, "name"), str(st, "config"));
+	if (num(g, "max_instances_total") > 0)
+		printf("instances: %.0f of %.0f allowed in total\n",
+		    num(g, "instances_in_use"), num(g, "max_instances_total"));
+	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(b, "active")))
+		printf("spot blackout: active, started by %s (%s), %.0fs "
+		    "left\n", str(b, "resource"), str(b, "reason"),
+		    (num(b, "until") - now) / 1000);
+	if (*str(st, "last_reload_error") != '\0')
+		printf("last reload failed:\n%s\n", str(st,
+		    "last_reload_error"));
+	printf("%-16s %-7s %-9s %-8s %-10s %-6s %-9s %-5s %-5s %-7s %s\n",
+	    "RESOURCE", "PID", "STATE", "RESTARTS", "LAST POLL", "QUEUE",
+	    "INSTANCES", "IDLE", "BUSY", "BOOTING", "ERRORS");
+	cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(st,
+	    "resources"))
+		print_resource(r, now);
+	cJSON_Delete(st);
+	return 0;
+}
+
+static int
+cmd_tail(int argc, char **argv)
+{
+	cJSON		*req = request("tail"), *o;
+	const char	*resource = NULL;
+	long		 n = 20;
+	int		 follow = 0, i;
+	char		*end;
+	FILE		*fp;
+
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-f") == 0)
+			follow = 1;
+		else if (strcmp(argv[i], "-n") == 0 && i + 1 < argc) {
+			n = strtol(argv[++i], &end, 10);
+			if (*end != '\0' || n < 0 || n > 100000) {
+				fprintf(stderr, "qscalectl: -n wants a number "
+				    "from 0 to 100000\n");
+				return 2;
+			}
+		} else if (argv[i][0] != '-' && resource == NULL)
+			resource = argv[i];
+		else
+			usage();
+	}
+	if (resource != NULL)
+		cJSON_AddStringToObject(req, "resource", resource);
+	cJSON_AddNumberToObject(req, "lines", (double)n);
+	cJSON_AddBoolToObject(req, "follow", follow);
+	cJSON_Delete(ctl_call(req, &fp));
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	while ((o = ctl_read(fp)) != NULL) {
+		printf("%s\n", str(o, "line"));
+		cJSON_Delete(o);
+	}
+	fclose(fp);
+	return 0;
+}
+
+static int
+cmd_simple(const char *cmd, cJSON *req)
+{
+	cJSON	*hdr;
+
+	(void)cmd;
+	hdr = ctl_call(req, NULL);
+	if (*str(hdr, "message") != '\0')
+		printf("%s\n", str(hdr, "message"));
+	cJSON_Delete(hdr);
+	return 0;
+}
+
+static int
+cmd_log_level(int argc, char **argv)
+{
+	cJSON	*req;
+
+	if (argc < 2 || argc > 3)
+		usage();
+	if (log_level_parse(argv[1]) < 0) {
+		fprintf(stderr, "qscalectl: unknown log level '%s' (use "
+		    "error, warn, info or debug)\n", argv[1]);
+		return 2;
+	}
+	req = request("log-level");
+	cJSON_AddStringToObject(req, "level", argv[1]);
+	if (argc == 3)
+		cJSON_AddStringToObject(req, "resource", argv[2]);
+	return cmd_simple("log-level", req);
+}
+
+static int
+cmd_export(int argc, char **argv)
+{
+	cJSON	*req = request("export-config"), *hdr;
+	char	*text;
+
+	if (argc == 2 && strcmp(argv[1], "--with-secrets") == 0)
+		cJSON_AddBoolToObject(req, "with_secrets", 1);
+	else if (argc != 1)
+		usage();
+	hdr = ctl_call(req, NULL);
+	text = cJSON_Print(cJSON_GetObjectItemCaseSensitive(hdr, "config"));
+	printf("%s\n", text != NULL ? text : "{}");
+	free(text);
+	cJSON_Delete(hdr);
+	return 0;
+}
+
+/* -c: the socket named in a configuration file. */
+static const char *
+socket_from_config(const char *path)
+{
+	struct conf_errors	 errs = { NULL, 0 };
+	struct qscale_conf	*conf;
+	size_t			 i;
+	const char		*s;
+
+	if ((conf = conf_load(path, &errs)) == NULL) {
+		for (i = 0; i < errs.n; i++)
+			fprintf(stderr, "%s\n", errs.msg[i]);
+		exit(1);
+	}
+	s = xstrdup(conf->control_socket);
+	conf_free(conf);
+	return s;
+}
+
+int
+main(int argc, char **argv)
+{
+	const char	*cmd;
+	int		 ch;
+
+	log_init("qscalectl", LOG_LVL_WARN, 1);
+	socket_path = getenv("QSCALE_SOCKET");
+	while ((ch = getopt(argc, argv, "+c:s:h")) != -1) {
+		switch (ch) {
+		case 'c':
+			socket_path = socket_from_config(optarg);
+			break;
+		case 's':
+			socket_path = optarg;
+			break;
+		default:
+			usage();
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc < 1)
+		usage();
+	if (socket_path == NULL)
+		socket_path = QS_DEFAULT_SOCKET;
+	cmd = argv[0];
+	if (strcmp(cmd, "status") == 0)
+		return cmd_status(argc, argv);
+	if (strcmp(cmd, "tail") == 0)
+		return cmd_tail(argc, argv);
+	if (strcmp(cmd, "log-level") == 0)
+		return cmd_log_level(argc, argv);
+	if (strcmp(cmd, "export-config") == 0)
+		return cmd_export(argc, argv);
+	if ((strcmp(cmd, "reload") == 0 || strcmp(cmd, "stop") == 0) &&
+	    argc == 1)
+		return cmd_simple(cmd, request(cmd));
+	fprintf(stderr, "qscalectl: unknown command '%s'\n", cmd);
+	usage();
 }

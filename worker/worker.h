@@ -10,9 +10,40 @@
 #include <stdint.h>
 
 struct qscale_conf;
+struct conf_resource;
+struct event_base;
+struct event;
+struct bufferevent;
+
+/* The worker process's own state; one per process. */
+struct wproc {
+	struct event_base		*base;
+	struct qscale_conf		*conf;
+	const struct conf_resource	*res;
+	size_t				 index;
+	struct bufferevent		*bev;	/* to the supervisor */
+	struct event			*ev_poll;
+	struct event			*ev_sig[2];
+	int				 stopping;
+	int				 polling;	/* a poll is under way */
+	uint64_t			 polls;
+	int64_t				 last_poll_ms;
+	int				 blackout;	/* spot blackout elsewhere */
+	int64_t				 blackout_until_ms;
+	char				 blackout_origin[80];
+	struct wpoll			*poll;	/* poll.c's state */
+};
 
 /* worker.c */
 int		 worker_main(struct qscale_conf *, size_t, int);
+int		 worker_send(struct wproc *, uint32_t, struct cJSON *);
+void		 worker_poll_done(struct wproc *);
+
+/* poll.c */
+struct wpoll	*poll_new(struct wproc *);
+void		 poll_free(struct wpoll *);
+void		 poll_start(struct wproc *);
+void		 poll_message(struct wproc *, uint32_t, struct cJSON *);
 
 /* plan.c */
 

@@ -1,0 +1,304 @@
+/*
+ * logsink.c: where every line of every process ends up.  The supervisor
+ * writes log_dir/qscaled.log (everything) and log_dir/<resource>.log (that
+ * resource only), keeps the last lines of each in memory for
+ * "qscalectl tail" and the dashboard, and streams new lines to followers.
+ */
+#include <sys/queue.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "supervisor.h"
+
+#define RING_LINES	2000
+#define ALL_STREAM	"*"
+#define MAIN_LOG	"qscaled"
+
+struct ring {
+	char		*line[RING_LINES];
+	size_t		 head;		/* next slot */
+	size_t		 count;
+};
+
+struct stream {
+	TAILQ_ENTRY(stream)	 entry;
+	char			*name;	/* resource, "qscaled" or "*" */
+	int			 fd;	/* -1 for "*" and when closed */
+	struct ring		 ring;
+};
+
+struct sub {
+	TAILQ_ENTRY(sub)	 entry;
+	char			*name;
+	logsink_sub_fn		 fn;
+	void			*arg;
+};
+
+static TAILQ_HEAD(, stream)	streams = TAILQ_HEAD_INITIALIZER(streams);
+static TAILQ_HEAD(, sub)	subs = TAILQ_HEAD_INITIALIZER(subs);
+static char			*log_dir;
+static int			 main_fd = -1;
+static int			 to_stderr;
+
+static int
+open_log(const char *name)
+{
+	char	*path;
+	int	 fd;
+
+	if (log_dir == NULL)
+		return -1;
+	xasprintf(&path, "%s/%s.log", log_dir, name);
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	free(path);
+	return fd;
+}
+
+static struct stream *
+stream_get(const char *name, int create)
+{
+	struct stream	*s;
+
+	TAILQ_FOREACH(s, &streams, entry)
+		if (strcmp(s->name, name) == 0)
+			return s;
+	if (!create)
+		return NULL;
+	s = xcalloc(1, sizeof(*s));
+	s->name = xstrdup(name);
+	s->fd = -1;
+	if (strcmp(name, ALL_STREAM) != 0 && strcmp(name, MAIN_LOG) != 0)
+		s->fd = open_log(name);
+	TAILQ_INSERT_TAIL(&streams, s, entry);
+	return s;
+}
+
+/* Opens log_dir/qscaled.log; on failure says why in err. */
+int
+logsink_open(const char *dir, char *err, size_t errlen)
+{
+	struct stream	*s;
+
+	if (mkdir(dir, 0750) == -1 && errno != EEXIST) {
+		snprintf(err, errlen, "log_dir %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (log_dir != dir) {	/* a reopen passes log_dir itself */
+		free(log_dir);
+		log_dir = xstrdup(dir);
+	}
+	if (main_fd != -1)
+		close(main_fd);
+	if ((main_fd = open_log(MAIN_LOG)) == -1) {
+		snprintf(err, errlen, "%s/%s.log: %s", dir, MAIN_LOG,
+		    strerror(errno));
+		return -1;
+	}
+	TAILQ_FOREACH(s, &streams, entry) {
+		if (s->fd != -1)
+			close(s->fd);
+		s->fd = -1;
+		if (strcmp(s->name, ALL_STREAM) != 0 &&
+		    strcmp(s->name, MAIN_LOG) != 0)
+			s->fd = open_log(s->name);
+	}
+	return 0;
+}
+
+/* SIGUSR1, after logrotate moved the files away. */
+void
+logsink_reopen(void)
+{
+	char	 err[256];
+
+	if (log_dir != NULL && logsink_open(log_dir, err, sizeof(err)) == -1)
+		fprintf(stderr, "qscaled: reopening logs: %s\n", err);
+}
+
+void
+logsink_close(void)
+{
+	struct stream	*s;
+	struct sub	*u;
+	size_t		 i;
+
+	while ((u = TAILQ_FIRST(&subs)) != NULL) {
+		TAILQ_REMOVE(&subs, u, entry);
+		free(u->name);
+		free(u);
+	}
+	while ((s = TAILQ_FIRST(&streams)) != NULL) {
+		TAILQ_REMOVE(&streams, s, entry);
+		if (s->fd != -1)
+			close(s->fd);
+		for (i = 0; i < RING_LINES; i++)
+			free(s->ring.line[i]);
+		free(s->name);
+		free(s);
+	}
+	if (main_fd != -1)
+		close(main_fd);
+	main_fd = -1;
+	free(log_dir);
+	log_dir = NULL;
+}
+
+void
+logsink_set_stderr(int on)
+{
+	to_stderr = on;
+}
+
+/* A resource went away with a reload: close its file, keep nothing. */
+void
+logsink_forget(const char *name)
+{
+	struct stream	*s;
+
+	if ((s = stream_get(name, 0)) != NULL && s->fd != -1) {
+		close(s->fd);
+		s->fd = -1;
+	}
+}
+
+static void
+ring_add(struct ring *r, const char *line)
+{
+	free(r->line[r->head]);
+	r->line[r->head] = xstrdup(line);
+	r->head = (r->head + 1) % RING_LINES;
+	if (r->count < RING_LINES)
+		r->count++;
+}
+
+static void
+write_line(int fd, const char *line)
+{
+	struct iovec	 iov[2];
+
+	if (fd == -1)
+		return;
+	iov[0].iov_base = (void *)line;
+	iov[0].iov_len = strlen(line);
+	iov[1].iov_base = "\n";
+	iov[1].iov_len = 1;
+	(void)writev(fd, iov, 2);
+}
+
+static void
+publish(struct stream *s, const char *line)
+{
+	struct sub	*u, *next;
+
+	ring_add(&s->ring, line);
+	for (u = TAILQ_FIRST(&subs); u != NULL; u = next) {
+		next = TAILQ_NEXT(u, entry);	/* fn may unsubscribe */
+		if (strcmp(u->name, s->name) == 0)
+			u->fn(line, u->arg);
+	}
+}
+
+/* One line from a process: who is a resource name or "qscaled". */
+void
+logsink_line(int level, int64_t ts, const char *who, const char *text)
+{
+	char		 line[8400];
+	char		*masked;
+	struct stream	*s;
+
+	masked = mask_dup(text);
+	log_format_line(line, sizeof(line), ts, level, who, masked);
+	free(masked);
+	write_line(main_fd, line);
+	if (to_stderr) {
+		fprintf(stderr, "%s\n", line);
+		fflush(stderr);
+	}
+	s = stream_get(who, 1);
+	write_line(s->fd, line);
+	publish(s, line);
+	publish(stream_get(ALL_STREAM, 1), line);
+}
+
+/*
+ * The supervisor's lines about one resource (its worker process exited,
+ * was respawned...) belong in that resource's log too.
+ */
+void
+sup_log(const char *who, int level, const char *fmt, ...)
+{
+	char	 text[4096];
+	va_list	 ap;
+
+	if (level > log_get_level())
+		return;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	if (main_fd == -1 && !to_stderr) {
+		/* not set up yet: the plain logger knows where to go */
+		log_msg(level, "%s: %s", who, text);
+		return;
+	}
+	logsink_line(level, now_ms(), who, text);
+}
+
+/* The sink the supervisor's own log_*() calls go to. */
+void
+logsink_sink(int level, int64_t ts, const char *who, const char *text,
+    void *arg)
+{
+	(void)arg;
+	logsink_line(level, ts, who, text);
+}
+
+/* Calls fn with the last n lines of a stream ("*" for all); -1 if none. */
+int
+logsink_tail(const char *name, size_t n, logsink_sub_fn fn, void *arg)
+{
+	struct stream	*s;
+	size_t		 i, start;
+
+	if ((s = stream_get(name, 0)) == NULL)
+		return 0;
+	if (n > s->ring.count)
+		n = s->ring.count;
+	start = (s->ring.head + RING_LINES - n) % RING_LINES;
+	for (i = 0; i < n; i++)
+		fn(s->ring.line[(start + i) % RING_LINES], arg);
+	return (int)n;
+}
+
+void *
+logsink_subscribe(const char *name, logsink_sub_fn fn, void *arg)
+{
+	struct sub	*u;
+
+	u = xcalloc(1, sizeof(*u));
+	u->name = xstrdup(name);
+	u->fn = fn;
+	u->arg = arg;
+	TAILQ_INSERT_TAIL(&subs, u, entry);
+	return u;
+}
+
+void
+logsink_unsubscribe(void *p)
+{
+	struct sub	*u = p;
+
+	if (u == NULL)
+		return;
+	TAILQ_REMOVE(&subs, u, entry);
+	free(u->name);
+	free(u);
+}

@@ -1,0 +1,133 @@
+/*
+ * supervisor.h: the parent process.  It owns the configuration, forks one
+ * worker process per resource, restarts the ones that crash, aggregates
+ * their logs and state, enforces what crosses resources and answers
+ * qscalectl on the control socket.
+ */
+#ifndef QSCALE_SUPERVISOR_H
+#define QSCALE_SUPERVISOR_H
+
+#include <sys/queue.h>
+#include <sys/types.h>
+
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+struct event_base;
+struct event;
+struct bufferevent;
+struct evbuffer;
+struct qscale_conf;
+struct proto_msg;
+
+#define SUP_BACKOFF_MIN_MS	1000
+#define SUP_BACKOFF_MAX_MS	60000
+#define SUP_HEALTHY_MS		(5 * 60 * 1000)
+#define SUP_STOP_GRACE_MS	15000
+#define SUP_EXIT_NORESPAWN	2
+
+enum sup_child_state {
+	CHILD_STARTING,		/* forked, no hello yet */
+	CHILD_RUNNING,
+	CHILD_STOPPING,		/* asked to stop */
+	CHILD_BACKOFF,		/* exited, respawn timer armed */
+	CHILD_DISABLED,		/* exited with code 2: not respawned */
+};
+
+struct sup_child {
+	TAILQ_ENTRY(sup_child)	 entry;
+	struct sup		*sup;
+	char			*name;		/* resource name */
+	size_t			 index;		/* in the current config */
+	uint32_t		 wire_index;	/* index the process was given */
+	char			*fingerprint;
+	pid_t			 pid;		/* 0 when not running */
+	struct bufferevent	*bev;
+	enum sup_child_state	 state;
+	int			 restarts;
+	int64_t			 backoff_ms;
+	int64_t			 started_mono;
+	int64_t			 started_ms;
+	struct event		*ev_respawn;
+	int			 log_level;	/* -1: the configured one */
+	int			 removed;	/* reload dropped it */
+	int			 replace;	/* reload changed it */
+	char			 last_exit[96];
+	int64_t			 last_exit_ms;
+	cJSON			*snapshot;	/* last MSG_STATE body */
+	int64_t			 snapshot_ms;
+	int			 granted;	/* launches granted, not seen */
+};
+TAILQ_HEAD(sup_children, sup_child);
+
+struct sup_blackout {
+	int			 active;
+	int64_t			 until_ms;
+	char			 origin[80];	/* resource that failed */
+	char			 reason[160];
+};
+
+struct sup {
+	struct event_base	*base;
+	struct qscale_conf	*conf;
+	char			*conf_path;
+	int			 debug;
+	int			 foreground;
+	int			 shutting_down;
+	int64_t			 started_ms;
+	struct sup_children	 children;
+	struct event		*ev_signals[5];
+	struct event		*ev_stop_timer;
+	struct event		*ev_tick;
+	struct sup_blackout	 blackout;
+	int			 reloads;
+	int			 reload_failures;
+	char			 last_reload_error[512];
+};
+
+/* sup.c */
+int		 sup_run(struct sup *);
+int		 sup_reload(struct sup *, char **);
+void		 sup_shutdown(struct sup *, const char *);
+cJSON		*sup_status_json(struct sup *);
+
+/* child.c */
+struct sup_child *sup_child_new(struct sup *, size_t);
+void		 sup_child_spawn(struct sup_child *);
+void		 sup_child_stop(struct sup_child *);
+void		 sup_child_kill(struct sup_child *, const char *);
+void		 sup_child_free(struct sup_child *);
+void		 sup_child_reap(struct sup *);
+int		 sup_child_send(struct sup_child *, uint32_t, cJSON *);
+void		 sup_child_set_log_level(struct sup_child *, int);
+struct sup_child *sup_child_find(struct sup *, const char *);
+const char	*sup_child_state_name(enum sup_child_state);
+int		 sup_children_alive(struct sup *);
+
+/* global.c */
+void		 sup_global_message(struct sup_child *, struct proto_msg *);
+void		 sup_global_tick(struct sup *);
+void		 sup_global_child_started(struct sup_child *);
+cJSON		*sup_global_status(struct sup *);
+
+/* logsink.c */
+int		 logsink_open(const char *, char *, size_t);
+void		 logsink_reopen(void);
+void		 logsink_close(void);
+void		 logsink_set_stderr(int);
+void		 logsink_line(int, int64_t, const char *, const char *);
+void		 logsink_sink(int, int64_t, const char *, const char *, void *);
+void		 logsink_forget(const char *);
+void		 sup_log(const char *, int, const char *, ...)
+		    __attribute__((format(printf, 3, 4)));
+typedef void	(*logsink_sub_fn)(const char *, void *);
+int		 logsink_tail(const char *, size_t, logsink_sub_fn, void *);
+void		*logsink_subscribe(const char *, logsink_sub_fn, void *);
+void		 logsink_unsubscribe(void *);
+
+/* control.c */
+int		 control_listen(struct sup *, const char *, char *, size_t);
+void		 control_close(void);
+
+#endif /* QSCALE_SUPERVISOR_H */

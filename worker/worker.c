@@ -1,0 +1,265 @@
+/*
+ * worker.c: the worker process of one resource.  It runs its own event
+ * loop, polls on a jittered timer (polls never overlap), sends its log
+ * lines and a state snapshot after each poll to the supervisor, and obeys
+ * the supervisor's messages.  It exits when told to stop, on SIGTERM, or
+ * when the supervisor goes away, after the call in flight.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "common.h"
+#include "proto.h"
+#include "worker.h"
+
+static void	worker_schedule(struct wproc *, int64_t);
+static void	worker_stop(struct wproc *, const char *);
+
+int
+worker_send(struct wproc *w, uint32_t type, cJSON *body)
+{
+	if (w->bev == NULL)
+		return -1;
+	return proto_pack(bufferevent_get_output(w->bev), type,
+	    (uint32_t)w->index, body);
+}
+
+/* Log lines travel to the supervisor, which writes the files. */
+static void
+worker_log_sink(int level, int64_t ts, const char *who, const char *text,
+    void *arg)
+{
+	struct wproc	*w = arg;
+	cJSON		*o;
+	char		 line[8400];
+
+	if (w->bev == NULL) {
+		log_format_line(line, sizeof(line), ts, level, who, text);
+		fprintf(stderr, "%s\n", line);
+		return;
+	}
+	o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "level", log_level_name(level));
+	cJSON_AddNumberToObject(o, "ts", (double)ts);
+	cJSON_AddStringToObject(o, "text", text);
+	worker_send(w, MSG_LOG, o);
+	cJSON_Delete(o);
+}
+
+static void
+worker_exit_when_flushed(struct wproc *w)
+{
+	static const struct timeval one_second = { 1, 0 };
+
+	if (w->bev == NULL ||
+	    evbuffer_get_length(bufferevent_get_output(w->bev)) == 0)
+		event_base_loopexit(w->base, NULL);
+	else	/* let the last lines reach the supervisor */
+		event_base_loopexit(w->base, &one_second);
+}
+
+static void
+worker_stop(struct wproc *w, const char *why)
+{
+	if (!w->stopping)
+		log_info("stopping: %s", why);
+	w->stopping = 1;
+	evtimer_del(w->ev_poll);
+	if (!w->polling)
+		worker_exit_when_flushed(w);
+}
+
+static void
+worker_blackout(struct wproc *w, cJSON *body)
+{
+	const char	*origin = proto_get_str(body, "resource");
+	int64_t		 until = 0;
+
+	proto_get_int(body, "until", 0, INT64_MAX, &until);
+	w->blackout = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(body,
+	    "active"));
+	w->blackout_until_ms = until;
+	snprintf(w->blackout_origin, sizeof(w->blackout_origin), "%s",
+	    origin != NULL ? origin : "");
+	log_info("spot blackout %s%s%s", w->blackout ? "active (started by " :
+	    "over", w->blackout ? w->blackout_origin : "",
+	    w->blackout ? ")" : "");
+}
+
+static void
+worker_dispatch(struct wproc *w, struct proto_msg *m)
+{
+	const char	*lvl;
+	char		 err[128];
+	int		 level;
+
+	switch (m->hdr.type) {
+	case MSG_WELCOME:
+		if (proto_hello_check(m->body, err, sizeof(err)) == -1) {
+			log_warnx("supervisor: %s", err);
+			worker_stop(w, "protocol mismatch");
+		}
+		break;
+	case MSG_LOG_LEVEL:
+		lvl = proto_get_str(m->body, "level");
+		if ((level = log_level_parse(lvl)) < 0)
+			log_warnx("supervisor sent an unknown log level");
+		else
+			log_set_level(level);
+		break;
+	case MSG_STOP:
+		worker_stop(w, "asked by the supervisor");
+		break;
+	case MSG_BLACKOUT:
+		worker_blackout(w, m->body);
+		poll_message(w, m->hdr.type, m->body);
+		break;
+	case MSG_LAUNCH_GRANT:
+	case MSG_DUPLICATE:
+		poll_message(w, m->hdr.type, m->body);
+		break;
+	default:
+		log_warnx("unexpected %s message from the supervisor",
+		    proto_type_name(m->hdr.type));
+		break;
+	}
+}
+
+static void
+worker_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct wproc		*w = arg;
+	struct proto_msg	 m;
+	char			 err[160];
+	int			 rc;
+
+	while ((rc = proto_unpack(bufferevent_get_input(bev), &m, err,
+	    sizeof(err))) == 1) {
+		worker_dispatch(w, &m);
+		proto_msg_clear(&m);
+	}
+	if (rc == -1) {
+		log_warnx("malformed message from the supervisor: %s", err);
+		bufferevent_free(w->bev);
+		w->bev = NULL;
+		worker_stop(w, "lost the supervisor");
+	}
+}
+
+static void
+worker_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct wproc	*w = arg;
+
+	(void)bev;
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+		bufferevent_free(w->bev);
+		w->bev = NULL;
+		worker_stop(w, "the supervisor went away");
+	}
+}
+
+static void
+worker_signal_cb(evutil_socket_t sig, short ev, void *arg)
+{
+	(void)ev;
+	worker_stop(arg, sig == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+static void
+worker_poll_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct wproc	*w = arg;
+
+	(void)fd;
+	(void)ev;
+	if (w->stopping || w->polling)
+		return;
+	w->polling = 1;
+	w->polls++;
+	poll_start(w);
+}
+
+/* The poll cycle calls this once it has acted and reported. */
+void
+worker_poll_done(struct wproc *w)
+{
+	w->polling = 0;
+	w->last_poll_ms = now_ms();
+	if (w->stopping) {
+		worker_exit_when_flushed(w);
+		return;
+	}
+	worker_schedule(w, w->conf->polling_interval);
+}
+
+/* Next poll in interval +-10%, so worker processes do not align. */
+static void
+worker_schedule(struct wproc *w, int64_t interval)
+{
+	int64_t		 jitter = interval / 10, delay;
+
+	delay = interval;
+	if (jitter > 0)
+		delay += (int64_t)(random() % (2 * jitter + 1)) - jitter;
+	timer_add_ms(w->ev_poll, delay);
+}
+
+int
+worker_main(struct qscale_conf *conf, size_t index, int fd)
+{
+	struct wproc	 w;
+	cJSON		*o;
+
+	memset(&w, 0, sizeof(w));
+	w.conf = conf;
+	w.index = index;
+	w.res = &conf->resources[index];
+	srandom((unsigned)(getpid() ^ now_ms()));
+	if ((w.base = event_base_new()) == NULL)
+		return 1;
+	set_nonblock(fd);
+	w.bev = bufferevent_socket_new(w.base, fd, BEV_OPT_CLOSE_ON_FREE);
+	bufferevent_setcb(w.bev, worker_read_cb, NULL, worker_event_cb, &w);
+	bufferevent_enable(w.bev, EV_READ | EV_WRITE);
+	log_set_stderr(0);
+	log_set_sink(worker_log_sink, &w);
+	log_set_level(conf->log_level);
+
+	o = cJSON_CreateObject();
+	cJSON_AddNumberToObject(o, "version", PROTO_VERSION);
+	cJSON_AddStringToObject(o, "resource", w.res->name);
+	worker_send(&w, MSG_HELLO, o);
+	cJSON_Delete(o);
+
+	w.ev_sig[0] = evsignal_new(w.base, SIGTERM, worker_signal_cb, &w);
+	w.ev_sig[1] = evsignal_new(w.base, SIGINT, worker_signal_cb, &w);
+	evsignal_add(w.ev_sig[0], NULL);
+	evsignal_add(w.ev_sig[1], NULL);
+	signal(SIGPIPE, SIG_IGN);
+	w.ev_poll = evtimer_new(w.base, worker_poll_cb, &w);
+	w.poll = poll_new(&w);
+	log_info("worker process %d started for queue %s (%s)", (int)getpid(),
+	    w.res->queue, w.res->instance_type);
+	/* First poll soon, with a little jitter too. */
+	worker_schedule(&w, 200);
+
+	event_base_dispatch(w.base);
+
+	log_set_sink(NULL, NULL);
+	poll_free(w.poll);
+	event_free(w.ev_poll);
+	event_free(w.ev_sig[0]);
+	event_free(w.ev_sig[1]);
+	if (w.bev != NULL)
+		bufferevent_free(w.bev);
+	event_base_free(w.base);
+	return 0;
+}
