@@ -47,6 +47,25 @@ void		 poll_message(struct wproc *, uint32_t, struct cJSON *);
 
 /* plan.c */
 
-/* userdata.c */
+/*
+ * userdata.c: the startup script of one resource's instances (DESIGN 5).
+ * Returns a new string, or NULL with the reason in err.
+ */
+char		*userdata_build(const struct qscale_conf *, size_t, char *,
+		    size_t);
+
+/*
+ * launch.c: the RunInstances request of one resource: every field of the
+ * resource and the configuration, the ownership tags (qscale:autoscaler,
+ * qscale:resource) and the user's tags, the startup script.  The request
+ * points into the configuration; launch_spec_clear() frees what the
+ * build allocated.  Args: the resource index, the subnet (NULL: none or
+ * the availability zone), spot, MaxCount, ClientToken, user data, DryRun.
+ */
+struct ec2_launch;
+int		 launch_spec_build(struct ec2_launch *,
+		    const struct qscale_conf *, size_t, const char *, int, int,
+		    const char *, const char *, int);
+void		 launch_spec_clear(struct ec2_launch *);
 
 #endif /* QSCALE_WORKER_H */
