@@ -111,6 +111,11 @@ struct conf_ebs {
 	char		*type;		/* "gp3" */
 };
 
+struct conf_iam_profile {
+	char		*arn;
+	char		*name;
+};
+
 struct conf_resource {
 	char		*name;
 	char		*queue;
@@ -131,6 +136,8 @@ struct conf_resource {
 	size_t		 ntags;
 	struct conf_ebs	 ebs;
 	char		*docker_image;	/* NULL: agent.docker_image */
+	struct conf_iam_profile	 iam_instance_profile;	/* overrides the global */
+	cJSON		*custom_launch_spec;	/* merged over the global */
 	const char	*file;		/* where the block was read */
 	int		 line;
 };
@@ -153,6 +160,11 @@ struct conf_aws {
 	char		*session_token;		/* secret */
 	char		*profile;
 	char		*endpoint;
+	int		 max_attempts;		/* 0: 5 */
+	int64_t		 retry_base_delay;	/* ms; 0: 200 */
+	int64_t		 retry_max_delay;	/* ms; 0: 20 s */
+	int64_t		 request_timeout;	/* ms; 0: 30 s */
+	char		*access_key_source;	/* "config FILE:LINE", ... */
 };
 
 struct conf_git {
@@ -168,11 +180,6 @@ struct conf_agent {
 	char		*agent_version;		/* NULL: latest */
 	char		*access_key;		/* NULL: clearml.access_key */
 	char		*secret_key;		/* secret */
-};
-
-struct conf_iam_profile {
-	char		*arn;
-	char		*name;
 };
 
 struct qscale_conf {
