@@ -40,6 +40,7 @@
 #define CREDS_USABLE_MARGIN	1000	/* ms: not signed with after that */
 #define CREDS_RETRY_MS		10000	/* after a failed refresh */
 #define CREDS_FAIL_HOLD_MS	1000	/* a failure answers for so long */
+#define CREDS_REFRESH_MIN	500	/* ms between two refreshes */
 
 enum creds_kind { CREDS_NONE, CREDS_STATIC, CREDS_ROLE };
 enum imds_step { IMDS_TOKEN, IMDS_ROLE, IMDS_CREDS };
@@ -589,6 +590,12 @@ imds_creds(struct aws_creds_provider *p, const struct http_resp *r)
 		cJSON_Delete(o);
 		return;
 	}
+	if (exp_ms - now <= CREDS_USABLE_MARGIN) {
+		imds_fail(p, "role %s: the credentials expire in %lld ms",
+		    p->role, (long long)(exp_ms - now));
+		cJSON_Delete(o);
+		return;
+	}
 	snprintf(src, sizeof(src), "instance role %s", p->role);
 	creds_set(&p->creds, id, sk, tok, src);
 	cJSON_Delete(o);
@@ -599,6 +606,8 @@ imds_creds(struct aws_creds_provider *p, const struct http_resp *r)
 	p->error[0] = '\0';
 	life = exp_ms - now;
 	p->stale_ms = exp_ms - QS_MIN(CREDS_REFRESH_BEFORE, life / 2);
+	/* the same keys again near their end must not refresh in a loop */
+	p->stale_ms = QS_MAX(p->stale_ms, now + CREDS_REFRESH_MIN);
 	timer_add_ms(p->ev_refresh, p->stale_ms - now);
 	fmt_time_ms(exp_ms, when, sizeof(when));
 	log_info("AWS credentials from %s (%s), valid until %s", src,
