@@ -1,7 +1,7 @@
 /*
  * ec2_query.c: EC2 Query parameters.  Lists and structures flatten the
  * way the EC2 protocol wants them (Name.N from 1, Parent.Child), values
- * are percent-encoded when the body is built, UserData is base64 first.
+ * are form-encoded when the body is built, UserData is base64 first.
  * Nothing here does I/O: the whole RunInstances request, custom launch
  * spec included, is checked by unit tests on its parameters.
  */
@@ -16,7 +16,6 @@
 
 #include "common.h"
 #include "ec2.h"
-#include "http.h"
 
 #define EC2_USERDATA_MAX	16384	/* bytes, before base64 */
 #define SPEC_MAX_DEPTH		12
@@ -90,7 +89,38 @@ ec2_params_clear(struct ec2_params *p)
 	memset(p, 0, sizeof(*p));
 }
 
-/* "k1=v1&k2=v2", both sides percent-encoded (RFC 3986). */
+/*
+ * Form encoding as the SDKs write it: unreserved characters as they
+ * are, a space as '+', everything else %XX.  Servers that check the
+ * signature over the form they decoded and encoded again (moto does)
+ * only agree with this form.
+ */
+static char *
+form_encode(const char *s)
+{
+	static const char	 hex[] = "0123456789ABCDEF";
+	size_t			 j = 0;
+	char			*out = xmalloc(strlen(s) * 3 + 1);
+	unsigned char		 ch;
+
+	for (; *s != '\0'; s++) {
+		ch = (unsigned char)*s;
+		if (isalnum(ch) || ch == '-' || ch == '_' || ch == '.' ||
+		    ch == '~')
+			out[j++] = (char)ch;
+		else if (ch == ' ')
+			out[j++] = '+';
+		else {
+			out[j++] = '%';
+			out[j++] = hex[ch >> 4];
+			out[j++] = hex[ch & 15];
+		}
+	}
+	out[j] = '\0';
+	return out;
+}
+
+/* "k1=v1&k2=v2", both sides form-encoded. */
 char *
 ec2_params_encode(const struct ec2_params *p)
 {
@@ -99,8 +129,8 @@ ec2_params_encode(const struct ec2_params *p)
 
 	out[0] = '\0';
 	for (i = 0; i < p->n; i++) {
-		k = http_urlencode(p->key[i]);
-		v = http_urlencode(p->value[i]);
+		k = form_encode(p->key[i]);
+		v = form_encode(p->value[i]);
 		if (len + strlen(k) + strlen(v) + 3 > cap)
 			out = xrealloc_grow(out, &cap,
 			    len + strlen(k) + strlen(v) + 3);

@@ -89,5 +89,6 @@ start_imds() {
 	    '$IMDS_URL/latest/meta-data/' | grep -q 401"
 }
 
-# jqt FILTER FILE: true when the jq filter holds on the JSON in FILE.
-jqt() { jq -e "$1" "$2" >/dev/null 2>&1; }
+# jqt FILTER FILE: true when the jq filter holds on the JSON in FILE (one
+# document; an empty file or a filter that yields anything else fails).
+jqt() { [ "$(jq -c "$1" "$2" 2>/dev/null)" = true ]; }
