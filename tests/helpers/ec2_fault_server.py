@@ -18,9 +18,9 @@ Control, on the same port:
       {"kind": "sleep", "seconds": 2}         then the normal answer
       {"kind": "big", "bytes": 300000}        a 200 with a huge body
       {"kind": "reset"}                       close without answering
-  GET  /_ctl/log     JSON list of every request: time (monotonic s),
-                     action, params, key id, signed headers, token, client
-                     port
+  GET  /_ctl/log     JSON list of every request: time (monotonic and wall
+                     clock s), action, params, key id, signed headers,
+                     token, client port
   POST /_ctl/reset   forget faults and log
 """
 import json
@@ -161,7 +161,8 @@ class Handler(BaseHTTPRequestHandler):
         action = params.get("Action", "")
         auth = self.headers.get("Authorization", "")
         entry = {
-            "t": time.monotonic(), "action": action, "params": params,
+            "t": time.monotonic(), "wall": time.time(), "action": action,
+            "params": params,
             "key_id": auth.split("Credential=")[1].split("/")[0]
             if "Credential=" in auth else "",
             "signed_headers": auth.split("SignedHeaders=")[1].split(",")[0]

@@ -52,9 +52,10 @@ def new_credentials():
         sk = secrets.token_urlsafe(30)
         tok = "mock-token-" + secrets.token_urlsafe(40)
     now = time.time()
+    exp = int(now + opts.lifetime)     # Expiration has whole seconds
     cred = {"Code": "Success", "LastUpdated": iso(now), "Type": "AWS-HMAC",
             "AccessKeyId": ak, "SecretAccessKey": sk, "Token": tok,
-            "Expiration": iso(now + opts.lifetime), "_exp": now + opts.lifetime}
+            "Expiration": iso(exp), "_exp": exp}
     if opts.log:
         with open(opts.log, "a") as f:
             f.write(json.dumps({"t": now, "AccessKeyId": ak,
@@ -102,6 +103,10 @@ class Handler(BaseHTTPRequestHandler):
         tok = secrets.token_urlsafe(32)
         with lock:
             tokens[tok] = time.monotonic() + ttl
+        if opts.log:
+            with open(opts.log, "a") as f:
+                f.write(json.dumps({"t": time.time(), "event": "token",
+                                    "ttl": ttl}) + "\n")
         self.send_response(200)
         self.send_header("X-aws-ec2-metadata-token-ttl-seconds", str(ttl))
         self.send_header("Content-Length", str(len(tok)))
