@@ -201,7 +201,8 @@ class EC2Sim:
                          skip_accept_encoding=True)
             for k, v in headers:
                 if k.lower() in ("connection", "keep-alive", "content-length",
-                                 "transfer-encoding", "proxy-connection"):
+                                 "transfer-encoding", "proxy-connection",
+                                 "expect"):
                     continue
                 c.putheader(k, v)
             c.putheader("Content-Length", str(len(body)))
