@@ -244,8 +244,6 @@ class EC2Sim:
                 alive[r] = alive.get(r, 0) + 1
         for r, n in alive.items():
             self.max_alive[r] = max(self.max_alive.get(r, 0), n)
-        for r in list(self.max_alive):
-            self.max_alive.setdefault(r, 0)
 
     # ----------------------------------------------------------- faults
 
