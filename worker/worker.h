@@ -45,7 +45,178 @@ void		 poll_free(struct wpoll *);
 void		 poll_start(struct wproc *);
 void		 poll_message(struct wproc *, uint32_t, struct cJSON *);
 
-/* plan.c */
+/*
+ * plan.c: the decision of one poll, a pure function.  No I/O, no clock,
+ * no globals: the observation, the settings and the memory come in, the
+ * actions go out, and the memory (what this process learned in earlier
+ * polls: idle-since times, spot failures, re-queue counts) is updated.
+ */
+enum plan_state {
+	PLAN_ST_PENDING = 0,
+	PLAN_ST_RUNNING,
+	PLAN_ST_SHUTTING_DOWN,
+	PLAN_ST_TERMINATED,
+	PLAN_ST_STOPPING,
+	PLAN_ST_STOPPED,
+	PLAN_ST_OTHER
+};
+
+enum plan_reason {
+	PLAN_R_NONE = 0,
+	PLAN_R_IDLE,		/* idle for max_idle_time */
+	PLAN_R_SPIN_UP,		/* never registered within max_spin_up_time */
+	PLAN_R_VANISHED,	/* its agent disappeared from ClearML */
+	PLAN_R_STOPPED,		/* stopped outside qscale: a stopped one bills */
+	PLAN_R_INTERRUPTED,	/* gone without qscale (spot interruption) */
+	PLAN_R_MAX
+};
+
+/* What the settings of one resource say, in milliseconds. */
+struct plan_conf {
+	int		 max_instances;
+	int		 spot;
+	int		 max_requeues;
+	int64_t		 max_idle_ms;
+	int64_t		 max_spin_up_ms;
+	int64_t		 vanished_grace_ms;
+	int64_t		 spot_rollback_ms;
+	int64_t		 polling_ms;
+};
+
+struct plan_obs_instance {
+	char		 id[32];
+	enum plan_state	 state;
+	int		 spot;
+	int64_t		 launch_ms;
+	char		 state_reason[96];
+	char		 subnet[32];
+};
+
+struct plan_obs_worker {
+	const char	*id;
+	char		 instance[32];	/* the last field of the worker id */
+	const char	*task;		/* NULL: idle */
+	int64_t		 register_ms;
+};
+
+/* When the tasks that workers finished since the last poll ended. */
+struct plan_obs_task {
+	const char	*id;
+	int64_t		 ended_ms;	/* 0: unknown */
+};
+
+struct plan_obs {
+	int64_t				 now_ms;
+	int				 queue_ok;
+	int				 workers_ok;
+	int				 ec2_ok;
+	size_t				 pending;	/* tasks in the queue */
+	const struct plan_obs_instance	*inst;
+	size_t				 ninst;
+	const struct plan_obs_worker	*workers;
+	size_t				 nworkers;
+	const struct plan_obs_task	*tasks;
+	size_t				 ntasks;
+	int				 grant;		/* -1: no global cap */
+	int				 blackout;	/* spot blackout on */
+};
+
+/* One instance as this process knows it. */
+struct plan_inst {
+	char		 id[32];
+	enum plan_state	 state;
+	int		 spot;
+	int		 adopted;	/* found by its tags, not launched here */
+	int		 observed;	/* EC2 has listed it at least once */
+	int		 registered;	/* its worker was seen */
+	int		 terminating;	/* qscale asked EC2 to terminate it */
+	int64_t		 launch_ms;
+	int64_t		 seen_ms;	/* launched or adopted by this process */
+	int64_t		 idle_since_ms;	/* 0: not idle */
+	int64_t		 busy_seen_ms;	/* last poll that saw it busy */
+	int64_t		 missing_since_ms;
+	int64_t		 terminate_ms;
+	enum plan_reason reason;	/* why it is being terminated */
+	char		 task[40];	/* the task its worker held last */
+	char		 worker[160];
+	char		 subnet[32];
+};
+
+struct plan_requeue {
+	char		 task[40];
+	int		 count;
+};
+
+struct plan_memory {
+	struct plan_inst	*inst;
+	size_t			 ninst;
+	int64_t			 spot_failure_ms;	/* first, for this demand */
+	int64_t			 backoff_until_ms;	/* no launch before */
+	int64_t			 backoff_ms;
+	int64_t			 last_poll_ms;
+	struct plan_requeue	*requeues;
+	size_t			 nrequeues;
+};
+
+enum plan_action_type {
+	PLAN_LAUNCH = 1,	/* count, spot */
+	PLAN_TERMINATE,		/* instance, worker, reason, recheck */
+	PLAN_UNREGISTER,	/* worker: a zombie of a gone instance */
+	PLAN_REQUEUE,		/* task, worker, instance */
+	PLAN_FORGET,		/* instance gone: log it (reason, task) */
+	PLAN_ADOPT		/* an instance with our tags, now known */
+};
+
+struct plan_action {
+	enum plan_action_type	 type;
+	enum plan_reason	 reason;
+	int			 count;
+	int			 spot;
+	int			 recheck;	/* terminate only if still idle */
+	int			 console;	/* log its console output first */
+	char			 instance[32];
+	char			 worker[160];
+	char			 task[40];
+	char			 why[192];
+};
+
+struct plan_output {
+	struct plan_action	*actions;
+	size_t			 nactions;
+	int			 demand;	/* pending - idle - booting */
+	int			 live;
+	int			 idle;
+	int			 busy;
+	int			 booting;
+	int			 want;		/* launches before the grant */
+	int			 spot_market;	/* launches would be spot */
+	int64_t			 next_wake_ms;	/* a timer expires then */
+	char			 note[192];	/* why nothing was done */
+};
+
+void		 plan_conf_from(struct plan_conf *, const struct qscale_conf *,
+		    const struct conf_resource *);
+void		 plan_resource(const struct plan_obs *, const struct plan_conf *,
+		    struct plan_memory *, struct plan_output *);
+size_t		 plan_transitions(const struct plan_memory *,
+		    const struct plan_obs *, const char **, size_t);
+struct plan_inst *plan_memory_find(struct plan_memory *, const char *);
+struct plan_inst *plan_memory_add(struct plan_memory *, const char *);
+void		 plan_memory_launched(struct plan_memory *, const char *, int,
+		    int64_t, const char *, int64_t);
+void		 plan_memory_spot_failed(struct plan_memory *, int64_t);
+void		 plan_memory_backoff(struct plan_memory *, int64_t, int64_t);
+void		 plan_memory_terminating(struct plan_memory *, const char *,
+		    enum plan_reason, int64_t);
+int		 plan_memory_requeued(struct plan_memory *, const char *);
+void		 plan_memory_copy(struct plan_memory *,
+		    const struct plan_memory *);
+void		 plan_memory_clear(struct plan_memory *);
+void		 plan_output_clear(struct plan_output *);
+const char	*plan_reason_name(enum plan_reason);
+enum plan_state	 plan_state_parse(const char *);
+const char	*plan_state_name(enum plan_state);
+int		 plan_worker_instance(const char *, const char *, char *, size_t);
 
 /*
  * userdata.c: the startup script of one resource's instances (DESIGN 5).
