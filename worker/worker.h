@@ -32,18 +32,14 @@ struct wproc {
 	int64_t				 blackout_until_ms;
 	char				 blackout_origin[80];
 	struct wpoll			*poll;	/* poll.c's state */
+	int64_t				 poll_start_mono;
+	int64_t				 next_wake_ms;	/* epoch ms, 0: none */
 };
 
 /* worker.c */
 int		 worker_main(struct qscale_conf *, size_t, int);
 int		 worker_send(struct wproc *, uint32_t, struct cJSON *);
 void		 worker_poll_done(struct wproc *);
-
-/* poll.c */
-struct wpoll	*poll_new(struct wproc *);
-void		 poll_free(struct wpoll *);
-void		 poll_start(struct wproc *);
-void		 poll_message(struct wproc *, uint32_t, struct cJSON *);
 
 /*
  * plan.c: the decision of one poll, a pure function.  No I/O, no clock,
@@ -217,6 +213,103 @@ const char	*plan_reason_name(enum plan_reason);
 enum plan_state	 plan_state_parse(const char *);
 const char	*plan_state_name(enum plan_state);
 int		 plan_worker_instance(const char *, const char *, char *, size_t);
+
+/*
+ * poll.c and act.c: one poll (observe in parallel, decide, act in
+ * parallel, report) and the state a worker process keeps across polls.
+ */
+struct http_client;
+struct cml_client;
+struct ec2_client;
+struct cml_queue;
+
+struct wobs_worker {
+	char		*id;
+	char		*task;		/* NULL: idle */
+	int64_t		 register_ms;
+	char		 instance[32];
+};
+
+struct wcounters {
+	uint64_t	 launched;		/* instances */
+	uint64_t	 launch_calls;
+	uint64_t	 launch_errors;
+	uint64_t	 terminated[8];		/* by enum plan_reason */
+	uint64_t	 requeued;
+	uint64_t	 errors;		/* calls that failed */
+	uint64_t	 instance_ms;		/* instance time observed */
+};
+
+struct wpoll {
+	struct wproc		*w;
+	struct http_client	*http;
+	struct cml_client	*cml;
+	struct ec2_client	*ec2;
+	int			 dry_run;	/* qscaled --plan: no changes */
+	char			 init_error[320];
+	char			*user_data;
+	char			 prefix_res[160];	/* "<prefix>:<res>" */
+	char			 pattern[170];		/* "<prefix>:<res>:*" */
+	char			 queue_id[40];
+	int			 queue_missing;
+
+	/* the poll under way */
+	int			 phase;
+	int			 ops;		/* calls in flight */
+	int64_t			 start_ms;
+	int64_t			 start_mono;
+	int			 queue_ok, workers_ok, ec2_ok;
+	size_t			 pending;
+	int64_t			 oldest_ms;	/* oldest entry's added */
+	struct wobs_worker	*workers;
+	size_t			 nworkers;
+	struct plan_obs_instance *inst;
+	size_t			 ninst;
+	struct plan_obs_task	*ended;
+	size_t			 nended;
+	char			**ended_ids;
+	int			 grant;
+	uint64_t		 grant_id;
+	int			 grant_waiting;
+	struct event		*ev_grant;
+	struct plan_memory	 mem;
+	struct plan_output	 out;
+	char			 obs_error[3][1024];	/* queue, workers, ec2 */
+
+	/* acting */
+	int			 act_ops;
+	char			**recheck_idle;	/* workers seen idle fresh */
+	size_t			 nrecheck_idle;
+	int			 recheck_ok;
+	char			**recheck_seen;	/* every worker seen fresh */
+	size_t			 nrecheck_seen;
+	int			 term_ops;
+
+	/* what the status shows */
+	struct wcounters	 count;
+	char			 last_error[512];
+	int64_t			 last_error_ms;
+	int64_t			 last_duration_ms;
+	char			 last_note[192];
+	int64_t			 last_instance_ms;	/* for instance_ms */
+};
+
+/* poll.c */
+struct wpoll	*poll_new(struct wproc *);
+void		 poll_free(struct wpoll *);
+void		 poll_start(struct wproc *);
+void		 poll_message(struct wproc *, uint32_t, struct cJSON *);
+void		 poll_error(struct wpoll *, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
+void		 poll_event(struct wpoll *, const char *, struct cJSON *);
+void		 poll_acted(struct wpoll *);
+
+/* dryrun.c */
+int		 poll_dry_run(struct qscale_conf *);
+
+/* act.c */
+void		 act_start(struct wpoll *);
+void		 act_op_done(struct wpoll *);
 
 /*
  * userdata.c: the startup script of one resource's instances (DESIGN 5).
