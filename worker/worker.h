@@ -287,7 +287,7 @@ struct wpoll {
 
 	/* what the status shows */
 	struct wcounters	 count;
-	char			 last_error[512];
+	char			 last_error[1024];
 	int64_t			 last_error_ms;
 	int64_t			 last_duration_ms;
 	char			 last_note[192];
