@@ -27,6 +27,7 @@ D=$(mktemp -d "${TMPDIR:-/tmp}/qscale-demo.XXXXXX")
 chmod 700 "$D"
 pids=""
 
+# shellcheck disable=SC2317
 cleanup() {
 	trap - EXIT INT TERM
 	for p in $pids; do kill -TERM "$p" 2>/dev/null; done
