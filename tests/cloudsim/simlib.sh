@@ -43,6 +43,7 @@ start_cloudsim() {
 		done
 		if [ -s "$SIM_ENV" ]; then
 			on_exit stop_cloudsim
+			# shellcheck disable=SC1090
 			. "$SIM_ENV"
 			return 0
 		fi
@@ -68,6 +69,7 @@ stop_cloudsim() {
 
 simctl() { "$SIMCTL" --env-file "$SIM_ENV" "$@"; }
 
+# shellcheck disable=SC2154  # _tap_fail, _tap_n: lib.sh's counters
 tap_from() {
 	_before=$_tap_fail
 	while IFS= read -r _line; do

@@ -100,7 +100,8 @@ r = run(itype="t3.nano", mn=1, mx=3)
 t.check("a terminated instance frees its slot",
         len(r["Instances"]) == 1, len(r["Instances"]))
 admin(ENV, "POST", "capacity", {"spec": ""})
-r = run(itype="t3.small", mn=2, mx=4)
+r = run(itype="t3.small", mn=2, mx=4, IamInstanceProfile={
+    "Name": ENV["QSCALE_SIM_INSTANCE_PROFILE"]})
 t.check("without a limit MaxCount is honoured (moto alone launches "
         "MinCount)", len(r["Instances"]) == 4, len(r["Instances"]))
 small = [i["InstanceId"] for i in r["Instances"]]
@@ -110,6 +111,11 @@ t.check("the extra instances exist in EC2 with the same parameters",
                             i["SubnetId"] == SUBNETS[0] and
                             {"Key": "qscale:resource", "Value": "front"}
                             in i.get("Tags", []) for i in d.values()), d)
+t.check("every instance of the launch has the instance profile",
+        all(i.get("IamInstanceProfile", {}).get("Arn", "").endswith(
+            "/" + ENV["QSCALE_SIM_INSTANCE_PROFILE"]) for i in d.values()) and
+        all("IamInstanceProfile" in i for i in r["Instances"]),
+        [i.get("IamInstanceProfile") for i in d.values()])
 code, _, _ = err(run, mn=3, mx=1)
 t.check("MinCount above MaxCount is InvalidParameterValue (as EC2)",
         code == "InvalidParameterValue", code)

@@ -7,6 +7,7 @@ pending phase, injected errors and latency, spot interruptions, console
 output."""
 
 import base64
+import copy
 import fnmatch
 import hashlib
 import http.client
@@ -751,6 +752,7 @@ class Call:
             else:
                 ec2.log("script-error", where="extra launch",
                         status=st2, body=body2[:300])
+        self.profile_all(root.findall(q("instancesSet/item")))
         ec2.register_items(root.findall(q("instancesSet/item")), p)
         out = self.rewrite_instances(root)
         keep = [(k, v) for k, v in headers if k.lower() in
@@ -760,6 +762,30 @@ class Call:
                 ec2.tokens[token] = {"time": time.time(), "hash": phash,
                                      "body": to_xml(root), "headers": keep}
         self.send_xml(out, keep)
+
+    def profile_all(self, items):
+        """moto gives a launch's instance profile to its first instance
+        only; EC2 gives it to all of them."""
+        p = self.params
+        prof = {k: v for k, v in p.items()
+                if k in ("IamInstanceProfile.Name", "IamInstanceProfile.Arn")}
+        model = next((it.find(q("iamInstanceProfile")) for it in items
+                      if it.find(q("iamInstanceProfile")) is not None), None)
+        if not prof or model is None:
+            return
+        for it in items:
+            if it.find(q("iamInstanceProfile")) is not None:
+                continue
+            call = {"Action": "AssociateIamInstanceProfile",
+                    "Version": "2016-11-15",
+                    "InstanceId": it.findtext(q("instanceId"))}
+            call.update(prof)
+            st, _, body = self.ec2.moto_signed(call)
+            if st == 200:
+                it.append(copy.deepcopy(model))
+            else:
+                self.ec2.log("script-error", where="profile association",
+                             status=st, body=body[:300])
 
     def send_xml(self, root, headers):
         self.send(200, headers, to_xml(root))
