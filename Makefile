@@ -74,10 +74,10 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libqscale.a
 	@mkdir -p $(dir $@)
 	$(CC) $(QS_LDFLAGS) -o $@ $^ $(LIBS) $(CMOCKA_LIBS)
 
-# Test drivers: programs the shell tests run (build/tools/NAME).
-$(BUILD)/tools/%: $(BUILD)/obj/tests/tools/%.o $(BUILD)/libqscale.a
+# Test drivers: tests/tools/NAME.c -> build/tools/NAME
+$(BUILD)/tools/%: tests/tools/%.c $(BUILD)/libqscale.a
 	@mkdir -p $(dir $@)
-	$(CC) $(QS_LDFLAGS) -o $@ $^ $(LIBS)
+	$(CC) $(QS_CFLAGS) $(QS_LDFLAGS) -o $@ $< $(BUILD)/libqscale.a $(LIBS)
 
 unit: all $(UNIT_BIN)
 	@tests/run.sh unit $(BUILD)

@@ -270,9 +270,15 @@ creds_resolve(struct aws_creds_provider *p, const struct conf_aws *aws)
 			    "access_key_id");
 			return;
 		}
-		creds_set(&p->creds, id, sk, aws->session_token,
-		    aws->access_key_source != NULL ? aws->access_key_source :
-		    "config");
+		creds_set(&p->creds, id, sk, aws->session_token, "config");
+		/* the config module says "FILE:LINE" or "environment VAR" */
+		if (aws->access_key_source != NULL &&
+		    strncmp(aws->access_key_source, "environment", 11) == 0)
+			snprintf(p->creds.source, sizeof(p->creds.source), "%s",
+			    aws->access_key_source);
+		else if (aws->access_key_source != NULL)
+			snprintf(p->creds.source, sizeof(p->creds.source),
+			    "config %s", aws->access_key_source);
 		p->kind = CREDS_STATIC;
 		p->have = 1;
 		return;

@@ -38,12 +38,13 @@ enum ec2_act {
 	ACT_TERMINATE,
 	ACT_TAGS,
 	ACT_CONSOLE,
+	ACT_OTHER,		/* ec2_call(): the action is in the body */
 	ACT_N
 };
 
 static const char *const act_names[ACT_N] = {
 	"DescribeInstances", "RunInstances", "TerminateInstances",
-	"CreateTags", "GetConsoleOutput",
+	"CreateTags", "GetConsoleOutput", "Other",
 };
 
 static const int64_t latency_bounds[] = EC2_LATENCY_BOUNDS_MS;
@@ -357,7 +358,8 @@ req_new(struct ec2_client *c, enum ec2_act act, struct ec2_params *params,
 	r->ctx = ctx;
 	r->ctx_free = ctx_free;
 	r->ev = evtimer_new(c->base, req_deferred_cb, r);
-	ec2_params_add(&all, "Action", act_names[act]);
+	if (act != ACT_OTHER)
+		ec2_params_add(&all, "Action", act_names[act]);
 	ec2_params_add(&all, "Version", EC2_API_VERSION);
 	for (i = 0; params != NULL && i < params->n; i++)
 		ec2_params_add(&all, params->key[i], params->value[i]);
@@ -1094,5 +1096,55 @@ ec2_get_console_output(struct ec2_client *c, const char *id,
 	x->cb = cb;
 	x->arg = arg;
 	console_send(x);
+	return 0;
+}
+
+/* Any other action */
+
+struct raw_ctx {
+	ec2_raw_fn	 cb;
+	void		*arg;
+};
+
+static void
+raw_done(struct ec2_req *r, const struct ec2_error *err,
+    const struct http_resp *resp)
+{
+	struct raw_ctx	*x = req_finish(r);
+
+	if (err != NULL)
+		x->cb(err, NULL, 0, x->arg);
+	else
+		x->cb(NULL, resp->body, resp->body_len, x->arg);
+	free(x);
+}
+
+/*
+ * Any action, with the client's signing, retries and error handling;
+ * the callback gets the response body (valid during the callback).
+ * Counted in the stats as "Other".
+ */
+int
+ec2_call(struct ec2_client *c, const char *action,
+    const struct ec2_params *params, int dry_run, ec2_raw_fn cb, void *arg)
+{
+	struct ec2_params	 p = { NULL, NULL, 0 };
+	struct raw_ctx		*x;
+	struct ec2_req		*r;
+	size_t			 i;
+
+	if (c == NULL || action == NULL || *action == '\0' || cb == NULL)
+		return -1;
+	ec2_params_add(&p, "Action", action);
+	for (i = 0; params != NULL && i < params->n; i++)
+		ec2_params_add(&p, params->key[i], params->value[i]);
+	if (dry_run)
+		ec2_params_add(&p, "DryRun", "true");
+	x = xcalloc(1, sizeof(*x));
+	x->cb = cb;
+	x->arg = arg;
+	r = req_new(c, ACT_OTHER, &p, raw_done, x, free);
+	r->dry_run = dry_run;
+	req_start(r);
 	return 0;
 }

@@ -125,6 +125,8 @@ typedef void	(*ec2_terminate_fn)(const struct ec2_error *,
 typedef void	(*ec2_done_fn)(const struct ec2_error *, void *);
 typedef void	(*ec2_console_fn)(const struct ec2_error *, const char *,
 		    void *);
+typedef void	(*ec2_raw_fn)(const struct ec2_error *, const char *, size_t,
+		    void *);
 
 struct ec2_client;
 struct aws_creds_provider;
@@ -158,6 +160,8 @@ int		 ec2_create_tags(struct ec2_client *, const char *const *,
 		    void *);
 int		 ec2_get_console_output(struct ec2_client *, const char *,
 		    ec2_console_fn, void *);
+int		 ec2_call(struct ec2_client *, const char *,
+		    const struct ec2_params *, int, ec2_raw_fn, void *);
 const struct ec2_call_stats *ec2_client_stats(const struct ec2_client *,
 		    size_t *);
 const char	*ec2_instance_tag(const struct ec2_instance *, const char *);
