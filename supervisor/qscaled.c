@@ -28,19 +28,24 @@ struct opts {
 	int		 foreground;
 	int		 debug;
 	int		 check_only;
+	int		 check_cloud;	/* --check */
 	int		 verbose;
 };
+
+#define OPT_CHECK	256
 
 static void __attribute__((noreturn))
 usage(void)
 {
 	fprintf(stderr,
-	    "usage: qscaled [-dfnv] [-c file]\n"
+	    "usage: qscaled [-dfnv] [--check] [-c file]\n"
 	    "  -c file   configuration file (default %s)\n"
 	    "  -f        stay in the foreground\n"
 	    "  -d        debug: foreground, debug level, log to stderr\n"
 	    "  -n        check the configuration and exit\n"
 	    "  -v        with -n, print the normalised configuration\n"
+	    "  --check   try the configuration against AWS (credentials, a\n"
+	    "            dry-run launch per resource and subnet) and exit\n"
 	    "  -V        print the version and exit\n",
 	    QS_DEFAULT_CONF);
 	exit(1);
@@ -53,6 +58,7 @@ parse_args(int argc, char **argv, struct opts *o)
 		{ "config", required_argument, NULL, 'c' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
+		{ "check", no_argument, NULL, OPT_CHECK },
 		{ NULL, 0, NULL, 0 }
 	};
 	int	 ch;
@@ -81,6 +87,9 @@ parse_args(int argc, char **argv, struct opts *o)
 		case 'V':
 			printf("qscaled %s\n", QSCALE_VERSION);
 			exit(0);
+		case OPT_CHECK:
+			o->check_cloud = 1;
+			break;
 		default:
 			usage();
 		}
@@ -247,6 +256,14 @@ main(int argc, char **argv)
 	log_init("qscaled", LOG_LVL_INFO, 1);
 	conf = load_or_die(o.conf_path);
 	conf_register_secrets(conf);
+	if (o.check_cloud) {
+		int rc;
+
+		log_set_level(o.debug ? LOG_LVL_DEBUG : LOG_LVL_WARN);
+		rc = check_main(conf);
+		conf_free(conf);
+		return rc;
+	}
 	if (o.check_only) {
 		if (o.verbose) {
 			char *text = conf_print(conf, 0);

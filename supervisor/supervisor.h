@@ -130,4 +130,10 @@ void		 logsink_unsubscribe(void *);
 int		 control_listen(struct sup *, const char *, char *, size_t);
 void		 control_close(void);
 
+/* check.c: qscaled --check */
+struct http_client;
+int		 check_main(const struct qscale_conf *);
+int		 check_aws(const struct qscale_conf *, struct event_base *,
+		    struct http_client *);
+
 #endif /* QSCALE_SUPERVISOR_H */
