@@ -244,18 +244,21 @@ add_groups(struct ec2_params *p, const struct ec2_launch *l)
 	}
 }
 
+/*
+ * The root volume, when a size is set.  A type alone maps nothing: a
+ * mapping without a size is refused unless the device is the AMI's
+ * root device, which qscale cannot know.
+ */
 static void
 add_ebs(struct ec2_params *p, const struct ec2_launch *l)
 {
-	if (l->ebs_size_gb <= 0 && (l->ebs_type == NULL || *l->ebs_type ==
-	    '\0'))
+	if (l->ebs_size_gb <= 0)
 		return;
 	ec2_params_add(p, "BlockDeviceMapping.1.DeviceName",
 	    l->ebs_device != NULL && *l->ebs_device != '\0' ? l->ebs_device :
 	    "/dev/xvda");
-	if (l->ebs_size_gb > 0)
-		ec2_params_addf(p, "BlockDeviceMapping.1.Ebs.VolumeSize", "%d",
-		    l->ebs_size_gb);
+	ec2_params_addf(p, "BlockDeviceMapping.1.Ebs.VolumeSize", "%d",
+	    l->ebs_size_gb);
 	if (l->ebs_type != NULL && *l->ebs_type != '\0')
 		ec2_params_add(p, "BlockDeviceMapping.1.Ebs.VolumeType",
 		    l->ebs_type);

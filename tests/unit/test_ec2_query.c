@@ -164,14 +164,21 @@ test_run_instances_variants(void **state)
 	want(&p, "MetadataOptions.HttpTokens", "required");
 	ec2_params_clear(&p);
 
-	/* a volume type alone still maps the root device */
+	/* a volume type without a size maps nothing (the AMI's volume) */
 	full_launch(&l);
 	l.ebs_size_gb = 0;
+	assert_int_equal(ec2_build_run_instances(&l, &p, err, sizeof(err)), 0);
+	absent(&p, "BlockDeviceMapping.1.DeviceName");
+	absent(&p, "BlockDeviceMapping.1.Ebs.VolumeType");
+	ec2_params_clear(&p);
+	/* a size without a device: /dev/xvda */
+	full_launch(&l);
 	l.ebs_device = NULL;
+	l.ebs_type = NULL;
 	assert_int_equal(ec2_build_run_instances(&l, &p, err, sizeof(err)), 0);
 	want(&p, "BlockDeviceMapping.1.DeviceName", "/dev/xvda");
-	want(&p, "BlockDeviceMapping.1.Ebs.VolumeType", "gp3");
-	absent(&p, "BlockDeviceMapping.1.Ebs.VolumeSize");
+	want(&p, "BlockDeviceMapping.1.Ebs.VolumeSize", "100");
+	absent(&p, "BlockDeviceMapping.1.Ebs.VolumeType");
 	ec2_params_clear(&p);
 }
 
