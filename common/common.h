@@ -226,6 +226,7 @@ char		*conf_resource_fingerprint(const struct qscale_conf *,
 		    size_t);
 const struct conf_resource *conf_resource_find(const struct qscale_conf *,
 		    const char *);
+const char	*conf_origin(const struct qscale_conf *, const char *);
 
 /* http.c */
 

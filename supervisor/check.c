@@ -122,14 +122,18 @@ op_res(const struct check_op *op)
 }
 
 /*
- * Where key was set: the resource block's place (the finest the
- * configuration records per resource), or the file.
+ * Where a key was set ("FILE:LINE", "environment VAR"), as the
+ * configuration recorded it, else where its resource block starts.
  */
 static void
 key_where(const struct check_aws *ca, const struct conf_resource *r,
-    char *buf, size_t len)
+    const char *key, char *buf, size_t len)
 {
-	if (r != NULL && r->file != NULL)
+	const char	*o = key != NULL ? conf_origin(ca->conf, key) : NULL;
+
+	if (o != NULL && strcmp(o, "default") != 0)
+		snprintf(buf, len, "%s", o);
+	else if (r != NULL && r->file != NULL)
 		snprintf(buf, len, "%s:%d", r->file, r->line);
 	else
 		snprintf(buf, len, "%s", ca->conf->file != NULL ?
@@ -190,20 +194,21 @@ profile_key(const struct check_op *op, char *buf, size_t len)
 {
 	const struct conf_resource	*r = op_res(op);
 	const struct conf_iam_profile	*p;
-	char				 where[256];
+	char				 key[160], where[256];
 
 	if (r != NULL && (r->iam_instance_profile.arn != NULL ||
 	    r->iam_instance_profile.name != NULL)) {
 		p = &r->iam_instance_profile;
-		key_where(op->ca, r, where, sizeof(where));
-		snprintf(buf, len, "resources.%s.iam_instance_profile.%s, %s",
-		    r->name, p->arn != NULL ? "arn" : "name", where);
+		snprintf(key, sizeof(key), "resources.%s.iam_instance_profile."
+		    "%s", r->name, p->arn != NULL ? "arn" : "name");
 	} else {
 		p = &op->ca->conf->iam_instance_profile;
-		key_where(op->ca, NULL, where, sizeof(where));
-		snprintf(buf, len, "iam_instance_profile.%s, %s",
-		    p->arn != NULL ? "arn" : "name", where);
+		snprintf(key, sizeof(key), "iam_instance_profile.%s",
+		    p->arn != NULL ? "arn" : "name");
+		r = NULL;
 	}
+	key_where(op->ca, r, key, where, sizeof(where));
+	snprintf(buf, len, "%s, %s", key, where);
 }
 
 /* The resource key an error points at: "subnets[1]", "ami", ... */
@@ -270,7 +275,8 @@ fault_key(const struct check_op *op, const struct ec2_error *e,
 {
 	const struct conf_resource	*r = op_res(op);
 	const char			*c = e->code;
-	char				 key[64], where[256];
+	char				 key[64], full[160], where[256];
+	char				*bracket;
 
 	buf[0] = '\0';
 	if (code_is(c, auth_codes) || (e->cls == EC2_ERR_AUTH && *c == '\0'))
@@ -288,13 +294,22 @@ fault_key(const struct check_op *op, const struct ec2_error *e,
 	else if (code_starts(c, "InvalidUserData"))
 		snprintf(buf, len, "the startup script (agent.*)");
 	else if (res_key(op, e, key, sizeof(key)) == 0) {
-		key_where(op->ca, r, where, sizeof(where));
+		/* the origin is recorded for the list, not its elements */
+		snprintf(full, sizeof(full), "resources.%s.%s", r->name, key);
+		if ((bracket = strchr(full, '[')) != NULL)
+			*bracket = '\0';
+		key_where(op->ca, r, full, where, sizeof(where));
 		snprintf(buf, len, "resources.%s.%s, %s", r->name, key, where);
 	} else if (r != NULL && (code_starts(c, "InvalidParameter") ||
 	    strcmp(c, "UnknownParameter") == 0) &&
 	    (r->custom_launch_spec != NULL ||
-	    op->ca->conf->custom_launch_spec != NULL))
-		snprintf(buf, len, "custom_launch_spec");
+	    op->ca->conf->custom_launch_spec != NULL)) {
+		snprintf(full, sizeof(full), "resources.%s.custom_launch_spec",
+		    r->name);
+		key_where(op->ca, r, r->custom_launch_spec != NULL ? full :
+		    "custom_launch_spec", where, sizeof(where));
+		snprintf(buf, len, "custom_launch_spec, %s", where);
+	}
 }
 
 static void

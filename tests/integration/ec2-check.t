@@ -121,8 +121,9 @@ rc=$?
 check "a bad subnet: exit 1" test "$rc" -eq 1
 line=$(grep '^FAIL resource gpu: subnet subnet-0deadbeef' "$T/subnet.out")
 diag "$line"
-check "it names InvalidSubnetID.NotFound, its class and resources.gpu.subnets[1] with file:line" \
-    sh -c "printf '%s' \"\$1\" | grep -qE \"InvalidSubnetID.NotFound \\(not found\\): .*subnet-0deadbeef.* \\[resources.gpu.subnets\\[1\\], $T/subnet.conf:[0-9]+\\]$\"" _ "$line"
+n=$(grep -n 'subnets = ' "$T/subnet.conf" | cut -d: -f1)
+check "it names InvalidSubnetID.NotFound, its class and resources.gpu.subnets[1] at $T/subnet.conf:$n" \
+    sh -c "printf '%s' \"\$1\" | grep -qE \"InvalidSubnetID.NotFound \\(not found\\): .*subnet-0deadbeef.* \\[resources.gpu.subnets\\[1\\], $T/subnet.conf:$n\\]$\"" _ "$line"
 check "the first subnet still passes" grep -q "^OK resource gpu: dry-run RunInstances in $SUB1 (spot)$" "$T/subnet.out"
 check "the last line counts the failures" grep -q '^[1-9][0-9]* checks\? failed$' "$T/subnet.out"
 
@@ -134,8 +135,9 @@ rc=$?
 check "a bad secret: exit 1" test "$rc" -eq 1
 line=$(grep '^FAIL resource gpu: dry-run RunInstances in' "$T/secret.out" | head -n 1)
 diag "$line"
-check "it names AuthFailure (auth) and the keys with file:line" \
-    sh -c "printf '%s' \"\$1\" | grep -qE \"AuthFailure \\(auth\\): .* \\[aws.access_key_id and aws.secret_access_key, $T/secret.conf:[0-9]+\\]$\"" _ "$line"
+n=$(grep -n 'access_key_id = ' "$T/secret.conf" | cut -d: -f1)
+check "it names AuthFailure (auth) and the keys at $T/secret.conf:$n" \
+    sh -c "printf '%s' \"\$1\" | grep -qE \"AuthFailure \\(auth\\): .* \\[aws.access_key_id and aws.secret_access_key, $T/secret.conf:$n\\]$\"" _ "$line"
 check "the secret is never printed" no_secret_in "$T/secret.out"
 
 # a missing group, AMI and instance profile at once
@@ -143,12 +145,14 @@ conf "$T/more.conf" "$SUB2" "$SK" sg-0nothere ami-00000000deadbeef no-such-profi
 "$QSCALED" --check -c "$T/more.conf" >"$T/more.out" 2>&1
 rc=$?
 check "a missing group, AMI and profile: exit 1" test "$rc" -eq 1
-check "the group: InvalidGroup.NotFound [resources.gpu.security_groups[0], ...]" \
-    grep -qE '^FAIL resource gpu: security group sg-0nothere: InvalidGroup.NotFound \(not found\): .* \[resources.gpu.security_groups\[0\], .*more.conf:[0-9]+\]$' "$T/more.out"
+n=$(grep -n 'security_groups = ' "$T/more.conf" | cut -d: -f1)
+check "the group: InvalidGroup.NotFound [resources.gpu.security_groups[0], more.conf:$n]" \
+    grep -qE "^FAIL resource gpu: security group sg-0nothere: InvalidGroup.NotFound \(not found\): .* \[resources.gpu.security_groups\[0\], $T/more.conf:$n\]$" "$T/more.out"
 check "the AMI: InvalidAMIID.NotFound [resources.gpu.ami, ...]" \
     grep -qE '^FAIL resource gpu: AMI ami-00000000deadbeef: InvalidAMIID.NotFound \(not found\): .* \[resources.gpu.ami, ' "$T/more.out"
-check "the profile: NoSuchEntity [iam_instance_profile.name, ...]" \
-    grep -qE '^FAIL resource cpu: dry-run RunInstances in zone us-east-1c \(on-demand\): NoSuchEntity \(not found\): .* \[iam_instance_profile.name, ' "$T/more.out"
+n=$(grep -n '^iam_instance_profile = ' "$T/more.conf" | cut -d: -f1)
+check "the profile: NoSuchEntity [iam_instance_profile.name, more.conf:$n]" \
+    grep -qE "^FAIL resource cpu: dry-run RunInstances in zone us-east-1c \(on-demand\): NoSuchEntity \(not found\): .* \[iam_instance_profile.name, $T/more.conf:$n\]$" "$T/more.out"
 
 # no credentials anywhere
 sed -e '/access_key_id = /d' -e '/secret_access_key = /d' "$T/good.conf" >"$T/nokeys.conf"
