@@ -661,9 +661,11 @@ desc_done(struct ec2_req *r, const struct ec2_error *err,
 		desc_finish(d, &e);
 		return;
 	}
-	d->v = xreallocarray(d->v, d->n + n, sizeof(*d->v));
-	memcpy(d->v + d->n, v, n * sizeof(*v));
-	d->n += n;
+	if (n > 0) {		/* an empty page has no array at all */
+		d->v = xreallocarray(d->v, d->n + n, sizeof(*d->v));
+		memcpy(d->v + d->n, v, n * sizeof(*v));
+		d->n += n;
+	}
 	free(v);
 	if (next != NULL && (str_eq(next, d->next) ||
 	    d->pages >= EC2_MAX_PAGES)) {
