@@ -457,6 +457,7 @@ imds_send(struct aws_creds_provider *p, const char *method, const char *path)
 	req.headers = headers;
 	req.timeout_ms = IMDS_TIMEOUT_MS;
 	req.max_body = IMDS_MAX_BODY;
+	req.no_proxy = 1;
 	p->call = http_request(p->http, &req, imds_done, p);
 	freezero_str(hdr);
 	free(url);
