@@ -699,10 +699,9 @@ apply_json(struct conf_ld *ld, const struct conf_key *k,
 	else if (n->type == CN_STR && *n->str != '\0') {
 		if ((j = cJSON_Parse(n->str)) == NULL) {
 			at = cJSON_GetErrorPtr();
-			ld_err_at(ld, n, "%s%s is not valid JSON (line %d of "
-			    "the string, offset %d)", w->show, k->path,
-			    json_error_line(n->str, at), at != NULL &&
-			    at >= n->str ? (int)(at - n->str) : 0);
+			ld_err_at(ld, n, "%s%s is not valid JSON (the error is "
+			    "on line %d of the string)", w->show, k->path,
+			    json_error_line(n->str, at));
 			return -1;
 		}
 		if (!cJSON_IsObject(j)) {
