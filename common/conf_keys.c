@@ -244,7 +244,8 @@ ck_name_ok(const char *s)
 	if (n == 0 || n > CONF_NAME_MAX)
 		return 0;
 	for (i = 0; i < n; i++)
-		if (!isalnum((unsigned char)s[i]) && strchr("_.-", s[i]) == NULL)
+		if (!isalnum((unsigned char)s[i]) &&
+		    strchr("_.-", s[i]) == NULL)
 			return 0;
 	return 1;
 }

@@ -449,6 +449,10 @@ test_errors(void **state)
 {
 	static const struct err_case cases[] = {
 		{ CML ONE "name = \"x\";\nfoo = ;\n", "foo", "syntax error" },
+		{ CML ONE "name = \"x\"\n \"y\nz;\n", "\"y", "unterminated "
+		    "string (it starts on this line)" },
+		{ CML ONE "/* a\n * b\n", "/* a", "unterminated comment (it "
+		    "starts on this line)" },
 		{ CML "resources = ( { name = \"gpu\"; queue = \"gpu\"; "
 		    "instance_type = \"t3.micro\"; ami = \"ami-1\";\n"
 		    "  max_instances = \"two\"; } );\n", "max_instances",
@@ -492,7 +496,8 @@ test_errors(void **state)
 		    "'polling_interval'?)" },
 		{ CML ONE "aws = { regin = \"x\"; };\n", "regin",
 		    "unknown key 'aws.regin' (did you mean 'aws.region'?)" },
-		{ CML ONE "api_server = \"http://x\";\n", "api_server = \"http://x",
+		{ CML ONE "api_server = \"http://x\";\n",
+		    "api_server = \"http://x",
 		    "unknown key 'api_server' (did you mean "
 		    "'clearml.api_server'?)" },
 		{ CML "resources = ( { name = \"gpu\"; queue = \"gpu\"; "
@@ -730,6 +735,9 @@ test_json_form(void **state)
 	    "value of \"a\" must be a string, not an integer");
 	fail_at("dupkey.json", text, "\"tags\"", "unknown key 'polling' in "
 	    "resource \"gpu\"");
+	fail_at("dot.json", "{\n \"clearml.api_server\": \"http://x\" }\n",
+	    "clearml.", "bad key 'clearml.api_server': write nested keys as "
+	    "groups, as in clearml = { api_server = ...; }");
 }
 
 static void
