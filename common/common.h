@@ -137,7 +137,7 @@ struct conf_resource {
 	struct conf_ebs	 ebs;
 	char		*docker_image;	/* NULL: agent.docker_image */
 	struct conf_iam_profile	 iam_instance_profile;	/* NULLs: global */
-	cJSON		*custom_launch_spec;	/* the resource's own, or NULL */
+	cJSON		*custom_launch_spec;	/* its own, or NULL */
 	const char	*file;		/* where the block was read */
 	int		 line;
 
@@ -147,7 +147,7 @@ struct conf_resource {
 	 */
 	const char	*eff_docker_image;	/* or NULL: none */
 	const struct conf_iam_profile *eff_iam_instance_profile;
-	cJSON		*eff_launch_spec;	/* global merged with own, or NULL */
+	cJSON		*eff_launch_spec;	/* global + own, or NULL */
 };
 
 struct conf_clearml {
@@ -224,13 +224,13 @@ struct qscale_conf {
 	cJSON		*custom_launch_spec;	/* object or NULL */
 	struct conf_resource	*resources;
 	size_t		 nresources;
-	char		*status_listen;		/* "host:port"; NULL: disabled */
+	char		*status_listen;		/* "host:port"; NULL: off */
 	int		 status_loopback;	/* it is a loopback address */
 	char		*control_socket;
 
 	struct conf_origin	*origins;
 	size_t		 norigins;
-	char		**srcfiles;		/* every file read, main first */
+	char		**srcfiles;		/* files read, main first */
 	size_t		 nsrcfiles;
 };
 

@@ -61,6 +61,13 @@ struct ld_err {
 	char		*msg;
 };
 
+/* Which node last set each key: checks across keys cite its line. */
+struct ld_where {
+	char			*key;
+	const struct cnode	*node;
+	int			 failed;	/* a value was refused */
+};
+
 /* The loader's state, for one conf_load(). */
 struct conf_ld {
 	const char		*path;
@@ -69,6 +76,8 @@ struct conf_ld {
 	struct ld_err		*errs;
 	size_t			 nerrs;
 	struct qscale_conf	*conf;		/* being built */
+	struct ld_where		*wheres;
+	size_t			 nwheres;
 };
 
 void		 ld_err(struct conf_ld *, const char *, int, const char *,
@@ -136,9 +145,9 @@ extern const size_t		conf_naliases;
 
 /* How ck_apply() should record what it did. */
 struct ck_where {
-	const char	*show;		/* message prefix: "resource \"gpu\": " */
-	const char	*keypfx;	/* origin key prefix: "resources.gpu." */
-	const char	*origin;	/* NULL: validate only, record nothing */
+	const char	*show;		/* message prefix, "resource \"a\": " */
+	const char	*keypfx;	/* of origin keys: "resources.gpu." */
+	const char	*origin;	/* NULL: only check, record nothing */
 };
 
 const struct conf_key *ck_find(const struct conf_key *, size_t,

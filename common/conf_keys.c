@@ -244,7 +244,8 @@ ck_name_ok(const char *s)
 	if (n == 0 || n > CONF_NAME_MAX)
 		return 0;
 	for (i = 0; i < n; i++)
-		if (!isalnum((unsigned char)s[i]) && strchr("_.-", s[i]) == NULL)
+		if (!isalnum((unsigned char)s[i]) &&
+		    strchr("_.-", s[i]) == NULL)
 			return 0;
 	return 1;
 }
@@ -699,10 +700,9 @@ apply_json(struct conf_ld *ld, const struct conf_key *k,
 	else if (n->type == CN_STR && *n->str != '\0') {
 		if ((j = cJSON_Parse(n->str)) == NULL) {
 			at = cJSON_GetErrorPtr();
-			ld_err_at(ld, n, "%s%s is not valid JSON (line %d of "
-			    "the string, offset %d)", w->show, k->path,
-			    json_error_line(n->str, at), at != NULL &&
-			    at >= n->str ? (int)(at - n->str) : 0);
+			ld_err_at(ld, n, "%s%s is not valid JSON (the error is "
+			    "on line %d of the string)", w->show, k->path,
+			    json_error_line(n->str, at));
 			return -1;
 		}
 		if (!cJSON_IsObject(j)) {

@@ -340,7 +340,8 @@ expand_include(struct conf_ld *ld, struct expand *x, const char *file,
 	for (i = 0; i < x->depth; i++) {
 		if (strcmp(x->stack[i], path) == 0) {
 			ld_err(ld, file, line, "@include \"%s\": includes "
-			    "itself (through %s)", name, x->stack[x->depth - 1]);
+			    "itself (through %s)", name,
+			    x->stack[x->depth - 1]);
 			free(path);
 			return -1;
 		}
@@ -361,12 +362,12 @@ expand_file(struct conf_ld *ld, struct expand *x, const char *path,
     const char *from, int from_line)
 {
 	struct ld_file	*lf;
-	enum lex_state	 st = LX_CODE;
+	enum lex_state	 st = LX_CODE, was;
 	const char	*why, *p, *eol, *fname;
 	char		*text, *name;
 	size_t		 len;
 	mode_t		 mode;
-	int		 line = 0, bad, rc = 0;
+	int		 line = 0, bad, rc = 0, opened = 0;
 
 	if ((text = read_text(path, &len, &mode, &why)) == NULL) {
 		if (from != NULL)
@@ -386,8 +387,10 @@ expand_file(struct conf_ld *ld, struct expand *x, const char *path,
 		if (eol == NULL)
 			eol = p + strlen(p);
 		line++;
-		name = st == LX_CODE ? include_name(p, (size_t)(eol - p), &bad) :
-		    NULL;
+		name = NULL;
+		bad = 0;
+		if (st == LX_CODE)
+			name = include_name(p, (size_t)(eol - p), &bad);
 		if (name != NULL) {
 			rc = expand_include(ld, x, fname, line, name);
 			free(name);
@@ -399,8 +402,17 @@ expand_file(struct conf_ld *ld, struct expand *x, const char *path,
 			rc = -1;
 			break;
 		}
+		was = st;
 		lex_line(ld, p, (size_t)(eol - p), &st, fname, line);
+		if (st != LX_CODE && st != was)
+			opened = line;
 		expand_line(x, p, (size_t)(eol - p), fname, line);
+	}
+	/* libconfig 1.5 takes a string left open at the end as closed */
+	if (rc == 0 && st != LX_CODE) {
+		ld_err(ld, fname, opened, "unterminated %s (it starts on this "
+		    "line)", st == LX_STRING ? "string" : "comment");
+		rc = -1;
 	}
 	x->depth--;
 	free(text);
@@ -452,7 +464,8 @@ cnode_member(const struct cnode *g, const char *name)
 	if (g == NULL || g->type != CN_GROUP)
 		return NULL;
 	for (i = 0; i < g->nkid; i++)
-		if (g->kid[i]->name != NULL && strcmp(g->kid[i]->name, name) == 0)
+		if (g->kid[i]->name != NULL &&
+		    strcmp(g->kid[i]->name, name) == 0)
 			return g->kid[i];
 	return NULL;
 }
@@ -734,8 +747,9 @@ cnode_from_json(const cJSON *j, const char *file, struct jlines *jl)
 		t = CN_BOOL;
 	else if (cJSON_IsNumber(j)) {
 		d = j->valuedouble;
-		t = isfinite(d) && d == floor(d) && fabs(d) < 9007199254740992.0 ?
-		    CN_INT : CN_FLOAT;
+		/* integral and exact in a double: an integer */
+		t = isfinite(d) && d == floor(d) &&
+		    fabs(d) < 9007199254740992.0 ? CN_INT : CN_FLOAT;
 	} else
 		t = CN_NULL;
 	n = cnode_new(t, j->string, file, line);

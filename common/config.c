@@ -47,14 +47,6 @@ static const char *const defaults_extra[] = { "resource", NULL };
 static const char *const match_extra[] = { "workers_prefix", "resource",
     NULL };
 
-/* Which node last set each key: checks across keys cite its line. */
-struct ld_where {
-	char			*key;
-	const struct cnode	*node;
-	int			 failed;	/* a value was refused */
-};
-static struct ld_where	*wheres;
-static size_t		 nwheres;
 
 void
 conf_origin_set(struct qscale_conf *conf, const char *key,
@@ -97,68 +89,71 @@ conf_origin(const struct qscale_conf *conf, const char *key)
 }
 
 static void
-where_set(const char *key, const struct cnode *n, int failed)
+where_set(struct conf_ld *ld, const char *key, const struct cnode *n,
+    int failed)
 {
 	size_t	 i;
 
-	for (i = 0; i < nwheres; i++)
-		if (strcmp(wheres[i].key, key) == 0)
+	for (i = 0; i < ld->nwheres; i++)
+		if (strcmp(ld->wheres[i].key, key) == 0)
 			break;
-	if (i == nwheres) {
-		wheres = xreallocarray(wheres, nwheres + 1, sizeof(*wheres));
-		wheres[nwheres].key = xstrdup(key);
-		wheres[nwheres].node = NULL;
-		wheres[nwheres++].failed = 0;
+	if (i == ld->nwheres) {
+		ld->wheres = xreallocarray(ld->wheres, ld->nwheres + 1,
+		    sizeof(*ld->wheres));
+		ld->wheres[ld->nwheres].key = xstrdup(key);
+		ld->wheres[ld->nwheres].node = NULL;
+		ld->wheres[ld->nwheres++].failed = 0;
 	}
 	if (failed)
-		wheres[i].failed = 1;
+		ld->wheres[i].failed = 1;
 	else
-		wheres[i].node = n;
+		ld->wheres[i].node = n;
 }
 
 /* A key whose value was refused: no "is required" on top of that. */
 static int
-where_failed(const char *key)
+where_failed(struct conf_ld *ld, const char *key)
 {
 	size_t	 i;
 
-	for (i = 0; i < nwheres; i++)
-		if (strcmp(wheres[i].key, key) == 0)
-			return wheres[i].failed;
+	for (i = 0; i < ld->nwheres; i++)
+		if (strcmp(ld->wheres[i].key, key) == 0)
+			return ld->wheres[i].failed;
 	return 0;
 }
 
 static const struct cnode *
-where_of(const char *key)
+where_of(struct conf_ld *ld, const char *key)
 {
 	size_t	 i;
 
-	for (i = 0; i < nwheres; i++)
-		if (strcmp(wheres[i].key, key) == 0)
-			return wheres[i].node;
+	for (i = 0; i < ld->nwheres; i++)
+		if (strcmp(ld->wheres[i].key, key) == 0)
+			return ld->wheres[i].node;
 	return NULL;
 }
 
 static void
-where_clear(void)
+where_clear(struct conf_ld *ld)
 {
 	size_t	 i;
 
-	for (i = 0; i < nwheres; i++)
-		free(wheres[i].key);
-	free(wheres);
-	wheres = NULL;
-	nwheres = 0;
+	for (i = 0; i < ld->nwheres; i++)
+		free(ld->wheres[i].key);
+	free(ld->wheres);
+	ld->wheres = NULL;
+	ld->nwheres = 0;
 }
 
 static int
-where_failed_in(const char *pfx, const char *path)
+where_failed_in(struct conf_ld *ld, const char *pfx,
+    const char *path)
 {
 	char	*key;
 	int	 rc;
 
 	xasprintf(&key, "%s%s", pfx, path);
-	rc = where_failed(key);
+	rc = where_failed(ld, key);
 	free(key);
 	return rc;
 }
@@ -211,6 +206,13 @@ check_members(struct conf_ld *ld, const struct cnode *g, const char *prefix,
 			    g->kid[j]->line);
 			continue;
 		}
+		if (strchr(kid->name, '.') != NULL) {
+			/* a JSON name; lookups split paths at dots */
+			ld_err_at(ld, kid, "bad key '%s'%s: write nested keys "
+			    "as groups, as in clearml = { api_server = ...; }",
+			    kid->name, sc->in);
+			continue;
+		}
 		xasprintf(&path, "%s%s%s", prefix, *prefix ? "." : "",
 		    kid->name);
 		alias = sc->tab == conf_global_keys ? ck_alias_of(path) : NULL;
@@ -218,7 +220,8 @@ check_members(struct conf_ld *ld, const struct cnode *g, const char *prefix,
 		if (*prefix == '\0' && in_list(sc->extra, kid->name))
 			;
 		else if (*prefix == '\0' && in_list(sc->refused, kid->name))
-			ld_err_at(ld, kid, "'%s' cannot be set%s", path, sc->in);
+			ld_err_at(ld, kid, "'%s' cannot be set%s", path,
+			    sc->in);
 		else if (k != NULL) {
 			if (sc->layer && (k->flags & CK_TOPONLY))
 				ld_err_at(ld, kid, "'%s' cannot be set%s, only "
@@ -286,7 +289,7 @@ apply_node(struct conf_ld *ld, const struct conf_key *k,
 	rc = ck_apply(ld, k, n, base, &w);
 	if (origin != NULL || rc == -1) {
 		xasprintf(&key, "%s%s", keypfx, k->path);
-		where_set(key, n, rc == -1);
+		where_set(ld, key, n, rc == -1);
 		free(key);
 	}
 	free(origin);
@@ -352,7 +355,7 @@ apply_env(struct conf_ld *ld, const struct conf_key *k, const char *var)
 	w.keypfx = "";
 	w.origin = origin;
 	if (ck_apply(ld, k, n, ld->conf, &w) == -1)
-		where_set(k->path, NULL, 1);
+		where_set(ld, k->path, NULL, 1);
 	free(show);
 	free(origin);
 	cnode_free(n);
@@ -440,7 +443,7 @@ check_required(struct conf_ld *ld, const struct cnode *root)
 	for (i = 0; i < conf_nglobal_keys; i++) {
 		k = &conf_global_keys[i];
 		if (!(k->flags & CK_REQUIRED) || ck_is_set(k, ld->conf) ||
-		    where_failed(k->path))
+		    where_failed(ld, k->path))
 			continue;
 		file = group_line_of(root, k->path, &line);
 		if (k->env[0] != NULL)
@@ -491,7 +494,7 @@ apply_resource(struct conf_ld *ld, const struct layer *L, size_t nl,
 		if ((n = cnode_lookup(e, k->path)) != NULL)
 			apply_node(ld, k, n, r, &L[nl - 1], show, pfx);
 		if ((k->flags & CK_REQUIRED) && !ck_is_set(k, r) &&
-		    !where_failed_in(pfx, k->path))
+		    !where_failed_in(ld, pfx, k->path))
 			ld_err_at(ld, e, "%s%s is required", show, k->path);
 	}
 	free(show);
@@ -679,7 +682,8 @@ build_layers(struct conf_ld *ld, const struct cnode *root, size_t *nlp)
 	}
 	if (m != NULL && m->type != CN_LIST)
 		ld_err_at(ld, m, "match must be a list ( { workers_prefix = "
-		    "\"REGEX\"; ... }, ... ), not %s", cnode_type_name(m->type));
+		    "\"REGEX\"; ... }, ... ), not %s",
+		    cnode_type_name(m->type));
 	for (i = 0; m != NULL && m->type == CN_LIST && i < m->nkid; i++) {
 		if (match_layer(ld, m->kid[i], prefix, &L[nl]) == -1)
 			continue;
@@ -699,30 +703,31 @@ check_pairs(struct conf_ld *ld)
 	struct qscale_conf	*c = ld->conf;
 	const struct cnode	*n;
 
-	if (where_failed("aws.access_key_id") ||
-	    where_failed("aws.secret_access_key") ||
-	    where_failed("aws.session_token"))
+	if (where_failed(ld, "aws.access_key_id") ||
+	    where_failed(ld, "aws.secret_access_key") ||
+	    where_failed(ld, "aws.session_token"))
 		;
 	else if ((c->aws.access_key_id == NULL) !=
 	    (c->aws.secret_access_key == NULL)) {
-		n = where_of(c->aws.access_key_id ? "aws.access_key_id" :
+		n = where_of(ld, c->aws.access_key_id ? "aws.access_key_id" :
 		    "aws.secret_access_key");
 		ld_err_at(ld, n, "aws.access_key_id and aws.secret_access_key "
 		    "go together: set both or neither");
 	} else if (c->aws.session_token != NULL &&
 	    c->aws.access_key_id == NULL)
-		ld_err_at(ld, where_of("aws.session_token"), "aws.session_token "
-		    "needs aws.access_key_id and aws.secret_access_key");
-	if (!where_failed("agent.secret_key") &&
+		ld_err_at(ld, where_of(ld, "aws.session_token"),
+		    "aws.session_token needs aws.access_key_id and "
+		    "aws.secret_access_key");
+	if (!where_failed(ld, "agent.secret_key") &&
 	    (c->agent.access_key == NULL) != (c->agent.secret_key == NULL)) {
-		n = where_of(c->agent.access_key ? "agent.access_key" :
+		n = where_of(ld, c->agent.access_key ? "agent.access_key" :
 		    "agent.secret_key");
 		ld_err_at(ld, n, "agent.access_key and agent.secret_key go "
 		    "together: set both or neither (neither: the agents use "
 		    "clearml.access_key and clearml.secret_key)");
 	}
 	if (c->aws.retry_base_delay > c->aws.retry_max_delay)
-		ld_err_at(ld, where_of("aws.retry_base_delay"),
+		ld_err_at(ld, where_of(ld, "aws.retry_base_delay"),
 		    "aws.retry_base_delay is longer than aws.retry_max_delay");
 }
 
@@ -845,7 +850,7 @@ conf_load(const char *path, struct conf_errors *errs)
 		load_tree(&ld, root);
 		cnode_free(root);
 	}
-	where_clear();
+	where_clear(&ld);
 	check_secrecy(&ld);
 	conf->srcfiles = xcalloc(ld.nfiles, sizeof(*conf->srcfiles));
 	for (i = 0; i < ld.nfiles; i++)
