@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2016
 # The files that run qscale as a service, checked with the tools that
 # read them and against the programs they describe: the init script
 # (shellcheck, LSB header), the systemd unit (systemd-analyze, and its
@@ -102,27 +103,35 @@ unit_cmd() {
 	    sed -e "s|/usr/local/sbin/qscaled|$QSCALED|" \
 	    -e "s|\${CONF}|$T/qscale.conf|" -e "s|\$MAINPID|${3:-}|"
 }
-# shellcheck disable=SC2046
-$(unit_cmd ExecStartPre) >"$T/pre.out" 2>&1
+# unit_run KEY [N [MAINPID]]: that command line, split into words as
+# systemd splits these simple ones.
+unit_run() {
+	local -a argv
+	read -r -a argv <<<"$(unit_cmd "$@")"
+	"${argv[@]}"
+}
+unit_exec() {
+	local -a argv
+	read -r -a argv <<<"$(unit_cmd "$@")"
+	exec "${argv[@]}"
+}
+unit_run ExecStartPre >"$T/pre.out" 2>&1
 check "the unit's ExecStartPre passes a good configuration" test $? -eq 0
 sed -i 's/^polling_interval = "1s";/polling_interval = "soon";/' "$T/qscale.conf"
-# shellcheck disable=SC2046
-$(unit_cmd ExecStartPre) >"$T/pre.out" 2>&1
+unit_run ExecStartPre >"$T/pre.out" 2>&1
 rc=$?
 check "the unit's ExecStartPre fails a broken one" test "$rc" -ne 0
 check "with qscaled's FILE:LINE error" grep -q "^$T/qscale.conf:3:" "$T/pre.out"
 cp "$T/good.conf" "$T/qscale.conf"
-# shellcheck disable=SC2046
-$(unit_cmd ExecStart) >"$T/unit.out" 2>&1 &
+unit_exec ExecStart >"$T/unit.out" 2>&1 &
 SUP_PID=$!
 on_exit stop_qscaled
 check "the unit's ExecStart runs qscaled in the foreground" \
     wait_for 10 test -S "$T/run/control.socket"
 check "as the process systemd would track (MAINPID)" \
     test "$(cat "$T/run/qscaled.pid" 2>/dev/null)" = "$SUP_PID"
-# shellcheck disable=SC2046
-$(unit_cmd ExecReload 1 "$SUP_PID") >/dev/null 2>&1 &&
-    $(unit_cmd ExecReload 2 "$SUP_PID")
+unit_run ExecReload 1 "$SUP_PID" >/dev/null 2>&1 &&
+    unit_run ExecReload 2 "$SUP_PID"
 check "the unit's ExecReload lines run" test $? -eq 0
 check "and qscaled reloads" \
     wait_for 5 grep -q 'configuration reloaded' "$T/log/qscaled.log"
@@ -221,13 +230,14 @@ check "qscalectl(8) gives the socket lookup order -s, -c, \$QSCALE_SOCKET, defau
 # ... and it is the order qscalectl follows.
 sock() { "$QSCALECTL" "$@" status 2>&1 | sed -n 's/.*no qscaled answers on \([^:]*\):.*/\1/p'; }
 write_conf "$T/ctl.conf" gpu
+sed -i "s|$T/run/control.socket|$T/ctl/control.socket|" "$T/ctl.conf"
 check "qscalectl: the default socket is /run/qscale/control.socket" \
     test "$(env -u QSCALE_SOCKET "$QSCALECTL" status 2>&1 |
     sed -n 's/.*answers on \([^:]*\):.*/\1/p')" = /run/qscale/control.socket
 export QSCALE_SOCKET=$T/env.sock
 check "qscalectl: \$QSCALE_SOCKET comes before the default" test "$(sock)" = "$T/env.sock"
 check "qscalectl: -c comes before \$QSCALE_SOCKET" \
-    test "$(sock -c "$T/ctl.conf")" = "$T/run/control.socket"
+    test "$(sock -c "$T/ctl.conf")" = "$T/ctl/control.socket"
 check "qscalectl: -s comes before \$QSCALE_SOCKET" \
     test "$(sock -s "$T/s.sock")" = "$T/s.sock"
 unset QSCALE_SOCKET
@@ -383,6 +393,7 @@ quiet "the dashboard is importable: a DS_PROMETHEUS input, every panel on it, un
      else "variable \(.name): datasource" end)' "$G"
 jq -r '[.. | objects | .expr? // empty], [.templating.list[]?.query.query? // empty] | .[]' \
     "$G" >"$T/exprs"
+# shellcheck disable=SC2086
 python3 - "$T/exprs" $METRICS >"$T/metrics.out" 2>&1 <<'EOF'
 import re, sys
 exprs = [l for l in open(sys.argv[1]).read().splitlines() if l.strip()]
@@ -468,7 +479,7 @@ client=$(cat "$QSCALE_TOP"/common/ec2*.c 2>/dev/null |
 if [ -z "$client" ]; then
 	skip "the EC2 client's actions: the client is not in the tree yet"
 else
-	check "the policy's EC2 actions are the ones the EC2 client calls ($(echo $client))" \
+	check "the policy's EC2 actions are the ones the EC2 client calls ($(echo "$client" | tr '\n' ' '))" \
 	    test "$(printf '%s\n' "$actions" | grep '^ec2:')" = "$client"
 fi
 quiet "the policy's conditions are least privilege" jq -r '

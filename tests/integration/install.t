@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2016
 # make install DESTDIR=$T/root PREFIX=/usr puts every file where the
 # manuals' FILES sections say, with the right modes, rewrites the paths
 # the files name, never touches a qscale.conf; make uninstall takes away
@@ -96,7 +97,7 @@ check "but updates the example" \
 mk "$R" /usr uninstall
 check "make uninstall exits 0" test $? -eq 0
 rest=$(cd "$R" && find . -type f | sed 's|^\.||')
-check "make uninstall removes every file install put ($(echo $rest))" \
+check "make uninstall removes every file install put ($(echo "$rest" | tr '\n' ' '))" \
     test "$rest" = /etc/qscale/qscale.conf
 check "and the data directory" test ! -e "$R/usr/share/qscale"
 check "but keeps /etc/qscale, which holds qscale.conf" test -d "$R/etc/qscale"
