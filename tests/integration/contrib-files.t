@@ -332,7 +332,14 @@ EOF
 check "qscale.conf(5) documents every key with qscaled's default ($(wc -l <"$T/keys.out") problems)" \
     test ! -s "$T/keys.out"
 [ ! -s "$T/keys.out" ] || diag "$(cat "$T/keys.out")"
-envs=$(cat "$QSCALE_TOP"/common/conf*.c | grep -oE '"(CLEARML|AWS)_[A-Z0-9_]+"' | tr -d '"' | sort -u)
+# The environment qscaled reads: the key table's variables and every
+# getenv() of the daemon's code.
+envs=$({
+	cat "$QSCALE_TOP"/common/conf_keys.c 2>/dev/null | grep -oE '"(CLEARML|AWS)_[A-Z0-9_]+"'
+	cat "$QSCALE_TOP"/common/*.c "$QSCALE_TOP"/supervisor/*.c \
+	    "$QSCALE_TOP"/worker/*.c 2>/dev/null | grep -oE 'getenv\("[A-Z][A-Z0-9_]*"\)' |
+	    grep -oE '"[A-Z0-9_]+"'
+} | tr -d '"' | grep -vx HOME | sort -u)
 check "the loader names environment variables" test -n "$envs"
 for e in $envs; do
 	check "qscale.conf(5) documents \$$e" \
@@ -464,22 +471,31 @@ fi
 P=$C/iam-policy.json
 check "the IAM policy is valid JSON" jqe . "$P"
 actions=$(jq -r '[.Statement[] | .Action | if type == "array" then .[] else . end] | unique | .[]' "$P")
+# What qscaled calls: the poll cycle's five, --check's look-ups, and
+# PassRole for the instance profile.
 want="ec2:CreateTags
+ec2:DescribeImages
 ec2:DescribeInstances
+ec2:DescribeKeyPairs
+ec2:DescribeSecurityGroups
+ec2:DescribeSubnets
 ec2:GetConsoleOutput
 ec2:RunInstances
 ec2:TerminateInstances
 iam:PassRole"
-check "the policy grants exactly RunInstances, DescribeInstances, TerminateInstances, CreateTags, GetConsoleOutput and PassRole" \
+check "the policy grants exactly the actions qscale calls ($(echo "$actions" | tr '\n' ' '))" \
     test "$actions" = "$want"
-# The EC2 actions the client calls, from its source once it is there.
-client=$(cat "$QSCALE_TOP"/common/ec2*.c 2>/dev/null |
+# The EC2 actions the code names, from its source once the client is in.
+client=""
+[ -f "$QSCALE_TOP/common/ec2.c" ] &&
+    client=$(cat "$QSCALE_TOP"/common/*.c "$QSCALE_TOP"/supervisor/*.c \
+    "$QSCALE_TOP"/worker/*.c 2>/dev/null |
     grep -oE '"(Describe|Run|Terminate|Create|Get|Start|Stop|Modify|Delete|Cancel|Attach|Detach|Associate)[A-Z][A-Za-z]*"' |
     grep -vE 'Response"|Result"' | tr -d '"' | sed 's/^/ec2:/' | sort -u)
 if [ -z "$client" ]; then
 	skip "the EC2 client's actions: the client is not in the tree yet"
 else
-	check "the policy's EC2 actions are the ones the EC2 client calls ($(echo "$client" | tr '\n' ' '))" \
+	check "the policy's EC2 actions are the ones the code calls ($(echo "$client" | tr '\n' ' '))" \
 	    test "$(printf '%s\n' "$actions" | grep '^ec2:')" = "$client"
 fi
 quiet "the policy's conditions are least privilege" jq -r '
@@ -496,8 +512,11 @@ quiet "the policy's conditions are least privilege" jq -r '
       (if (.Condition.StringEquals // {} | keys | any(test("^(aws|ec2):ResourceTag/qscale:autoscaler$")))
        then empty else "statement \(.Sid): terminate/console output without a qscale:autoscaler tag condition" end),
       (if (res | all(test(":instance/\\*$"))) then empty else "statement \(.Sid): not only instances" end)),
-    (.Statement[] | select(acts | index("ec2:DescribeInstances")) |
-      select((acts | length) > 1) | "statement \(.Sid): DescribeInstances shares a statement"),
+    (.Statement[] | select(acts | any(startswith("ec2:Describe"))) |
+      select(acts | any(startswith("ec2:Describe") | not)) |
+      "statement \(.Sid): a Describe action shares a statement with others"),
+    (.Statement[] | select(res | index("*")) | select(acts | any(startswith("ec2:Describe") | not)) |
+      "statement \(.Sid): Resource * for an action that can be scoped"),
     (.Statement[] | select(acts | index("iam:PassRole")) |
       (if (res | all(test("^arn:aws:iam::[0-9]{12}:role/"))) then empty else "PassRole not limited to a role" end),
       (if .Condition.StringEquals["iam:PassedToService"] == "ec2.amazonaws.com" then empty
