@@ -54,6 +54,8 @@ struct cml_req {
 	cml_json_fn		 done;		/* cml_call()'s, or */
 	cml_done_fn		 done_login;	/* cml_login()'s */
 	void			*arg;
+	void			(*drop)(void *);	/* frees arg when the
+						   callback never runs */
 };
 TAILQ_HEAD(cml_reqs, cml_req);
 
@@ -143,6 +145,8 @@ req_free(struct cml_req *req)
 		event_free(req->timer);
 	if (c->login == req)
 		c->login = NULL;
+	if (req->drop != NULL)
+		req->drop(req->arg);
 	cJSON_Delete(req->deferred_data);
 	free(req->body);
 	free(req);
@@ -322,6 +326,7 @@ req_complete(struct cml_req *req, const struct cml_error *err,
 {
 	if (err != NULL)
 		log_debug("clearml: %s", err->message);
+	req->drop = NULL;	/* the callback owns its argument now */
 	if (req->fn != NULL)
 		req->fn(req, err, data);
 	else if (req->done != NULL)
@@ -600,18 +605,27 @@ cml_login(struct cml_client *c, cml_done_fn done, void *arg)
  * POSTs params (NULL: {}) to <api_server>/<endpoint>; done gets the
  * envelope's data object.
  */
-int
-cml_call(struct cml_client *c, const char *endpoint, const cJSON *params,
-    cml_json_fn done, void *arg)
+static struct cml_req *
+call_start(struct cml_client *c, const char *endpoint, const cJSON *params,
+    cml_json_fn done, void *arg, void (*drop)(void *))
 {
 	struct cml_req	*req;
 
 	if (c == NULL || endpoint == NULL || done == NULL ||
 	    strlen(endpoint) >= sizeof(req->endpoint))
-		return -1;
+		return NULL;
 	req = req_new(c, endpoint, params, NULL, done, arg);
+	req->drop = drop;
 	req_dispatch(req);
-	return 0;
+	return req;
+}
+
+int
+cml_call(struct cml_client *c, const char *endpoint, const cJSON *params,
+    cml_json_fn done, void *arg)
+{
+	return call_start(c, endpoint, params, done, arg, NULL) != NULL ? 0 :
+	    -1;
 }
 
 /* The typed calls: a context carries the caller's callback. */
@@ -629,6 +643,7 @@ struct cml_ctx {
 	char			*task;		/* requeue */
 	char			*queue;
 	char			*reason;
+	void			(*drop_arg)(void *);	/* of arg */
 };
 
 static struct cml_ctx *
@@ -652,17 +667,30 @@ ctx_free(struct cml_ctx *x)
 	free(x);
 }
 
+/* When the client goes with the call, what the call held goes too. */
+static void
+ctx_drop(void *arg)
+{
+	struct cml_ctx	*x = arg;
+
+	if (x->drop_arg != NULL)
+		x->drop_arg(x->arg);
+	ctx_free(x);
+}
+
 /* Starts the call and gives params up; -1 frees the context. */
 static int
 ctx_call(struct cml_ctx *x, cJSON *params, cml_json_fn fn)
 {
-	int	 rc;
+	struct cml_req	*req;
 
-	rc = cml_call(x->c, x->endpoint, params, fn, x);
+	req = call_start(x->c, x->endpoint, params, fn, x, ctx_drop);
 	cJSON_Delete(params);
-	if (rc == -1)
+	if (req == NULL) {
 		ctx_free(x);
-	return rc;
+		return -1;
+	}
+	return 0;
 }
 
 /* A well-formed envelope around data we cannot read. */
@@ -905,6 +933,7 @@ cml_tasks_get_all(struct cml_client *c, const char *const *ids, size_t n,
 	if (n == 0) {
 		/* no ids would mean every task to the server */
 		req = req_new(c, x->endpoint, NULL, NULL, tasks_cb, x);
+		req->drop = ctx_drop;
 		req->deferred_data = cJSON_Parse("{\"tasks\":[]}");
 		req_timer(req, REQ_DEFERRED, 0);
 		return 0;
@@ -937,10 +966,9 @@ cml_task_get(struct cml_client *c, const char *task, cml_tasks_fn fn,
 	return ctx_call(x, p, tasks_cb);
 }
 
-/* Marks a task stopped whatever its status (force). */
-int
-cml_task_stopped(struct cml_client *c, const char *task, const char *reason,
-    cml_done_fn fn, void *arg)
+static int
+task_stopped(struct cml_client *c, const char *task, const char *reason,
+    cml_done_fn fn, void *arg, void (*drop_arg)(void *))
 {
 	struct cml_ctx	*x;
 	cJSON		*p;
@@ -949,12 +977,21 @@ cml_task_stopped(struct cml_client *c, const char *task, const char *reason,
 		return -1;
 	x = ctx_new(c, "tasks.stopped", arg);
 	x->done_fn = fn;
+	x->drop_arg = drop_arg;
 	p = cJSON_CreateObject();
 	cJSON_AddStringToObject(p, "task", task);
 	cJSON_AddBoolToObject(p, "force", 1);
 	cJSON_AddStringToObject(p, "status_reason", reason != NULL ? reason :
 	    "");
 	return ctx_call(x, p, done_cb);
+}
+
+/* Marks a task stopped whatever its status (force). */
+int
+cml_task_stopped(struct cml_client *c, const char *task, const char *reason,
+    cml_done_fn fn, void *arg)
+{
+	return task_stopped(c, task, reason, fn, arg, NULL);
 }
 
 /* Puts a task in a queue (by id); its status becomes queued. */
@@ -1011,7 +1048,8 @@ cml_task_requeue(struct cml_client *c, const char *task, const char *queue,
 	x->task = xstrdup(task);
 	x->queue = xstrdup(queue);
 	x->reason = xstrdup(reason != NULL ? reason : "");
-	if (cml_task_stopped(c, task, reason, requeue_stopped_cb, x) == -1) {
+	if (task_stopped(c, task, reason, requeue_stopped_cb, x,
+	    ctx_drop) == -1) {
 		ctx_free(x);
 		return -1;
 	}
