@@ -2,8 +2,10 @@
  * clearml.h: the ClearML REST API client.  JSON over POST on the shared
  * HTTP module, never blocking.  It logs in with the access key and
  * secret (Basic) for a JWT, sends the JWT as a Bearer token after, logs
- * in again when under 12 h of validity remain and once on any 401, and
- * turns the envelope's meta into one classified error.
+ * in again when under 12 h of validity remain (half its lifetime, for a
+ * token shorter than a day) and once on any 401, and turns the
+ * envelope's meta into one classified error.  Transient errors are
+ * retried a few times with backoff and jitter on event timers.
  *
  * Every call returns 0 when it was started (its callback then runs
  * exactly once, later, from the loop) or -1 when its arguments are

@@ -846,7 +846,9 @@ struct canned {
 	int			 fail_status;	/* 401, 503, 500 (HTML) */
 	int			 token_ttl;	/* seconds */
 	int			 bad_auth;	/* every call gets 401 */
+	const char		*api_version;	/* in the token */
 	char			 last_auth[512];
+	char			 last_body[512];
 	int			 pending;	/* client calls not done */
 	struct cml_error	 errs[16];
 	int			 nerrs;
@@ -878,13 +880,22 @@ canned_cb(struct evhttp_request *r, void *arg)
 	    "Authorization");
 	snprintf(s->last_auth, sizeof(s->last_auth), "%s",
 	    auth != NULL ? auth : "");
+	{
+		struct evbuffer	*in = evhttp_request_get_input_buffer(r);
+		size_t		 n = evbuffer_get_length(in);
+
+		n = QS_MIN(n, sizeof(s->last_body) - 1);
+		evbuffer_copyout(in, s->last_body, n);
+		s->last_body[n] = '\0';
+	}
 	if (strcmp(uri, "/auth.login") == 0) {
 		s->logins++;
 		assert_non_null(auth);
 		assert_int_equal(strncmp(auth, "Basic ", 6), 0);
 		snprintf(payload, sizeof(payload), "{\"iat\":%lld,\"exp\":%lld,"
-		    "\"api_version\":\"2.31\",\"server_version\":\"2.0.0\"}",
-		    (long long)now, (long long)(now + s->token_ttl));
+		    "\"api_version\":\"%s\",\"server_version\":\"2.0.0\"}",
+		    (long long)now, (long long)(now + s->token_ttl),
+		    s->api_version != NULL ? s->api_version : "2.31");
 		tok = make_jwt(payload);
 		xasprintf(&body, "{%s,\"data\":{\"token\":\"%s\"}}", ok_meta,
 		    tok);
@@ -913,7 +924,8 @@ canned_cb(struct evhttp_request *r, void *arg)
 		    "text/html");
 		return;
 	}
-	body = envelope("{\"workers\":[{\"id\":\"w1\"}]}");
+	/* as an old server would, whatever the pattern asked */
+	body = envelope("{\"workers\":[{\"id\":\"w1\"},{\"id\":\"x9\"}]}");
 	canned_reply(r, 200, body, "application/json");
 	free(body);
 }
@@ -1153,6 +1165,35 @@ test_client_down(void **state)
 }
 
 static void
+test_client_old_api(void **state)
+{
+	struct canned		*s = *state;
+	struct http_client	*hc;
+	struct cml_client	*c = canned_client(s, &hc);
+
+	/* 2.31: the server filters, and the client checks again */
+	canned_run(s, c, 1);
+	canned_run(s, c, 1);
+	assert_int_equal(s->noks, 1);
+	assert_non_null(strstr(s->last_body, "\"worker_pattern\":\"w*\""));
+	assert_non_null(strstr(s->last_body, "\"last_seen\":60"));
+	cml_client_free(c);
+	http_client_free(hc);
+
+	/* before 2.30 there is no worker_pattern: the client filters */
+	s->api_version = "2.29";
+	c = canned_client(s, &hc);
+	canned_run(s, c, 1);
+	canned_run(s, c, 1);
+	assert_int_equal(s->noks, 1);
+	assert_string_equal(cml_api_version(c), "2.29");
+	assert_null(strstr(s->last_body, "worker_pattern"));
+	assert_non_null(strstr(s->last_body, "\"last_seen\":60"));
+	cml_client_free(c);
+	http_client_free(hc);
+}
+
+static void
 test_client_args(void **state)
 {
 	struct canned		*s = *state;
@@ -1206,6 +1247,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_client_retries,
 		    canned_setup, canned_teardown),
 		cmocka_unit_test_setup_teardown(test_client_down,
+		    canned_setup, canned_teardown),
+		cmocka_unit_test_setup_teardown(test_client_old_api,
 		    canned_setup, canned_teardown),
 		cmocka_unit_test_setup_teardown(test_client_args,
 		    canned_setup, canned_teardown),
