@@ -82,6 +82,7 @@ struct cml_client {
 
 static void	req_dispatch(struct cml_req *);
 static void	login_start(struct cml_client *);
+static void	token_forget(struct cml_client *);
 
 static char *
 basic_header(const char *key, const char *secret)
@@ -164,8 +165,7 @@ cml_client_free(struct cml_client *c)
 		req_free(req);
 	free(c->url);
 	freezero_str(c->basic_hdr);
-	freezero_str(c->bearer_hdr);
-	freezero_str(c->token);
+	token_forget(c);
 	free(c->stats);
 	free(c);
 }
@@ -254,6 +254,7 @@ token_fresh(const struct cml_client *c)
 static void
 token_forget(struct cml_client *c)
 {
+	mask_unregister(c->token);
 	freezero_str(c->token);
 	freezero_str(c->bearer_hdr);
 	c->token = NULL;
@@ -288,6 +289,7 @@ token_set(struct cml_client *c, const char *token, struct cml_error *err)
 		return -1;
 	}
 	token_forget(c);
+	mask_register(token);	/* again, were it the same as the old one */
 	c->token = xstrdup(token);
 	xasprintf(&c->bearer_hdr, "Authorization: Bearer %s", token);
 	c->token_gen++;

@@ -229,6 +229,15 @@ test_error_masked(void **state)
 	assert_null(strstr(err.message, "s3cr3t-value-xyz"));
 	assert_non_null(strstr(err.message, MASK_TEXT));
 	free(body);
+
+	/* a replaced token is forgotten, the others stay */
+	mask_register("old-token-value-1");
+	mask_register("old-token-value-12");
+	mask_unregister("old-token-value-1");
+	mask_unregister("never-registered");
+	body = mask_dup("old-token-value-1 old-token-value-12 s3cr3t-value-xyz");
+	assert_string_equal(body, "old-token-value-1 " MASK_TEXT " " MASK_TEXT);
+	free(body);
 	mask_clear();
 }
 
@@ -1061,16 +1070,26 @@ test_client_short_token(void **state)
 	struct canned		*s = *state;
 	struct http_client	*hc;
 	struct cml_client	*c = canned_client(s, &hc);
+	char			*old, *m;
 
 	s->token_ttl = 2;	/* renewed when under 1 s remains */
 	canned_run(s, c, 1);
 	assert_int_equal(s->logins, 1);
 	canned_run(s, c, 1);
 	assert_int_equal(s->logins, 1);
+	old = xstrdup(s->last_auth + 7);
 	usleep(1200 * 1000);
 	canned_run(s, c, 3);
 	assert_int_equal(s->noks, 3);
 	assert_int_equal(s->logins, 2);
+	/* the replaced token is no longer on the mask list, the new one is */
+	m = mask_dup(old);
+	assert_string_equal(m, old);
+	free(m);
+	m = mask_dup(s->last_auth + 7);
+	assert_string_equal(m, MASK_TEXT);
+	free(m);
+	free(old);
 	cml_client_free(c);
 	http_client_free(hc);
 }
