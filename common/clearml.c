@@ -476,14 +476,17 @@ req_http_done(const struct http_resp *resp, void *arg)
 	int			 rc;
 
 	req->http = NULL;	/* http.c frees it after we return */
-	rc = cml_parse_envelope(resp->status, resp->body, resp->body_len,
-	    req->endpoint, &data, &err);
-	if (rc == -1 && resp->status == 0)
-		cml_error_set(&err, CML_ERR_TRANSIENT, req->endpoint, "%s",
+	if (resp->too_large || resp->curl_code != 0) {
+		/* cut off: a reset or a timeout mid-body is transient */
+		rc = -1;
+		memset(&err, 0, sizeof(err));
+		err.http_status = (int)resp->status;
+		cml_error_set(&err, resp->too_large ? CML_ERR_SERVER :
+		    CML_ERR_TRANSIENT, req->endpoint, "%s",
 		    resp->error[0] != '\0' ? resp->error : "no response");
-	else if (rc == -1 && resp->too_large)
-		cml_error_set(&err, CML_ERR_SERVER, req->endpoint, "%s",
-		    resp->error);
+	} else
+		rc = cml_parse_envelope(resp->status, resp->body,
+		    resp->body_len, req->endpoint, &data, &err);
 	stats_count(req->c, req->endpoint, resp->elapsed_ms, rc == -1);
 	log_debug("clearml: %s: HTTP %ld in %lld ms", req->endpoint,
 	    resp->status, (long long)resp->elapsed_ms);
