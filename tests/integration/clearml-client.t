@@ -53,11 +53,11 @@ check "a bad secret is an auth error (401/22), for login and calls" \
     = "auth workers.get_all"
 
 # --- re-login ----------------------------------------------------------
-admin token-ttl '{"seconds": 2}'
+admin token-ttl '{"seconds": 4}'	# renewed when under 2 s remain
 cml login -- workers -- workers -- stats >/dev/null
 check "a fresh short-lived token is kept for the next calls" \
     test "$(line 4 | jq '.stats["auth.login"].calls')" = 1
-cml login -- workers -- sleep 1200 -- workers -- stats >/dev/null
+cml login -- workers -- sleep 2300 -- workers -- stats >/dev/null
 check "under the margin before expiry, the client logs in again first" \
     test "$(line 5 | jq -c '[.stats["auth.login"].calls,
         .stats["workers.get_all"].calls, .stats["workers.get_all"].errors]')" \
@@ -255,5 +255,5 @@ basic=$(printf '%s:%s' "$CLEARML_API_ACCESS_KEY" "$CLEARML_API_SECRET_KEY" |
 check "debug logs were written" grep -q 'HTTP 200' "$OUT"/*.err
 check "no secret key, Basic credential or JWT in any output" \
     test -z "$(grep -lF -e "$CLEARML_API_SECRET_KEY" -e "$basic" \
-    -e "wrong-SECRET-$$" "$OUT"/* 2>/dev/null)" -a \
+    -e "wrong-SECRET-$$" -e "not-the-secret-$$" "$OUT"/* 2>/dev/null)" -a \
     -z "$(grep -l 'eyJ[A-Za-z0-9_-]*\.eyJ' "$OUT"/* 2>/dev/null)"
