@@ -134,13 +134,17 @@ check "and once the fault is over, calls work again" \
     test "$(line 1 | jq .ok)" = true
 
 # --- queues ------------------------------------------------------------
+# The anchored, escaped regex keeps gpu-big out on the server; "gpu\n"
+# passes it (a regex's $ matches before a final newline), so only the
+# client's exact compare tells it from gpu.
 QBIG=$(api queues.create '{"name": "gpu-big"}')
+QNL=$(api queues.create '{"name": "gpu\n"}')
 QGPU=$(api queues.create '{"name": "gpu"}')
 QAXB=$(api queues.create '{"name": "axb"}')
 cml resolve gpu -- resolve gpu-big -- resolve gp -- resolve a.b \
     -- resolve axb >/dev/null
-check "gpu resolves to gpu, not to gpu-big that the regex also finds" \
-    test -n "$QGPU" -a "$(line 1 | jq -r .id)" = "$QGPU"
+check "gpu resolves to gpu, not to gpu-big nor to the \"gpu\\n\" the regex finds" \
+    test -n "$QGPU" -a -n "$QNL" -a "$(line 1 | jq -r .id)" = "$QGPU"
 check "gpu-big resolves to gpu-big" test "$(line 2 | jq -r .id)" = "$QBIG"
 check "a prefix of a name is not found" \
     test "$(line 3 | jq -r .error.class)" = "not found"
