@@ -95,6 +95,7 @@ void		 fatalx(const char *, ...)
 /* mask.c: the one place secrets are hidden from any output. */
 #define MASK_TEXT	"********"
 void		 mask_register(const char *);
+void		 mask_unregister(const char *);
 void		 mask_clear(void);
 char		*mask_dup(const char *);
 void		 mask_buf(char *, size_t);

@@ -117,7 +117,6 @@ enum ck_type {
 #define CK_LISTEN	0x0040	/* host:port, "" disables */
 #define CK_TOPONLY	0x0080	/* not in defaults, match, resource = {} */
 #define CK_SUPONLY	0x0100	/* supervisor only: not in fingerprints */
-#define CK_KEEPEMPTY	0x0200	/* "" stays "", not NULL */
 
 struct conf_key {
 	const char		*path;	/* "clearml.api_server" */

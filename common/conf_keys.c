@@ -437,7 +437,7 @@ apply_str(struct conf_ld *ld, const struct conf_key *k, const struct cnode *n,
 		freezero_str(v);
 		return 0;
 	}
-	if (*v == '\0' && !(k->flags & CK_KEEPEMPTY)) {
+	if (*v == '\0') {		/* "" is "not set" */
 		free(v);
 		v = NULL;
 	}

@@ -123,8 +123,12 @@ read_text(const char *path, size_t *lenp, mode_t *modep, const char **why)
 		*why = strerror(errno);
 		return NULL;
 	}
-	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
-	    st.st_size > CONF_MAX_FILE_SIZE) {
+	if (fstat(fd, &st) == -1) {
+		*why = strerror(errno);
+		close(fd);
+		return NULL;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_size > CONF_MAX_FILE_SIZE) {
 		*why = S_ISDIR(st.st_mode) ? "is a directory" :
 		    !S_ISREG(st.st_mode) ? "not a regular file" :
 		    "larger than 4 MiB";
@@ -230,6 +234,18 @@ lex_number(struct conf_ld *ld, const char *s, size_t i, size_t n,
 	return j;
 }
 
+/* Whether s[i] is inside a setting name such as "build-2024". */
+static int
+in_name(const char *s, size_t i)
+{
+	size_t	 j = i;
+
+	while (j > 0 && (isalnum((unsigned char)s[j - 1]) ||
+	    strchr("-_*", s[j - 1]) != NULL))
+		j--;
+	return j < i && (isalpha((unsigned char)s[j]) || s[j] == '*');
+}
+
 /* Follows strings and comments over one line; checks integers. */
 static void
 lex_line(struct conf_ld *ld, const char *s, size_t n, enum lex_state *st,
@@ -260,9 +276,8 @@ lex_line(struct conf_ld *ld, const char *s, size_t n, enum lex_state *st,
 			else if (s[i] == '/' && i + 1 < n && s[i + 1] == '*') {
 				*st = LX_BLOCK;
 				i++;
-			} else if (isdigit((unsigned char)s[i]) && (i == 0 ||
-			    (!isalnum((unsigned char)s[i - 1]) &&
-			    strchr("_*.", s[i - 1]) == NULL)))
+			} else if (isdigit((unsigned char)s[i]) &&
+			    !in_name(s, i) && (i == 0 || s[i - 1] != '.'))
 				i = lex_number(ld, s, i, n, file, line) - 1;
 			break;
 		}

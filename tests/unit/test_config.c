@@ -546,6 +546,12 @@ test_errors(void **state)
 		{ CML ONE "max_requeues = 99999999999;\n", "max_requeues",
 		    "integer 99999999999 is too large (the largest is "
 		    "2147483647)" },
+		{ CML ONE "max_requeues = -99999999999;\n", "max_requeues",
+		    "integer 99999999999 is too large (the largest is "
+		    "2147483647)" },
+		{ CML ONE "max_requeues = 0x80000000;\n", "max_requeues",
+		    "integer 0x80000000 is too large (the largest is "
+		    "2147483647)" },
 		{ CML, "clearml", "no resources: define at least one, as in "
 		    "resources = ( { name = \"gpu\"; queue = \"gpu\"; "
 		    "instance_type = \"g4dn.xlarge\"; ami = \"ami-...\"; } )" },
@@ -642,6 +648,28 @@ test_duplicates(void **state)
 	    path, path);
 	must_fail_with(path, want);
 	free(want);
+}
+
+/* Numbers that are not too large for libconfig, whatever they look like. */
+static void
+test_big_integers(void **state)
+{
+	struct qscale_conf	*c;
+
+	(void)state;
+	c = must_load(put("big.conf", 0600, CML "resources = ( { name = "
+	    "\"gpu\"; queue = \"gpu\"; instance_type = \"t3.micro\"; "
+	    "ami = \"ami-1\";\n tags = { build-20240101123 = \"x\"; "
+	    "b_99999999999 = \"y\"; }; } );\ncustom_launch_spec = { A = "
+	    "99999999999L; B = 1.5e12; C = 99999999999.0; D = 2147483647; "
+	    "E = -2147483648; };\n"));
+	assert_int_equal(c->resources[0].ntags, 2);
+	assert_string_equal(c->resources[0].tags[0].key, "build-20240101123");
+	assert_true(cJSON_GetObjectItem(c->custom_launch_spec,
+	    "A")->valuedouble == 99999999999.0);
+	assert_true(cJSON_GetObjectItem(c->custom_launch_spec,
+	    "E")->valuedouble == -2147483648.0);
+	conf_free(c);
 }
 
 /* Every error is collected, in line order, not only the first. */
@@ -1417,6 +1445,7 @@ main(void)
 		cmocka_unit_test_setup(test_errors, clean_env),
 		cmocka_unit_test_setup(test_bad_regex, clean_env),
 		cmocka_unit_test_setup(test_duplicates, clean_env),
+		cmocka_unit_test_setup(test_big_integers, clean_env),
 		cmocka_unit_test_setup(test_all_errors, clean_env),
 		cmocka_unit_test_setup(test_json_form, clean_env),
 		cmocka_unit_test_setup(test_env, clean_env),
