@@ -447,6 +447,22 @@ EOF
 check "every dashboard query names only qscale's metrics, and uses them all" \
     test ! -s "$T/metrics.out"
 [ ! -s "$T/metrics.out" ] || diag "$(cat "$T/metrics.out")"
+# Every panel query is PromQL that Prometheus itself accepts.
+if ! command -v promtool >/dev/null 2>&1; then
+	skip "promtool check rules: promtool (package prometheus) is not installed"
+else
+	jq -r '.panels[].targets[]?.expr' "$G" | python3 -c '
+import json, sys
+print("groups:\n- name: dashboard\n  rules:")
+for i, e in enumerate(l for l in sys.stdin.read().splitlines() if l):
+    e = e.replace("$__rate_interval", "5m").replace("$__range", "1h")
+    e = e.replace("$instance", ".*").replace("$resource", ".*")
+    print("  - record: qscale_dashboard:q%d\n    expr: %s" % (i, json.dumps(e)))
+' >"$T/rules.yml"
+	quiet "promtool accepts every panel query" sh -c \
+	    "promtool check rules '$T/rules.yml' >'$T/promtool.out' 2>&1 ||
+	    cat '$T/promtool.out'"
+fi
 for t in "of the allowed total" "idle vs busy" "Queue lengths" "Oldest wait" \
     "Launches by result" "Terminations by reason" "API error rate" \
     "API latency p95" "Restarts" "Spot blackout"; do
