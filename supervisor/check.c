@@ -10,8 +10,9 @@
  * key at fault with where it was set.  Exit 0 only if everything passed.
  *
  * The checks run in parallel on a loop of their own; lines are printed
- * in a fixed order as soon as the ones before them are done.  More
- * groups of checks (ClearML's) plug into check_steps[].
+ * in a fixed order as soon as the ones before them are done.  Each
+ * group of checks (AWS here, ClearML in check_clearml.c) is one entry
+ * of check_steps[].
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -674,11 +675,7 @@ static const struct {
 			    struct http_client *);
 } check_steps[] = {
 	{ "aws", check_aws },
-	/*
-	 * The ClearML checks (login, every queue exists, server version)
-	 * go here, with the same signature:
-	 *	{ "clearml", check_clearml },
-	 */
+	{ "clearml", check_clearml },	/* login, every queue, version */
 };
 
 /* qscaled --check: exit status 0 only if every check passed. */

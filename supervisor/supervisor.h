@@ -126,6 +126,11 @@ int		 logsink_tail(const char *, size_t, logsink_sub_fn, void *);
 void		*logsink_subscribe(const char *, logsink_sub_fn, void *);
 void		 logsink_unsubscribe(void *);
 
+/* check_clearml.c: the ClearML half of qscaled --check */
+struct http_client;
+int		 check_clearml(const struct qscale_conf *, struct event_base *,
+		    struct http_client *);
+
 /* control.c */
 int		 control_listen(struct sup *, const char *, char *, size_t);
 void		 control_close(void);

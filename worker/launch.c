@@ -23,10 +23,16 @@ set(const char *s)
 	return s != NULL && *s != '\0';
 }
 
-/* The resource's profile when it names one, else the global one. */
+/*
+ * The resource's profile when it names one, else the global one: what
+ * the configuration resolved when it was loaded, or the same rule for
+ * one put together by hand.
+ */
 static const struct conf_iam_profile *
 launch_profile(const struct qscale_conf *c, const struct conf_resource *r)
 {
+	if (r->eff_iam_instance_profile != NULL)
+		return r->eff_iam_instance_profile;
 	if (set(r->iam_instance_profile.arn) ||
 	    set(r->iam_instance_profile.name))
 		return &r->iam_instance_profile;
@@ -53,12 +59,17 @@ spec_merge(cJSON *dst, const cJSON *src)
 	}
 }
 
-/* The global custom_launch_spec with the resource's merged over it. */
+/*
+ * The global custom_launch_spec with the resource's merged over it (the
+ * configuration's resolved copy when it has one); the caller owns it.
+ */
 static cJSON *
 launch_custom_spec(const struct qscale_conf *c, const struct conf_resource *r)
 {
 	cJSON	*spec;
 
+	if (r->eff_launch_spec != NULL)
+		return cJSON_Duplicate(r->eff_launch_spec, 1);
 	if (!cJSON_IsObject(c->custom_launch_spec) &&
 	    !cJSON_IsObject(r->custom_launch_spec))
 		return NULL;

@@ -159,6 +159,21 @@ test_profile_and_spec_layers(void **state)
 	ec2_params_clear(&p);
 	launch_spec_clear(&l);
 
+	/* what a loaded configuration resolved is what goes out */
+	r.eff_launch_spec = cJSON_Parse("{\"EbsOptimized\": false}");
+	r.eff_iam_instance_profile = &c.iam_instance_profile;
+	assert_int_equal(launch_spec_build(&l, &c, 0, NULL, 0, 1, NULL, NULL,
+	    0), 0);
+	assert_string_equal(l.iam_profile_arn,
+	    "arn:aws:iam::1:instance-profile/global");
+	assert_false(cJSON_IsTrue(cJSON_GetObjectItem(l.custom_launch_spec,
+	    "EbsOptimized")));
+	assert_null(cJSON_GetObjectItem(l.custom_launch_spec, "CpuOptions"));
+	launch_spec_clear(&l);
+	cJSON_Delete(r.eff_launch_spec);
+	r.eff_launch_spec = NULL;
+	r.eff_iam_instance_profile = NULL;
+
 	/* no spec anywhere: none */
 	cJSON_Delete(c.custom_launch_spec);
 	c.custom_launch_spec = NULL;
