@@ -152,4 +152,59 @@ check "session keys without their token fail" jqt '.ok == false and .error.class
 mcall --region eu-west-1 describe -f tag:qscale:resource=gpu >"$out"
 check "the region goes into the signature scope (eu-west-1 is empty)" jqt '.ok and .count == 0' "$out"
 
+# a configuration file (-c): keys and place from it, the launch request
+# from launch_spec_build() with the resource's fields and tags
+cat >"$T/qs.conf" <<CONF
+name = "prod";
+workers_prefix = "qtest";
+clearml = { api_server = "http://127.0.0.1:9"; access_key = "a";
+  secret_key = "clearml-SECRET-value-1"; };
+aws = {
+  region = "us-east-1";
+  endpoint = "$MOTO_URL/";
+  access_key_id = "$AK";
+  secret_access_key = "$SK";
+};
+iam_instance_profile = { name = "qs-prof"; };
+custom_launch_spec = "{\"EbsOptimized\": true}";
+resources = (
+  { name = "gpu"; queue = "q-gpu"; instance_type = "t3.large";
+    ami = "ami-1e749f67"; max_instances = 4; spot = true;
+    subnets = [ "$SUB" ]; security_groups = [ "$SG1" ]; key_pair = "qs-key";
+    tags = { team = "ml"; qscale_resource = "x"; };
+    ebs = { device = "/dev/xvda"; size_gb = 20; type = "gp3"; };
+    custom_launch_spec = { Monitoring = { Enabled = true; }; };
+  }
+);
+CONF
+chmod 600 "$T/qs.conf"
+"$EC2CALL" -c "$T/qs.conf" describe -f tag:qscale:resource=gpu >"$out"
+n=$(grep -n 'access_key_id = ' "$T/qs.conf" | cut -d: -f1)
+check "-c: the keys of the file, and where they were set (line $n)" \
+    jqt ".ok and .count == 1 and .creds_source == \"config $T/qs.conf:$n\"" "$out"
+sed -e '/access_key_id = /d' -e '/secret_access_key = /d' "$T/qs.conf" >"$T/nokeys.conf"
+chmod 600 "$T/nokeys.conf"
+AWS_ACCESS_KEY_ID=$AK AWS_SECRET_ACCESS_KEY=$SK \
+    "$EC2CALL" -c "$T/nokeys.conf" describe >"$out" 2>"$T/err.log"
+check "-c without keys in the file: the environment's, through the config module" \
+    jqt '.ok and (.creds_source | startswith("environment"))' "$out"
+"$EC2CALL" -c "$T/qs.conf" resource gpu --subnet "$SUB" --count 3 \
+    --token tok-resource --user-data-file "$T/ud.sh" >"$out" 2>"$T/err.log"
+check "-c resource gpu: a launch from launch_spec_build()" jqt '.ok and .count >= 1' "$out"
+RID=$(jq -r '.instances[0].id' "$out")
+maws ec2 describe-instances --instance-ids "$RID" --query 'Reservations[0].Instances[0]' >"$T/res.json"
+check "its tags: the user's, Name = prefix:resource, the ownership ones" \
+    jqt '(.Tags | from_entries) == {"team":"ml","qscale_resource":"x","Name":"qtest:gpu","qscale:autoscaler":"prod","qscale:resource":"gpu"}' "$T/res.json"
+check "its fields: type, subnet, group, key, profile, spot, token" \
+    jqt ".InstanceType == \"t3.large\" and .SubnetId == \"$SUB\" and .SecurityGroups[0].GroupId == \"$SG1\" and .KeyName == \"qs-key\" and (.IamInstanceProfile.Arn | endswith(\"/qs-prof\")) and .InstanceLifecycle == \"spot\" and .ClientToken == \"tok-resource\"" "$T/res.json"
+check "the global and the resource's launch specs, merged" \
+    jqt '.EbsOptimized == true and .Monitoring.State == "enabled"' "$T/res.json"
+maws ec2 describe-volumes --filters "Name=attachment.instance-id,Values=$RID" --query 'Volumes[0]' >"$T/rvol.json"
+check "its volume: 20 GB gp3 with the ownership tags" \
+    jqt '.Size == 20 and .VolumeType == "gp3" and ((.Tags | from_entries)["qscale:autoscaler"] == "prod")' "$T/rvol.json"
+maws ec2 describe-instance-attribute --instance-id "$RID" --attribute userData \
+    --query UserData.Value --output text | base64 -d >"$T/ud2.back"
+check "its user data, byte for byte" cmp -s "$T/ud.sh" "$T/ud2.back"
+
+rm -f "$T/qs.conf" "$T/nokeys.conf"	# they hold the keys themselves
 check "no secret in any output" no_secret_in "$T"

@@ -9,14 +9,18 @@
  *   ec2call [options] tags -t KEY=VALUE... ID...
  *   ec2call [options] console ID
  *   ec2call [options] creds
+ *   ec2call -c FILE [options] resource NAME [--subnet S]
+ *	[--spot|--on-demand] [--count N] [--token T] [--user-data-file F]
+ *	[--dry-run]		(spot: as the resource says, by default)
  *
+ * With -c the configuration file gives the region, endpoint and keys
+ * (and the config module the environment's); without it, they come
+ * from the environment as the config module would take them.
  * Options: --endpoint URL, --region R (else AWS_ENDPOINT_URL_EC2,
  * AWS_ENDPOINT_URL, AWS_REGION), --iam-role, --profile P, --page-size N,
  * --budget N, --max-body N, --attempts N, --base-delay MS,
  * --max-delay MS, --timeout MS, --repeat N, --interval MS, --tick MS
  * (a timer that must keep firing while calls are in flight), -v.
- * Keys come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and
- * AWS_SESSION_TOKEN, as the config module takes them.
  * Exit: 0 when every call worked, 1 when one failed, 2 on usage errors.
  */
 #include <errno.h>
@@ -31,6 +35,7 @@
 #include "common.h"
 #include "ec2.h"
 #include "http.h"
+#include "worker.h"
 
 #define MAX_ITEMS	4096
 
@@ -46,7 +51,10 @@ struct tool {
 	struct event_base	*base;
 	struct http_client	*http;
 	struct ec2_client	*ec2;
-	struct qscale_conf	 conf;
+	struct qscale_conf	 own;		/* without -c */
+	struct qscale_conf	*conf;		/* &own, or the loaded file */
+	const char		*conf_file;
+	struct conf_aws		 set;		/* options given */
 	const char		*action;
 	char			**args;
 	int			 nargs;
@@ -56,6 +64,8 @@ struct tool {
 	struct ec2_tag		 tags[64];
 	size_t			 ntags;
 	struct launch_args	 run;
+	size_t			 res_index;
+	const char		*res_subnet;
 	int			 page_size, budget, repeat, failed, done;
 	int64_t			 interval, tick, max_body;
 	int64_t			 started, last_tick, max_gap;
@@ -166,11 +176,12 @@ parse_global(struct tool *t, int argc, char **argv)
 		{ "tick", required_argument, NULL, O_TICK },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct conf_aws	*a = &t->conf.aws;
+	struct conf_aws	*a = &t->set;
 	int		 ch;
 
-	while ((ch = getopt_long(argc, argv, "+v", lo, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "+c:v", lo, NULL)) != -1) {
 		switch (ch) {
+		case 'c': t->conf_file = optarg; break;
 		case O_ENDPOINT: a->endpoint = optarg; break;
 		case O_REGION: a->region = optarg; break;
 		case O_ROLE: a->use_iam_role = 1; break;
@@ -220,6 +231,101 @@ conf_from_env(struct qscale_conf *c)
 		a->access_key_source = "environment";
 	}
 	c->name = "ec2call";
+}
+
+/* A string option over a loaded configuration's (which owns it). */
+static void
+override(char **field, const char *value, int owned)
+{
+	if (value == NULL)
+		return;
+	if (owned) {
+		free(*field);
+		*field = xstrdup(value);
+	} else
+		*field = (char *)value;
+}
+
+/* The configuration: the file's (-c), else the environment's. */
+static void
+conf_setup(struct tool *t)
+{
+	struct conf_errors	 errs = { NULL, 0 };
+	struct conf_aws		*a;
+	size_t			 i;
+	int			 owned = t->conf_file != NULL;
+
+	if (owned) {
+		if ((t->conf = conf_load(t->conf_file, &errs)) == NULL) {
+			for (i = 0; i < errs.n; i++)
+				fprintf(stderr, "%s\n", errs.msg[i]);
+			conf_errors_clear(&errs);
+			exit(2);
+		}
+		conf_errors_clear(&errs);
+		conf_register_secrets(t->conf);
+	} else {
+		t->conf = &t->own;
+		conf_from_env(t->conf);
+	}
+	a = &t->conf->aws;
+	override(&a->endpoint, t->set.endpoint, owned);
+	override(&a->region, t->set.region, owned);
+	override(&a->profile, t->set.profile, owned);
+	if (t->set.use_iam_role)
+		a->use_iam_role = 1;
+	if (t->set.max_attempts > 0)
+		a->max_attempts = t->set.max_attempts;
+	if (t->set.retry_base_delay > 0)
+		a->retry_base_delay = t->set.retry_base_delay;
+	if (t->set.retry_max_delay > 0)
+		a->retry_max_delay = t->set.retry_max_delay;
+	if (t->set.request_timeout > 0)
+		a->request_timeout = t->set.request_timeout;
+}
+
+/* resource NAME [...]: the launch request launch_spec_build() makes. */
+static void
+parse_resource(struct tool *t)
+{
+	static const struct option lo[] = {
+		{ "subnet", required_argument, NULL, 's' },
+		{ "spot", no_argument, NULL, 'p' },
+		{ "on-demand", no_argument, NULL, 'o' },
+		{ "count", required_argument, NULL, 'n' },
+		{ "token", required_argument, NULL, 'C' },
+		{ "user-data-file", required_argument, NULL, 'u' },
+		{ "dry-run", no_argument, NULL, 'd' },
+		{ NULL, 0, NULL, 0 }
+	};
+	const struct conf_resource	*r;
+	int				 ch, spot = -1, count = 1, dry = 0;
+	const char			*token = NULL;
+
+	optind = 0;
+	while ((ch = getopt_long(t->nargs + 1, t->args - 1, "", lo, NULL)) !=
+	    -1) {
+		switch (ch) {
+		case 's': t->res_subnet = optarg; break;
+		case 'p': spot = 1; break;
+		case 'o': spot = 0; break;
+		case 'n': count = (int)num(optarg, "count"); break;
+		case 'C': token = optarg; break;
+		case 'u': t->run.user_data = read_file(optarg); break;
+		case 'd': dry = 1; break;
+		default: usage("bad resource option");
+		}
+	}
+	if (optind >= t->nargs + 1 || t->conf_file == NULL)
+		usage("resource NAME needs -c FILE");
+	if ((r = conf_resource_find(t->conf, t->args[optind - 1])) == NULL)
+		usage("no such resource");
+	t->res_index = (size_t)(r - t->conf->resources);
+	if (spot == -1)
+		spot = r->spot;
+	if (launch_spec_build(&t->run.l, t->conf, t->res_index,
+	    t->res_subnet, spot, count, token, t->run.user_data, dry) == -1)
+		usage("launch_spec_build refused the resource");
 }
 
 static void
@@ -298,6 +404,10 @@ parse_action_args(struct tool *t)
 
 	if (strcmp(t->action, "run") == 0) {
 		parse_run(t);
+		return;
+	}
+	if (strcmp(t->action, "resource") == 0) {
+		parse_resource(t);
 		return;
 	}
 	for (i = 0; i < t->nargs; i++) {
@@ -486,7 +596,8 @@ start_call(struct tool *t)
 	if (strcmp(t->action, "describe") == 0)
 		rc = ec2_describe_instances(t->ec2, t->filters, t->nfilters,
 		    instances_cb, t);
-	else if (strcmp(t->action, "run") == 0)
+	else if (strcmp(t->action, "run") == 0 ||
+	    strcmp(t->action, "resource") == 0)
 		rc = ec2_run_instances(t->ec2, &t->run.l, instances_cb, t);
 	else if (strcmp(t->action, "terminate") == 0)
 		rc = ec2_terminate_instances(t->ec2, ids, (size_t)t->nargs,
@@ -538,14 +649,14 @@ main(int argc, char **argv)
 	t.budget = -1;
 	log_init("ec2call", LOG_LVL_INFO, 1);
 	parse_global(&t, argc, argv);
+	conf_setup(&t);
 	parse_action_args(&t);
-	conf_from_env(&t.conf);
 	if (t.repeat <= 0)
 		t.repeat = 1;
 	if ((t.base = event_base_new()) == NULL ||
 	    (t.http = http_client_new(t.base)) == NULL)
 		fatalx("cannot set up the loop");
-	if ((t.ec2 = ec2_client_new(t.base, t.http, &t.conf, err,
+	if ((t.ec2 = ec2_client_new(t.base, t.http, t.conf, err,
 	    sizeof(err))) == NULL) {
 		fprintf(stderr, "ec2call: %s\n", err);
 		return 2;
@@ -569,8 +680,12 @@ main(int argc, char **argv)
 		event_free(t.ev_tick);
 	event_free(t.ev_next);
 	event_base_free(t.base);
+	if (strcmp(t.action, "resource") == 0)
+		launch_spec_clear(&t.run.l);
 	free(t.run.user_data);
 	cJSON_Delete(t.run.custom);
+	if (t.conf != &t.own)
+		conf_free(t.conf);
 	mask_clear();
 	return t.failed ? 1 : 0;
 }
