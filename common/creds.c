@@ -36,10 +36,10 @@
 #define IMDS_TOKEN_TTL		21600	/* s */
 #define IMDS_TIMEOUT_MS		2000
 #define IMDS_MAX_BODY		(64 * 1024)
-#define CREDS_REFRESH_BEFORE	(5 * 60 * 1000)	/* ms before expiry */
-#define CREDS_USABLE_MARGIN	1000	/* ms: not signed with after that */
+#define CREDS_REFRESH_BEFORE	(5 * 60 * 1000)	/* ms before the end */
+#define CREDS_USABLE_MARGIN	1000	/* ms: not used after that */
 #define CREDS_RETRY_MS		10000	/* after a failed refresh */
-#define CREDS_FAIL_HOLD_MS	1000	/* a failure answers for so long */
+#define CREDS_FAIL_HOLD_MS	1000	/* a failure holds so long */
 #define CREDS_REFRESH_MIN	500	/* ms between two refreshes */
 
 enum creds_kind { CREDS_NONE, CREDS_STATIC, CREDS_ROLE };
@@ -59,7 +59,7 @@ struct aws_creds_provider {
 	enum creds_kind		 kind;
 	struct aws_creds	 creds;
 	int			 have;
-	int64_t			 stale_ms;	/* refresh from then on */
+	int64_t			 stale_ms;	/* refresh from then */
 	char			 error[512];	/* why there are none */
 	struct creds_waiters	 waiters;
 	struct event		*ev_notify;
@@ -123,7 +123,7 @@ trim(char *s)
 
 struct ini_state {
 	const char	*profile;
-	int		 in;		/* inside the profile's section */
+	int		 in;		/* in the profile's section */
 	int		 found;
 	char		*id, *secret, *token;
 };
@@ -258,7 +258,8 @@ creds_from_shared(struct aws_creds_provider *p, const struct conf_aws *aws)
 static void
 creds_resolve(struct aws_creds_provider *p, const struct conf_aws *aws)
 {
-	const char	*id = aws->access_key_id, *sk = aws->secret_access_key;
+	const char	*id = aws->access_key_id;
+	const char	*sk = aws->secret_access_key;
 	int		 rc;
 
 	if ((id != NULL && *id != '\0') || (sk != NULL && *sk != '\0')) {
@@ -479,7 +480,8 @@ imds_next(struct aws_creds_provider *p)
 		imds_send(p, "PUT", "latest/api/token");
 		break;
 	case IMDS_ROLE:
-		imds_send(p, "GET", "latest/meta-data/iam/security-credentials/");
+		imds_send(p, "GET",
+		    "latest/meta-data/iam/security-credentials/");
 		break;
 	case IMDS_CREDS:
 		xasprintf(&path, "latest/meta-data/iam/security-credentials/%s",

@@ -28,7 +28,8 @@
 #include "ec2.h"
 #include "http.h"
 
-#define EC2_CONTENT_TYPE	"application/x-www-form-urlencoded; charset=utf-8"
+#define EC2_CONTENT_TYPE \
+	"application/x-www-form-urlencoded; charset=utf-8"
 #define EC2_MAX_BODY		(32 * 1024 * 1024)
 #define EC2_MAX_PAGES		10000
 
@@ -58,14 +59,14 @@ struct ec2_req {
 	TAILQ_ENTRY(ec2_req)	 entry;
 	struct ec2_client	*c;
 	enum ec2_act		 act;
-	char			*body;		/* may hold user data: wiped */
+	char			*body;		/* user data in it: wiped */
 	int			 attempts;
 	int			 dry_run;
 	int			 spot;
 	struct http_call	*http;
 	struct aws_creds_wait	*wait;
-	struct event		*ev;		/* retry timer, deferred error */
-	struct ec2_error	 deferred;	/* delivered by ev when failed */
+	struct event		*ev;		/* retry, deferred error */
+	struct ec2_error	 deferred;	/* what ev delivers */
 	int			 failed;
 	int64_t			 sent_mono;
 	req_done_fn		 done;
@@ -466,7 +467,7 @@ req_http_cb(const struct http_resp *resp, void *arg)
 	if (!ok)
 		req_error(r, resp, &e);
 	if (!ok && r->dry_run && e.cls == EC2_OK)
-		ok = 1;		/* DryRunOperation: it would have worked */
+		ok = 1;	/* DryRunOperation: it would have worked */
 	stats_attempt(r, !ok);
 	rid = http_resp_header(resp, "x-amzn-requestid");
 	log_debug("ec2: %s: HTTP %ld in %lld ms, attempt %d%s%s",
@@ -730,9 +731,9 @@ run_done(struct ec2_req *r, const struct ec2_error *err,
 	struct ec2_error	 e;
 	size_t			 n = 0;
 	char			 why[256];
-	int			 ok2xx = resp != NULL && resp->status >= 200 &&
-				    resp->status < 300;
+	int			 ok2xx;
 
+	ok2xx = resp != NULL && resp->status >= 200 && resp->status < 300;
 	x = req_finish(r);
 	if (err != NULL)
 		x->cb(err, NULL, 0, x->arg);
@@ -802,7 +803,7 @@ struct term_ctx {
 	struct ec2_client	*c;
 	char			**ids;
 	size_t			  nids;
-	size_t			  next;		/* first id of the next batch */
+	size_t			  next;		/* first id of the next one */
 	char			**batch;	/* the batch in flight */
 	size_t			  nbatch;
 	struct ec2_term_result	 *res;

@@ -218,7 +218,7 @@ struct aws_creds {
 	char		*secret_access_key;	/* secret */
 	char		*session_token;		/* secret, or NULL */
 	int64_t		 expires_ms;		/* 0: does not expire */
-	char		 source[96];		/* "config", "environment" ... */
+	char		 source[96];		/* "config FILE:LINE", ... */
 };
 
 struct sigv4_req {

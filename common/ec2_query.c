@@ -407,8 +407,8 @@ spec_wire_name(const char *parent, const char *name)
 }
 
 struct spec_ctx {
-	struct ec2_params	 out;		/* the spec's parameters */
-	struct ec2_params	 drop;		/* generated keys it replaces */
+	struct ec2_params	 out;	/* the spec's parameters */
+	struct ec2_params	 drop;	/* generated keys it replaces */
 	char			*err;
 	size_t			 errlen;
 };

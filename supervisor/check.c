@@ -30,7 +30,7 @@
 #define CHECK_GUARD_MS	(10 * 60 * 1000)	/* nothing may hang */
 
 enum check_kind {
-	CK_ACCOUNT,	/* DescribeInstances, ownership tag of the autoscaler */
+	CK_ACCOUNT,	/* DescribeInstances of the autoscaler */
 	CK_SUBNET,
 	CK_GROUP,
 	CK_AMI,
@@ -52,8 +52,8 @@ struct check_op {
 	struct check_aws	*ca;
 	size_t			 line;
 	enum check_kind		 kind;
-	ssize_t			 res;		/* resource index, or -1 */
-	ssize_t			 item;		/* subnet or group index */
+	ssize_t			 res;	/* resource index, or -1 */
+	ssize_t			 item;	/* subnet or group index */
 	char			 what[160];	/* for the line */
 };
 
@@ -66,7 +66,7 @@ struct check_aws {
 	size_t				 printed;
 	int				 pending;
 	int				 failures;
-	char				**user_data;	/* per resource */
+	char				**user_data;	/* of each */
 	struct event			*guard;
 };
 
@@ -450,10 +450,11 @@ static void
 check_lookup(struct check_aws *ca, enum check_kind kind, size_t res,
     ssize_t item, const char *value)
 {
-	struct check_op		*op = op_new(ca, kind, (ssize_t)res, item);
+	struct check_op		*op;
 	struct ec2_params	 p = { NULL, NULL, 0 };
 	const char		*what = "";
 
+	op = op_new(ca, kind, (ssize_t)res, item);
 	switch (kind) {
 	case CK_SUBNET:
 		ec2_params_add(&p, "SubnetId.1", value);
@@ -671,8 +672,8 @@ check_aws(const struct qscale_conf *conf, struct event_base *base,
  */
 static const struct {
 	const char	*name;
-	int		(*run)(const struct qscale_conf *, struct event_base *,
-			    struct http_client *);
+	int		(*run)(const struct qscale_conf *,
+			    struct event_base *, struct http_client *);
 } check_steps[] = {
 	{ "aws", check_aws },
 	{ "clearml", check_clearml },	/* login, every queue, version */

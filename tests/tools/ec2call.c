@@ -52,7 +52,7 @@ struct tool {
 	struct http_client	*http;
 	struct ec2_client	*ec2;
 	struct qscale_conf	 own;		/* without -c */
-	struct qscale_conf	*conf;		/* &own, or the loaded file */
+	struct qscale_conf	*conf;		/* &own, or the file's */
 	const char		*conf_file;
 	struct conf_aws		 set;		/* options given */
 	const char		*action;

@@ -344,8 +344,9 @@ test_custom_launch_spec(void **state)
 	    "  \"Ebs\": {\"VolumeSize\": 500, \"Iops\": 3000.5}}],"
 	    "\"TagSpecifications\": [{\"ResourceType\": \"network-interface\","
 	    "  \"Tags\": [{\"Key\": \"k\", \"Value\": \"v\"}]}],"
-	    "\"NetworkInterfaces\": [{\"DeviceIndex\": 0, \"Groups\": [\"sg-x\"],"
-	    "  \"AssociatePublicIpAddress\": false}]}", &p, 0);
+	    "\"NetworkInterfaces\": [{\"DeviceIndex\": 0,"
+	    "  \"Groups\": [\"sg-x\"], \"AssociatePublicIpAddress\": false}]}",
+	    &p, 0);
 	want(&p, "EbsOptimized", "true");
 	want(&p, "Monitoring.Enabled", "true");
 	want(&p, "CpuOptions.CoreCount", "2");
@@ -496,8 +497,8 @@ test_base64(void **state)
 		const char	*plain;
 		const char	*b64;
 	} t[] = {
-		{ "", "" }, { "f", "Zg==" }, { "fo", "Zm8=" }, { "foo", "Zm9v" },
-		{ "foob", "Zm9vYg==" }, { "\xfb\xff", "+/8=" },
+		{ "", "" }, { "f", "Zg==" }, { "fo", "Zm8=" },
+		{ "foo", "Zm9v" }, { "foob", "Zm9vYg==" }, { "\xfb\xff", "+/8=" },
 	};
 	static const char *const bad[] = { "Zg=x", "Z", "Zm9v!", "Zg===" };
 	size_t	 i, n;

@@ -324,7 +324,8 @@ test_error_samples(void **state)
 		    "Instance profile nope not found" },
 		{ "error_500_html_bogus_NextToken.http", "",
 		    EC2_ERR_TRANSIENT,
-		    "HTTP 500 with an HTML page (\"500 Internal Server Error\")" },
+		    "HTTP 500 with an HTML page "
+		    "(\"500 Internal Server Error\")" },
 	};
 	size_t	 i;
 
