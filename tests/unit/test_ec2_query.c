@@ -498,7 +498,8 @@ test_base64(void **state)
 		const char	*b64;
 	} t[] = {
 		{ "", "" }, { "f", "Zg==" }, { "fo", "Zm8=" },
-		{ "foo", "Zm9v" }, { "foob", "Zm9vYg==" }, { "\xfb\xff", "+/8=" },
+		{ "foo", "Zm9v" }, { "foob", "Zm9vYg==" },
+		{ "\xfb\xff", "+/8=" },
 	};
 	static const char *const bad[] = { "Zg=x", "Z", "Zm9v!", "Zg===" };
 	size_t	 i, n;
