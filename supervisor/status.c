@@ -275,6 +275,7 @@ st_log(struct evhttp_request *req, struct evkeyvalq *q)
 		    st.next_seq - (uint64_t)limit : 0;
 	if (st.next_seq - from > (uint64_t)limit)
 		from = st.next_seq - (uint64_t)limit;
+	cJSON_AddNumberToObject(o, "started", (double)st.sup->started_ms);
 	cJSON_AddNumberToObject(o, "first", (double)from);
 	cJSON_AddNumberToObject(o, "last", (double)st.next_seq - 1);
 	arr = cJSON_AddArrayToObject(o, "lines");
