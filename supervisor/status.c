@@ -7,7 +7,7 @@
  * It runs in the supervisor's loop, so it must never stall or break it:
  * every answer is built from memory, requests are small and bounded in
  * size and time, and past a number of open connections the listener
- * stops accepting until some close.  Every answer goes through the
+ * stops accepting until some close (the kernel's backlog holds them).  Every answer goes through the
  * masking that logs use.
  */
 #include <sys/socket.h>
@@ -37,6 +37,8 @@
 #define ST_MAX_BODY		1024
 #define ST_TIMEOUT_S		10
 #define ST_BACKLOG		32
+#define ST_READ_HIWAT		(64 * 1024)
+#define ST_SWEEP_MS		1000
 #define ST_LOG_LINES		1000	/* kept for /api/log */
 #define ST_LOG_REPLY		500	/* most lines in one answer */
 #define ST_RANGE_DEFAULT_S	3600
@@ -69,8 +71,10 @@ static struct {
 	struct evhttp		*http;
 	struct evconnlistener	*listener;
 	struct event		*ev_sample;
+	struct event		*ev_sweep;
 	void			*log_sub;
-	int			 nconns;
+	struct bufferevent	*conns[ST_MAX_CONNS];
+	size_t			 nconns;
 	int			 paused;	/* listener off: too many */
 	int			 closing;
 	int			 loopback;
@@ -81,41 +85,65 @@ static struct {
 
 /* ---- connections ---- */
 
+/*
+ * evhttp (2.1) neither caps nor reports its connections, so each one's
+ * bufferevent is made here and held by one more reference: once evhttp
+ * has freed it (its callbacks are cleared then) the sweep drops that
+ * reference, which closes the socket, and counts it gone.  A read high
+ * watermark bounds what a connection can buffer meanwhile.
+ */
 static void
-st_conn_closed(void *arg)
+st_sweep(void)
 {
-	(void)arg;
-	st.nconns--;
+	bufferevent_data_cb	 rd, wr;
+	bufferevent_event_cb	 ev;
+	void			*arg;
+	size_t			 i, j = 0;
+
+	for (i = 0; i < st.nconns; i++) {
+		bufferevent_getcb(st.conns[i], &rd, &wr, &ev, &arg);
+		if (rd == NULL && wr == NULL && ev == NULL)
+			bufferevent_decref(st.conns[i]);
+		else
+			st.conns[j++] = st.conns[i];
+	}
+	st.nconns = j;
 	if (st.paused && !st.closing && st.nconns < ST_MAX_CONNS) {
 		st.paused = 0;
 		evconnlistener_enable(st.listener);
 	}
 }
 
-/*
- * evhttp makes one bufferevent per connection through here.  A filter
- * that passes everything through tells when the connection is freed,
- * which evhttp itself does not.
- */
 static struct bufferevent *
 st_bev_cb(struct event_base *base, void *arg)
 {
-	struct bufferevent	*sock, *bev;
+	struct bufferevent	*bev;
 
 	(void)arg;
-	if ((sock = bufferevent_socket_new(base, -1,
+	st_sweep();
+	if ((bev = bufferevent_socket_new(base, -1,
 	    BEV_OPT_CLOSE_ON_FREE)) == NULL)
 		return NULL;
-	if ((bev = bufferevent_filter_new(sock, NULL, NULL,
-	    BEV_OPT_CLOSE_ON_FREE, st_conn_closed, NULL)) == NULL) {
-		bufferevent_free(sock);
-		return NULL;
-	}
-	if (++st.nconns >= ST_MAX_CONNS && !st.paused) {
+	bufferevent_setwatermark(bev, EV_READ, 0, ST_READ_HIWAT);
+	if (st.nconns >= ST_MAX_CONNS)	/* accepted while pausing */
+		return bev;
+	bufferevent_incref(bev);
+	st.conns[st.nconns++] = bev;
+	if (st.nconns >= ST_MAX_CONNS && !st.paused) {
+		/* the kernel's backlog holds the next ones */
 		st.paused = 1;
 		evconnlistener_disable(st.listener);
 	}
 	return bev;
+}
+
+static void
+st_sweep_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	(void)fd;
+	(void)ev;
+	(void)arg;
+	st_sweep();
 }
 
 /* ---- the console log's last lines, numbered ---- */
@@ -486,6 +514,8 @@ status_listen(struct sup *sup, const char *listen, char *err, size_t errlen)
 	st.ev_sample = event_new(sup->base, -1, EV_PERSIST, st_sample_cb,
 	    sup);
 	timer_add_ms(st.ev_sample, METRICS_FINE_STEP_MS);
+	st.ev_sweep = event_new(sup->base, -1, EV_PERSIST, st_sweep_cb, NULL);
+	timer_add_ms(st.ev_sweep, ST_SWEEP_MS);
 	metrics_sample(sup, now_ms());
 	return 0;
 }
@@ -516,8 +546,11 @@ status_close(void)
 		logsink_unsubscribe(st.log_sub);
 	if (st.ev_sample != NULL)
 		event_free(st.ev_sample);
+	if (st.ev_sweep != NULL)
+		event_free(st.ev_sweep);
 	if (st.http != NULL)
 		evhttp_free(st.http);	/* frees the listener too */
+	st_sweep();		/* evhttp has freed every connection */
 	for (i = 0; i < ST_LOG_LINES; i++)
 		free(st.lines[i]);
 	memset(&st, 0, sizeof(st));
