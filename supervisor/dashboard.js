@@ -70,11 +70,12 @@
 
 	/* ---- plots ---- */
 
-	function niceCeil(v) {
-		if (v <= 1) return 1;
-		const p = Math.pow(10, Math.floor(Math.log10(v)));
-		for (const m of [1, 2, 2.5, 5, 10])
-			if (m * p >= v) return m * p;
+	/* A tick step of 1, 2 or 5 times a power of ten, at least 1. */
+	function tickStep(max) {
+		const raw = Math.max(max / 4, 1);
+		const p = Math.pow(10, Math.floor(Math.log10(raw)));
+		for (const m of [1, 2, 5])
+			if (m * p >= raw) return m * p;
 		return 10 * p;
 	}
 
@@ -111,7 +112,8 @@
 		for (const s of lines)
 			for (const v of s.v)
 				if (v !== null && v > max) max = v;
-		const ymax = niceCeil(max);
+		const ystep = tickStep(max);
+		const ymax = Math.max(ystep, Math.ceil(max / ystep) * ystep);
 		const X = (t) => pad.l + (t - t0) / (t1 - t0) * (w - pad.l - pad.r);
 		const Y = (v) => h - pad.b - v / ymax * (h - pad.t - pad.b);
 
@@ -121,15 +123,13 @@
 		g.lineWidth = 1;
 		g.textAlign = 'right';
 		g.textBaseline = 'middle';
-		const yticks = ymax <= 4 ? ymax : 4;
-		for (let i = 0; i <= yticks; i++) {
-			const v = ymax * i / yticks, y = Math.round(Y(v)) + 0.5;
+		for (let v = 0; v <= ymax; v += ystep) {
+			const y = Math.round(Y(v)) + 0.5;
 			g.beginPath();
 			g.moveTo(pad.l, y);
 			g.lineTo(w - pad.r, y);
 			g.stroke();
-			g.fillText(Number.isInteger(v) ? String(v) : v.toFixed(1),
-			    pad.l - 6, y);
+			g.fillText(String(v), pad.l - 6, y);
 		}
 		g.textAlign = 'center';
 		g.textBaseline = 'top';
