@@ -38,16 +38,18 @@ WORKER_SRC :=	$(wildcard worker/*.c)
 SUP_SRC :=	$(filter-out supervisor/qscaled.c,$(wildcard supervisor/*.c))
 CTL_SRC :=	$(wildcard ctl/*.c)
 UNIT_SRC :=	$(wildcard tests/unit/test_*.c)
+TOOL_SRC :=	$(wildcard tests/tools/*.c)
 
 LIB_OBJ :=	$(patsubst %.c,$(BUILD)/obj/%.o,$(COMMON_SRC) $(WORKER_SRC) $(SUP_SRC))
 CTL_OBJ :=	$(patsubst %.c,$(BUILD)/obj/%.o,$(CTL_SRC))
 UNIT_BIN :=	$(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+TOOL_BIN :=	$(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRC))
 FUZZ_SRC :=	$(wildcard tests/fuzz/fuzz_*.c)
 
 .PHONY: all unit test integration asan deps demo bench install clean format \
 	check-deps
 
-all: check-deps $(BUILD)/qscaled $(BUILD)/qscalectl
+all: check-deps $(BUILD)/qscaled $(BUILD)/qscalectl $(TOOL_BIN)
 
 check-deps:
 	@$(PKG_CONFIG) --exists $(PKGS) || { \
@@ -81,6 +83,11 @@ $(BUILD)/qscalectl: $(CTL_OBJ) $(BUILD)/libqscale.a
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libqscale.a
 	@mkdir -p $(dir $@)
 	$(CC) $(QS_LDFLAGS) -o $@ $^ $(LIBS) $(CMOCKA_LIBS)
+
+# Test drivers: tests/tools/NAME.c -> build/tools/NAME
+$(BUILD)/tools/%: tests/tools/%.c $(BUILD)/libqscale.a
+	@mkdir -p $(dir $@)
+	$(CC) $(QS_CFLAGS) $(QS_LDFLAGS) -o $@ $< $(BUILD)/libqscale.a $(LIBS)
 
 unit: all $(UNIT_BIN)
 	@tests/run.sh unit $(BUILD)

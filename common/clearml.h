@@ -2,8 +2,16 @@
  * clearml.h: the ClearML REST API client.  JSON over POST on the shared
  * HTTP module, never blocking.  It logs in with the access key and
  * secret (Basic) for a JWT, sends the JWT as a Bearer token after, logs
- * in again when under 12 h of validity remain and once on any 401, and
- * turns the envelope's meta into one classified error.
+ * in again when under 12 h of validity remain (half its lifetime, for a
+ * token shorter than a day) and once on any 401, and turns the
+ * envelope's meta into one classified error.  Transient errors are
+ * retried a few times with backoff and jitter on event timers.
+ *
+ * Every call returns 0 when it was started (its callback then runs
+ * exactly once, later, from the loop) or -1 when its arguments are
+ * unusable (no callback).  A callback's error is NULL on success; the
+ * data it is given lives only during the callback.  Do not free the
+ * client from one of its callbacks.
  */
 #ifndef QSCALE_CLEARML_H
 #define QSCALE_CLEARML_H
@@ -57,6 +65,14 @@ struct cml_worker {
 	size_t		 nqueues;
 };
 
+/* The claims of a JWT that the client reads (not verified). */
+struct cml_jwt {
+	int64_t		 exp;		/* epoch seconds */
+	int64_t		 iat;		/* epoch seconds; 0: absent */
+	char		 api_version[16];	/* "2.31"; "": absent */
+	char		 server_version[32];
+};
+
 struct cml_task {
 	char		 id[40];
 	char		*name;
@@ -82,11 +98,19 @@ typedef void	(*cml_json_fn)(const struct cml_error *, const cJSON *,
 /* Counters a worker process reports; one per endpoint. */
 struct cml_call_stats {
 	char		 endpoint[48];
-	uint64_t	 calls;
-	uint64_t	 errors;
+	uint64_t	 calls;		/* HTTP requests, retries included */
+	uint64_t	 errors;	/* requests that ended in an error */
+	uint64_t	 retries;	/* transient errors retried */
 	uint64_t	 latency_ms_sum;
 	uint64_t	 latency_hist[12];	/* EC2_LATENCY_BOUNDS_MS */
 };
+
+/* Log in again when less than this much validity remains. */
+#define CML_LOGIN_MARGIN_MS	(12LL * 3600 * 1000)
+#define CML_DEFAULT_RETRIES	3	/* transient errors, per call */
+#define CML_DEFAULT_BACKOFF_MS	500	/* doubled each retry, jittered */
+#define CML_MAX_BACKOFF_MS	8000
+#define CML_DEFAULT_TIMEOUT_MS	15000	/* one HTTP request */
 
 struct cml_client;
 
@@ -94,6 +118,8 @@ struct cml_client;
 struct cml_client *cml_client_new(struct event_base *, struct http_client *,
 		    const char *, const char *, const char *);
 void		 cml_client_free(struct cml_client *);
+void		 cml_client_set_retry(struct cml_client *, int, int64_t,
+		    int64_t);
 int		 cml_login(struct cml_client *, cml_done_fn, void *);
 const char	*cml_server_version(const struct cml_client *);
 const char	*cml_api_version(const struct cml_client *);
@@ -115,21 +141,44 @@ int		 cml_task_stopped(struct cml_client *, const char *,
 		    const char *, cml_done_fn, void *);
 int		 cml_task_enqueue(struct cml_client *, const char *,
 		    const char *, const char *, cml_done_fn, void *);
+int		 cml_task_requeue(struct cml_client *, const char *,
+		    const char *, const char *, cml_done_fn, void *);
 const struct cml_call_stats *cml_client_stats(const struct cml_client *,
 		    size_t *);
 const char	*cml_err_class_name(enum cml_err_class);
 
-/* clearml_parse.c: pure, unit-tested */
+/*
+ * clearml_parse.c: pure, unit-tested.  The parsers take the envelope's
+ * data object, check the type of every field they read (a wrong type is
+ * an error naming the field, in err), ignore the fields they do not know
+ * and return 0, or -1 on error.
+ */
 int		 cml_parse_envelope(long, const char *, size_t, const char *,
 		    cJSON **, struct cml_error *);
-int		 cml_parse_queue(const cJSON *, struct cml_queue *);
+void		 cml_error_set(struct cml_error *, enum cml_err_class,
+		    const char *, const char *, ...)
+		    __attribute__((format(printf, 4, 5)));
+enum cml_err_class cml_classify(int, int);
+int		 cml_parse_queue(const cJSON *, struct cml_queue *, char *,
+		    size_t);
+int		 cml_parse_queue_by_id(const cJSON *, const char *,
+		    struct cml_queue *, char *, size_t);
+int		 cml_parse_queue_id_by_name(const cJSON *, const char *, char *,
+		    size_t, char *, size_t);
 void		 cml_queue_clear(struct cml_queue *);
 int		 cml_parse_workers(const cJSON *, struct cml_worker **,
-		    size_t *);
+		    size_t *, char *, size_t);
+void		 cml_workers_filter(struct cml_worker *, size_t *,
+		    const char *);
 void		 cml_workers_free(struct cml_worker *, size_t);
-int		 cml_parse_tasks(const cJSON *, struct cml_task **, size_t *);
+int		 cml_parse_tasks(const cJSON *, struct cml_task **, size_t *,
+		    char *, size_t);
 void		 cml_tasks_free(struct cml_task *, size_t);
+int		 cml_jwt_parse(const char *, struct cml_jwt *, char *, size_t);
 int		 cml_jwt_claims(const char *, int64_t *, char *, size_t,
 		    char *, size_t);
+int		 cml_glob_match(const char *, const char *);
+char		*cml_regex_escape(const char *);
+int		 cml_api_at_least(const char *, int, int);
 
 #endif /* QSCALE_CLEARML_H */

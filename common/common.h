@@ -95,20 +95,26 @@ void		 fatalx(const char *, ...)
 /* mask.c: the one place secrets are hidden from any output. */
 #define MASK_TEXT	"********"
 void		 mask_register(const char *);
+void		 mask_unregister(const char *);
 void		 mask_clear(void);
 char		*mask_dup(const char *);
 void		 mask_buf(char *, size_t);
 
-/* config.c */
+/* config.c, conf_src.c, conf_keys.c, conf_out.c */
 struct conf_kv {
 	char		*key;
 	char		*value;
 };
 
 struct conf_ebs {
-	char		*device;	/* "/dev/xvda" */
+	char		*device;	/* "/dev/sda1" */
 	int		 size_gb;	/* 0: AMI default */
 	char		*type;		/* "gp3" */
+};
+
+struct conf_iam_profile {
+	char		*arn;
+	char		*name;
 };
 
 struct conf_resource {
@@ -131,8 +137,18 @@ struct conf_resource {
 	size_t		 ntags;
 	struct conf_ebs	 ebs;
 	char		*docker_image;	/* NULL: agent.docker_image */
+	struct conf_iam_profile	 iam_instance_profile;	/* NULLs: global */
+	cJSON		*custom_launch_spec;	/* its own, or NULL */
 	const char	*file;		/* where the block was read */
 	int		 line;
+
+	/*
+	 * Effective values, resolved at load time and pointing into the
+	 * same configuration: what a worker process launches with.
+	 */
+	const char	*eff_docker_image;	/* or NULL: none */
+	const struct conf_iam_profile *eff_iam_instance_profile;
+	cJSON		*eff_launch_spec;	/* global + own, or NULL */
 };
 
 struct conf_clearml {
@@ -141,8 +157,10 @@ struct conf_clearml {
 	char		*files_server;
 	char		*access_key;
 	char		*secret_key;		/* secret */
+	int64_t		 request_timeout;	/* ms */
 	int		 report;
 	char		*report_project;
+	char		*report_name;		/* default "qscale <name>" */
 };
 
 struct conf_aws {
@@ -153,6 +171,13 @@ struct conf_aws {
 	char		*session_token;		/* secret */
 	char		*profile;
 	char		*endpoint;
+	int		 max_attempts;
+	int64_t		 retry_base_delay;	/* ms */
+	int64_t		 retry_max_delay;	/* ms */
+	int64_t		 request_timeout;	/* ms */
+	/* where access_key_id came from ("FILE:LINE", "environment ..."),
+	   or NULL: no static keys, use the shared file or the role */
+	char		*access_key_source;
 };
 
 struct conf_git {
@@ -162,17 +187,18 @@ struct conf_git {
 
 struct conf_agent {
 	char		*docker_image;
-	char		*init_script;
-	char		*extra_clearml_conf;
+	char		*init_script;		/* appended across layers */
+	char		*extra_clearml_conf;	/* appended across layers */
 	int		 exclude_bashrc;
 	char		*agent_version;		/* NULL: latest */
 	char		*access_key;		/* NULL: clearml.access_key */
 	char		*secret_key;		/* secret */
 };
 
-struct conf_iam_profile {
-	char		*arn;
-	char		*name;
+/* Where a value came from: "default", "FILE:LINE", "environment VAR". */
+struct conf_origin {
+	char		*key;		/* "aws.region", "resources.gpu.ami" */
+	char		*origin;
 };
 
 struct qscale_conf {
@@ -199,8 +225,14 @@ struct qscale_conf {
 	cJSON		*custom_launch_spec;	/* object or NULL */
 	struct conf_resource	*resources;
 	size_t		 nresources;
-	char		*status_listen;
+	char		*status_listen;		/* "host:port"; NULL: off */
+	int		 status_loopback;	/* it is a loopback address */
 	char		*control_socket;
+
+	struct conf_origin	*origins;
+	size_t		 norigins;
+	char		**srcfiles;		/* files read, main first */
+	size_t		 nsrcfiles;
 };
 
 /* Errors collected while loading, each "FILE:LINE: message". */
@@ -208,6 +240,9 @@ struct conf_errors {
 	char		**msg;
 	size_t		 n;
 };
+
+#define CONF_PRINT_SECRETS	0x01	/* show secrets instead of ******** */
+#define CONF_PRINT_NO_ORIGINS	0x02	/* no "# origin" comments */
 
 struct qscale_conf	*conf_load(const char *, struct conf_errors *);
 void		 conf_free(struct qscale_conf *);
@@ -219,6 +254,7 @@ char		*conf_resource_fingerprint(const struct qscale_conf *,
 		    size_t);
 const struct conf_resource *conf_resource_find(const struct qscale_conf *,
 		    const char *);
+const char	*conf_origin(const struct qscale_conf *, const char *);
 
 /* http.c */
 

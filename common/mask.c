@@ -38,6 +38,29 @@ mask_register(const char *s)
 	}
 }
 
+/*
+ * Forgets a secret that no longer exists anywhere (a session token that
+ * was replaced), so that a long-running process that renews its tokens
+ * does not mask against an ever longer list.
+ */
+void
+mask_unregister(const char *s)
+{
+	size_t	 i;
+
+	if (s == NULL)
+		return;
+	for (i = 0; i < nsecrets; i++) {
+		if (strcmp(secrets[i], s) != 0)
+			continue;
+		freezero_str(secrets[i]);
+		memmove(&secrets[i], &secrets[i + 1],
+		    (nsecrets - i - 1) * sizeof(*secrets));
+		nsecrets--;
+		return;
+	}
+}
+
 void
 mask_clear(void)
 {

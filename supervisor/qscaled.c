@@ -271,7 +271,9 @@ main(int argc, char **argv)
 	memset(&sup, 0, sizeof(sup));
 	TAILQ_INIT(&sup.children);
 	sup.conf = conf;
-	sup.conf_path = xstrdup(o.conf_path);
+	/* The daemon runs in /: a relative path must still reload. */
+	if ((sup.conf_path = realpath(o.conf_path, NULL)) == NULL)
+		sup.conf_path = xstrdup(o.conf_path);
 	sup.debug = o.debug;
 	sup.foreground = o.foreground;
 	sup.started_ms = now_ms();

@@ -128,6 +128,11 @@ int		 logsink_tail(const char *, size_t, logsink_sub_fn, void *);
 void		*logsink_subscribe(const char *, logsink_sub_fn, void *);
 void		 logsink_unsubscribe(void *);
 
+/* check_clearml.c: the ClearML half of qscaled --check */
+struct http_client;
+int		 check_clearml(const struct qscale_conf *, struct event_base *,
+		    struct http_client *);
+
 /* metrics.c: counters that survive restarts, time series, Prometheus */
 #define METRICS_FINE_STEP_MS	5000
 #define METRICS_FINE_POINTS	1440	/* 2 hours */

@@ -40,6 +40,7 @@ test_roundtrip(void **state)
 	assert_int_equal(m.hdr.pid, (uint32_t)getpid());
 	assert_string_equal(proto_get_str(m.body, "text"), "hi");
 	assert_int_equal(evbuffer_get_length(b), 0);
+	proto_msg_clear(&m);
 	assert_int_equal(proto_unpack(b, &m, err, sizeof(err)), 0);
 	proto_msg_clear(&m);
 	cJSON_Delete(o);

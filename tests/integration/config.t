@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# The configuration as an operator meets it: qscaled -n and -nv on the
+# example, on a layered file with a site file (where each value came
+# from), on a JSON export of a running daemon; errors in an included
+# file name that file and line; the printed configuration loads again.
+. "$(dirname "$0")/lib.sh"
+
+has() { printf '%s\n' "$1" | grep -qF -- "$2"; }
+
+# The example, as shipped (secrets in it: it must be chmod 600).
+cp "$QSCALE_TOP/etc/qscale.conf.example" "$T/example.conf"
+chmod 600 "$T/example.conf"
+out=$("$QSCALED" -n -c "$T/example.conf" 2>&1)
+check "-n on the example prints 'configuration OK'" test "$out" = "configuration OK"
+out=$("$QSCALED" -nv -c "$T/example.conf" 2>&1)
+check "-nv on the example ends with 'configuration OK'" \
+    test "$(printf '%s\n' "$out" | tail -n 1)" = "configuration OK"
+check "-nv on the example masks its secret" \
+    sh -c "! printf '%s' \"\$1\" | grep -q YOUR-CLEARML-SECRET-KEY" _ "$out"
+check "-nv on the example shows defaults as such" \
+    has "$out" 'max_idle_time = "15m";  # '
+chmod 644 "$T/example.conf"
+out=$("$QSCALED" -n -c "$T/example.conf" 2>&1)
+check "a readable example is refused ($out)" \
+    test "$out" = "$T/example.conf: holds secrets but is readable by group or others: run chmod 600 $T/example.conf"
+
+# A layered configuration: site file with defaults and match blocks.
+mkdir -p "$T/etc"
+cat >"$T/etc/site.conf" <<'EOF'
+defaults = {
+  polling_interval = "10s";
+  agent = { init_script = "echo site"; };
+  resource = { ami = "ami-site"; tags = { team = "site"; }; };
+};
+match = (
+  { workers_prefix = "^prod-";
+    max_idle_time = "1h";
+    agent = { extra_vm_bash_script = "echo prod"; };
+  },
+  { workers_prefix = "^dev-"; max_idle_time = "1m"; }
+);
+EOF
+chmod 644 "$T/etc/site.conf"	# no secret in it: may be readable
+write_conf "$T/etc/qscale.conf" gpu cpu
+sed -i -e '1i @include "site.conf"' -e 's/^workers_prefix = "qtest";/workers_prefix = "prod-eu";/' \
+    -e '/^polling_interval/d' "$T/etc/qscale.conf"
+AWS_REGION=eu-west-1 "$QSCALED" -nv -c "$T/etc/qscale.conf" >"$T/layered.out" 2>&1
+rc=$?
+check "-nv on the layered file exits 0" test "$rc" -eq 0
+out=$(cat "$T/layered.out")
+check "a value from defaults names the site file and line" \
+    has "$out" "polling_interval = \"10s\";  # defaults $T/etc/site.conf:2"
+check "a value from a match block names the block" \
+    has "$out" "max_idle_time = \"1h\";  # match \"^prod-\" $T/etc/site.conf:8"
+check "a value from the main file names its line" \
+    has "$out" "workers_prefix = \"prod-eu\";  # $T/etc/qscale.conf:3"
+check "a built-in default says so" has "$out" 'max_spin_up_time = "30m";  # default'
+check "init_script is appended across the layers" \
+    has "$out" "init_script = \"echo site\\necho prod\";  # defaults $T/etc/site.conf:3, match \"^prod-\" $T/etc/site.conf:9"
+check "per-resource defaults apply to every resource" \
+    test "$(grep -c 'ami = "ami-12345678";' "$T/layered.out")" -eq 2
+check "the non-matching block is not applied" sh -c "! grep -q 'max_idle_time = \"1m\"' '$T/layered.out'"
+check "-nv masks every secret" no_secret_in "$T/layered.out"
+
+# The printed configuration loads again (with the secrets put back).
+sed -e '$d' -e 's/secret_key = "\*\*\*\*\*\*\*\*"/secret_key = "clearml-SECRET-value-1"/' \
+    -e 's/secret_access_key = "\*\*\*\*\*\*\*\*"/secret_access_key = "aws-SECRET-value-2"/' \
+    -e 's/password = "\*\*\*\*\*\*\*\*"/password = "git-SECRET-value-3"/' \
+    "$T/layered.out" >"$T/printed.conf"
+chmod 600 "$T/printed.conf"
+"$QSCALED" -nv -c "$T/printed.conf" >"$T/printed.out" 2>&1
+check "the -nv output loads again" test "$(tail -n 1 "$T/printed.out")" = "configuration OK"
+# Normalised text without the header and the origin comments.
+strip() { sed -e '1d' -e 's/  # .*$//' "$1"; }
+strip "$T/layered.out" >"$T/layered.norm"
+strip "$T/printed.out" >"$T/printed.norm"
+check "and gives the same configuration" cmp -s "$T/layered.norm" "$T/printed.norm"
+sed -i 's/"clearml-SECRET-value-1"/"********"/' "$T/printed.conf"
+out=$("$QSCALED" -n -c "$T/printed.conf" 2>&1)
+check "a masked secret is refused, saying why ($out)" \
+    has "$out" 'exported with its secrets masked'
+
+# An error in an included file names that file and its line.
+printf 'polling_interval = "1s";\nmax_idle_time = "soon";\n' >"$T/etc/broken-site.conf"
+write_conf "$T/etc/broken.conf" gpu
+sed -i '1i @include "broken-site.conf"' "$T/etc/broken.conf"
+sed -i '/^polling_interval/d' "$T/etc/broken.conf"
+out=$("$QSCALED" -n -c "$T/etc/broken.conf" 2>&1)
+rc=$?
+check "-n on a broken include exits 1" test "$rc" -eq 1
+check "the error names the included file and line ($out)" \
+    test "$out" = "$T/etc/broken-site.conf:2: max_idle_time: \"soon\" is not a duration: expected a number, as in 45s, 15m or 2h"
+printf 'x = ;\n' >"$T/etc/syntax-site.conf"
+write_conf "$T/etc/syntax.conf" gpu
+sed -i '3i @include "syntax-site.conf"' "$T/etc/syntax.conf"
+out=$("$QSCALED" -n -c "$T/etc/syntax.conf" 2>&1)
+check "a syntax error in an include names that file ($out)" \
+    test "$out" = "$T/etc/syntax-site.conf:1: syntax error"
+write_conf "$T/typo.conf" gpu
+sed -i 's/^polling_interval/polling_intervl/' "$T/typo.conf"
+out=$("$QSCALED" -n -c "$T/typo.conf" 2>&1)
+check "an unknown key gets a suggestion ($out)" \
+    test "$out" = "$T/typo.conf:3: unknown key 'polling_intervl' (did you mean 'polling_interval'?)"
+
+# Secrets from the environment: the file may then be readable.
+write_conf "$T/env.conf" gpu
+sed -i '/secret_key = /d; /secret_access_key = /d; /access_key_id = /d; s/password = "git-SECRET-value-3"; //' "$T/env.conf"
+chmod 644 "$T/env.conf"
+out=$(CLEARML_API_SECRET_KEY=clearml-SECRET-value-1 AWS_ACCESS_KEY_ID=AKIAENV \
+    AWS_SECRET_ACCESS_KEY=aws-SECRET-value-2 "$QSCALED" -nv -c "$T/env.conf" 2>&1)
+check "secrets from the environment load from a readable file" \
+    test "$(printf '%s\n' "$out" | tail -n 1)" = "configuration OK"
+check "-nv says they came from the environment" \
+    has "$out" 'secret_key = "********";  # environment CLEARML_API_SECRET_KEY'
+check "and masks them" sh -c "! printf '%s' \"\$1\" | grep -q SECRET-value" _ "$out"
+
+# The running configuration, exported as JSON, loads as a .json file.
+write_conf "$T/qscale.conf" gpu cpu
+start_qscaled "$T/qscale.conf" || { not_ok "qscaled starts"; exit 1; }
+ok "qscaled starts"
+ctl export-config --with-secrets >"$T/exported.json"
+rc=$?
+check "export-config --with-secrets works" test "$rc" -eq 0
+ctl export-config >"$T/masked.json"
+check "a plain export holds no secret" no_secret_in "$T/masked.json"
+check "a plain export shows that secrets are set" grep -q '"\*\*\*\*\*\*\*\*"' "$T/masked.json"
+stop_qscaled
+chmod 600 "$T/exported.json" "$T/masked.json"
+out=$("$QSCALED" -n -c "$T/exported.json" 2>&1)
+check "qscaled -n loads the JSON export ($out)" test "$out" = "configuration OK"
+"$QSCALED" -nv -c "$T/qscale.conf" >"$T/a.out" 2>&1
+"$QSCALED" -nv -c "$T/exported.json" >"$T/b.out" 2>&1
+strip "$T/a.out" >"$T/a.norm"
+strip "$T/b.out" >"$T/b.norm"
+check "the export gives the same configuration" cmp -s "$T/a.norm" "$T/b.norm"
+check "-nv on JSON names the JSON file's lines" \
+    grep -qE "# $T/exported.json:[0-9]+\$" "$T/b.out"
+start_qscaled "$T/exported.json" || { not_ok "qscaled starts on the export"; exit 1; }
+ok "qscaled runs on the JSON export"
+ctl export-config --with-secrets >"$T/exported2.json"
+stop_qscaled
+check "load, export, load, export: identical" cmp -s "$T/exported.json" "$T/exported2.json"
+out=$("$QSCALED" -n -c "$T/masked.json" 2>&1)
+rc=$?
+check "a masked export does not load" test "$rc" -eq 1
+check "it says it was exported masked and how to export it" \
+    has "$out" "this configuration was exported with its secrets masked; set the secret, or export it with 'qscalectl export-config --with-secrets'"
+check "every error names the JSON file and a line" \
+    sh -c "! printf '%s\n' \"\$1\" | grep -vqE '^$T/masked.json:[0-9]+: '" _ "$out"
+sed -i 's/"max_idle_time":.*/"max_idle_time": "soon",/' "$T/exported.json"
+line=$(grep -n '"max_idle_time"' "$T/exported.json" | cut -d: -f1)
+out=$("$QSCALED" -n -c "$T/exported.json" 2>&1)
+check "an error in JSON names its line ($out)" \
+    test "$out" = "$T/exported.json:$line: max_idle_time: \"soon\" is not a duration: expected a number, as in 45s, 15m or 2h"
+check "no secret in any output" no_secret_in "$T/log" "$T/qscaled.out" "$T/layered.out" "$T/masked.json"
