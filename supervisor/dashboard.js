@@ -80,17 +80,17 @@
 	}
 
 	function timeStep(span) {
-		const steps = [60, 300, 600, 900, 1800, 3600, 7200, 10800,
-		    21600];
+		const steps = [15, 30, 60, 300, 600, 900, 1800, 3600, 7200,
+		    10800, 21600];
 		for (const s of steps)
 			if (span / (s * 1000) <= 6) return s * 1000;
 		return 43200000;
 	}
 
-	function hhmm(t) {
-		const d = new Date(t);
-		return String(d.getHours()).padStart(2, '0') + ':' +
-		    String(d.getMinutes()).padStart(2, '0');
+	function hhmm(t, secs) {
+		const d = new Date(t), p = (n) => String(n).padStart(2, '0');
+		return p(d.getHours()) + ':' + p(d.getMinutes()) +
+		    (secs ? ':' + p(d.getSeconds()) : '');
 	}
 
 	/*
@@ -107,11 +107,19 @@
 		g.clearRect(0, 0, w, h);
 
 		const pad = { l: 36, r: 10, t: 8, b: 22 };
-		const t0 = now - range * 1000, t1 = now;
-		let max = 0, points = 0;
+		/* a young daemon's few minutes fill the plot, not a sliver */
+		let first = now;
 		for (const s of lines)
-			for (const v of s.v)
+			if (s.t.length && s.t[0] < first) first = s.t[0];
+		const t1 = now;
+		const t0 = Math.min(t1 - 120000, Math.max(now - range * 1000,
+		    first));
+		let max = 0, points = 0, top = 0;
+		for (const s of lines)
+			for (const v of s.v) {
 				if (v !== null && v > max) max = v;
+				if (v !== null && v > top && !s.dash) top = v;
+			}
 		const ystep = tickStep(max);
 		const ymax = Math.max(ystep, Math.ceil(max / ystep) * ystep);
 		const X = (t) => pad.l + (t - t0) / (t1 - t0) * (w - pad.l - pad.r);
@@ -135,7 +143,7 @@
 		g.textBaseline = 'top';
 		const step = timeStep(t1 - t0);
 		for (let t = Math.ceil(t0 / step) * step; t <= t1; t += step)
-			g.fillText(hhmm(t), X(t), h - pad.b + 6);
+			g.fillText(hhmm(t, step < 60000), X(t), h - pad.b + 6);
 
 		for (const s of lines) {
 			const gap = s.gap || 30000;
@@ -164,6 +172,7 @@
 		}
 		g.setLineDash([]);
 		canvas.dataset.points = String(points);
+		canvas.dataset.max = String(top);
 		canvas.dataset.series = String(lines.filter((s) => !s.dash).length);
 	}
 

@@ -29,6 +29,7 @@ PROBE = """JSON.stringify((() => {
   return {
     points: plots.map((k) => Number(d('plot-' + k).dataset.points)),
     series: plots.map((k) => Number(d('plot-' + k).dataset.series)),
+    max: plots.map((k) => Number(d('plot-' + k).dataset.max)),
     rows: document.querySelectorAll('#resources tbody tr').length,
     names: Array.from(document.querySelectorAll(
         '#resources tbody tr td:first-child')).map(
