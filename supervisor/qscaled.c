@@ -287,7 +287,12 @@ main(int argc, char **argv)
 	    status_listen(&sup, conf->status_listen, err, sizeof(err)) == -1) {
 		report_ready(readyfd, err);
 		control_close();
+		logsink_close();
 		unlink(pid_path);
+		free(pid_path);
+		conf_free(sup.conf);
+		free(sup.conf_path);
+		event_base_free(sup.base);
 		return 1;
 	}
 	logsink_set_stderr(o.debug);

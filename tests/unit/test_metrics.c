@@ -149,7 +149,7 @@ check_shape(const char *text, int *families)
 {
 	char	*copy = strdup(text), *line, *save = NULL;
 	char	 family[128] = "", type[32] = "", seen[8192] = " ";
-	char	 name[128];
+	char	 name[160];
 	int	 help = 0;
 	size_t	 fl;
 
