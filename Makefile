@@ -28,7 +28,7 @@ OPT ?=		-O2 -g
 SAN ?=
 QS_CFLAGS =	-std=gnu11 -Wall -Wextra -Werror -Wshadow -Wpointer-arith \
 		-Wmissing-prototypes -Wstrict-prototypes \
-		-D_GNU_SOURCE -Icommon -Iworker -Isupervisor \
+		-D_GNU_SOURCE -Icommon -Iworker -Isupervisor -I$(BUILD)/gen \
 		$(PKG_CFLAGS) $(OPT) $(SAN) $(CFLAGS)
 QS_LDFLAGS =	$(SAN) $(LDFLAGS)
 LIBS =		$(PKG_LIBS) -lm
@@ -59,6 +59,16 @@ check-deps:
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(QS_CFLAGS) -MMD -MP -c -o $@ $<
+
+# The dashboard is compiled in: the binary serves it with no file on disk.
+DASH_SRC :=	supervisor/dashboard.html supervisor/dashboard.js \
+		supervisor/dashboard.css
+
+$(BUILD)/gen/dashboard_assets.h: $(DASH_SRC) contrib/embed.sh
+	@mkdir -p $(dir $@)
+	contrib/embed.sh $(DASH_SRC) >$@.tmp && mv $@.tmp $@
+
+$(BUILD)/obj/supervisor/status.o: $(BUILD)/gen/dashboard_assets.h
 
 $(BUILD)/libqscale.a: $(LIB_OBJ)
 	@rm -f $@

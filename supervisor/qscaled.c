@@ -300,14 +300,22 @@ main(int argc, char **argv)
 	log_set_level(o.debug ? LOG_LVL_DEBUG : conf->log_level);
 	if (logsink_open(conf->log_dir, err, sizeof(err)) == -1 ||
 	    control_listen(&sup, conf->control_socket, err, sizeof(err))
-	    == -1) {
+	    == -1 ||
+	    status_listen(&sup, conf->status_listen, err, sizeof(err)) == -1) {
 		report_ready(readyfd, err);
+		control_close();
+		logsink_close();
 		unlink(pid_path);
+		free(pid_path);
+		conf_free(sup.conf);
+		free(sup.conf_path);
+		event_base_free(sup.base);
 		return 1;
 	}
 	logsink_set_stderr(o.debug);
 	log_set_stderr(0);
 	log_set_sink(logsink_sink, NULL);
+	status_announce();
 	report_ready(readyfd, NULL);
 	if (!o.foreground && (devnull = open("/dev/null", O_WRONLY)) != -1) {
 		dup2(devnull, STDERR_FILENO);
@@ -316,6 +324,8 @@ main(int argc, char **argv)
 
 	sup_run(&sup);
 
+	status_close();
+	metrics_free(&sup);
 	control_close();
 	unlink(pid_path);
 	close(pidfd);

@@ -230,10 +230,12 @@ plan_memory_copy(struct plan_memory *dst, const struct plan_memory *src)
 {
 	*dst = *src;
 	dst->inst = xcalloc(src->ninst + 1, sizeof(*dst->inst));
-	memcpy(dst->inst, src->inst, src->ninst * sizeof(*dst->inst));
+	if (src->ninst > 0)
+		memcpy(dst->inst, src->inst, src->ninst * sizeof(*dst->inst));
 	dst->requeues = xcalloc(src->nrequeues + 1, sizeof(*dst->requeues));
-	memcpy(dst->requeues, src->requeues,
-	    src->nrequeues * sizeof(*dst->requeues));
+	if (src->nrequeues > 0)
+		memcpy(dst->requeues, src->requeues,
+		    src->nrequeues * sizeof(*dst->requeues));
 }
 
 void
