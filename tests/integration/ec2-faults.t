@@ -182,4 +182,26 @@ check "a launch spec qscale refuses is an invalid error, nothing sent" \
     jqt '.ok == false and .error.class == "invalid parameter" and .error.attempts == 0' "$out"
 check "no request went out for it" test "$(faults_log | jq length)" = 1
 
+# TLS is verified: a self-signed endpoint is refused at once, not retried
+openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -days 1 \
+    -keyout "$T/tls.key" -out "$T/tls.crt" >/dev/null 2>&1
+TLS_PORT=$(free_port)
+python3 - "$TLS_PORT" "$T/tls.crt" "$T/tls.key" >"$T/tls.log" 2>&1 <<'PY' &
+import http.server, ssl, sys
+srv = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])),
+                             http.server.BaseHTTPRequestHandler)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[2], sys.argv[3])
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+srv.serve_forever()
+PY
+TLS_PID=$!
+on_exit "kill $TLS_PID"
+wait_for 10 sh -c "echo | openssl s_client -connect 127.0.0.1:$TLS_PORT >/dev/null 2>&1"
+AWS_ACCESS_KEY_ID=AKIDFAULTTEST AWS_SECRET_ACCESS_KEY=fault-SECRET-value-9 \
+    "$EC2CALL" --endpoint "https://127.0.0.1:$TLS_PORT/" describe >"$out" 2>"$T/err.log"
+check "a certificate that does not verify is refused, once, as TLS" \
+    jqt '.ok == false and (.error.message | startswith("TLS: ")) and .error.attempts == 1 and .error.class == "unknown"' "$out"
+rm -f "$T/tls.key"
+
 check "no secret anywhere in the outputs" no_secret_in "$T"
