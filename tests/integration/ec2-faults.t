@@ -55,6 +55,7 @@ for spec in \
     "RunInstances 400 InvalidSubnetID.NotFound not found" \
     "RunInstances 400 SpotMaxPriceTooLow spot capacity" \
     "CreateTags 400 SomethingNobodyKnows unknown"; do
+	# shellcheck disable=SC2086	# split into its words on purpose
 	set -- $spec
 	act=$1 st=$2 code=$3
 	shift 3

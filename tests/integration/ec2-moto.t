@@ -26,6 +26,7 @@ maws iam add-role-to-instance-profile --instance-profile-name qs-prof --role-nam
 check "fixtures: subnet, groups" test -n "$SUB" -a -n "$SG1" -a -n "$SG2"
 
 # user data that needs every kind of escaping, and non-ASCII
+# shellcheck disable=SC2016	# the $ and backquotes are the data
 printf '#!/bin/bash\necho %s "$HOME" `id` \\ %%s & done\n# caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x9a\x80 \x01\n' \
     "'+/=&%\"\$\\\`'" >"$T/ud.sh"
 mcall run --image ami-1e749f67 --type t3.micro --count 1 --subnet "$SUB" \
@@ -54,6 +55,7 @@ check "read back: shutdown terminates" jqt '.InstanceInitiatedShutdownBehavior.V
 maws ec2 describe-volumes --filters "Name=attachment.instance-id,Values=$ID" --query 'Volumes[0]' >"$T/vol.json"
 check "read back: volume of 30 GB gp3 on /dev/xvda" \
     jqt '.Size == 30 and .VolumeType == "gp3" and .Attachments[0].Device == "/dev/xvda"' "$T/vol.json"
+# shellcheck disable=SC2016	# jq variables
 check "read back: the volume carries the ownership tags" \
     jqt '(.Tags | from_entries) as $t | $t["qscale:autoscaler"] == "test" and $t["qscale:resource"] == "gpu" and $t.Name == "qtest:gpu"' "$T/vol.json"
 maws ec2 describe-instance-attribute --instance-id "$ID" --attribute userData \
@@ -76,7 +78,7 @@ check "read back: spot lifecycle" jqt '.InstanceLifecycle == "spot"' "$T/spot.js
 check "read back: custom launch spec (EbsOptimized, Monitoring)" jqt '.EbsOptimized == true and .Monitoring.State == "enabled"' "$T/spot.json"
 
 # more than two pages (moto pages by reservation)
-for i in 1 2 3 4 5; do
+for _ in 1 2 3 4 5; do
 	mcall run --image ami-1e749f67 --type t3.nano --tag qscale:resource=paged >/dev/null
 done
 mcall --page-size 2 describe -f tag:qscale:resource=paged >"$out"
