@@ -43,11 +43,13 @@ LIB_OBJ :=	$(patsubst %.c,$(BUILD)/obj/%.o,$(COMMON_SRC) $(WORKER_SRC) $(SUP_SRC
 CTL_OBJ :=	$(patsubst %.c,$(BUILD)/obj/%.o,$(CTL_SRC))
 UNIT_BIN :=	$(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 FUZZ_SRC :=	$(wildcard tests/fuzz/fuzz_*.c)
+TOOL_SRC :=	$(wildcard tests/tools/*.c)
+TOOL_BIN :=	$(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRC))
 
 .PHONY: all unit test integration asan deps demo bench install clean format \
 	check-deps
 
-all: check-deps $(BUILD)/qscaled $(BUILD)/qscalectl
+all: check-deps $(BUILD)/qscaled $(BUILD)/qscalectl $(TOOL_BIN)
 
 check-deps:
 	@$(PKG_CONFIG) --exists $(PKGS) || { \
@@ -71,6 +73,11 @@ $(BUILD)/qscalectl: $(CTL_OBJ) $(BUILD)/libqscale.a
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libqscale.a
 	@mkdir -p $(dir $@)
 	$(CC) $(QS_LDFLAGS) -o $@ $^ $(LIBS) $(CMOCKA_LIBS)
+
+# Small drivers the integration tests run (tests/tools/NAME.c).
+$(BUILD)/tools/%: $(BUILD)/obj/tests/tools/%.o $(BUILD)/libqscale.a
+	@mkdir -p $(dir $@)
+	$(CC) $(QS_LDFLAGS) -o $@ $^ $(LIBS)
 
 unit: all $(UNIT_BIN)
 	@tests/run.sh unit $(BUILD)
