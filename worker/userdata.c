@@ -562,11 +562,17 @@ static void
 ud_add_agent(struct ud_buf *b, const struct ud_in *in)
 {
 	ud_add(b, "# 6. The agent, in the foreground, as this instance's "
-	    "worker (one line:\n"
-	    "# the test cloud's simulated agents read it).\n"
-	    "export CLEARML_WORKER_ID=\"${worker_id_prefix}:${instance_id}\"\n"
+	    "worker.\n");
+	if (in->docker_image != NULL)
+		ud_add(b, "command -v docker >/dev/null ||\n"
+		    "    qs_log \"warning: no docker here; the agent needs it "
+		    "to run tasks in $docker_image\"\n");
+	ud_add(b, "export CLEARML_WORKER_ID=\"${worker_id_prefix}:"
+	    "${instance_id}\"\n"
 	    "qs_log \"starting clearml-agent as $CLEARML_WORKER_ID on queue "
 	    "$queue\"\n"
+	    "# One line: tools read the queue and the worker id back from "
+	    "here.\n"
 	    "\"$venv/bin/clearml-agent\" --config-file \"$conf\" daemon "
 	    "--queue \"$queue\"");
 	if (in->docker_image != NULL)

@@ -222,6 +222,8 @@ for mode in bash "bash -x"; do
 	check "$mode: agent arguments: queue, the resource's image, CPU only" \
 	    agent_args_are --config-file "$sb/home/clearml.conf" daemon \
 	    --queue q-cpu --docker res/img:2 --cpu-only
+	check "$mode: warns that this image has no docker" \
+	    grep -q "warning: no docker here" "$sb/err"
 	check "$mode: CLEARML_WORKER_ID holds the instance id" \
 	    agent_env_has "CLEARML_WORKER_ID=qtest:cpu:c5.large:$IID"
 	check "$mode: the agent sees NVIDIA_VISIBLE_DEVICES=none" \

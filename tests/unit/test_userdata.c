@@ -289,6 +289,7 @@ test_full(void **state)
 	assert_false(has(s, "set +x"));
 	/* the resource's image over the agent's */
 	assert_true(has_line(s, "docker_image='res/image:2'"));
+	assert_true(has_line(s, "command -v docker >/dev/null ||"));
 	assert_false(has(s, "agent/image:1"));
 	assert_true(has_line(s, "\"$venv/bin/clearml-agent\" --config-file "
 	    "\"$conf\" daemon --queue \"$queue\" --docker \"$docker_image\" "
