@@ -182,6 +182,8 @@ struct qscale_conf {
 	int64_t		 polling_interval;	/* ms */
 	int64_t		 max_idle_time;		/* ms */
 	int64_t		 max_spin_up_time;	/* ms */
+	int64_t		 vanished_worker_grace;	/* ms */
+	int64_t		 worker_last_seen;	/* ms */
 	int		 log_level;
 	char		*log_dir;
 	char		*pid_file;

@@ -20,6 +20,10 @@
 #define PROTO_VERSION		1
 #define PROTO_MAX_PAYLOAD	(4 * 1024 * 1024)
 
+/* A worker process exiting with this code is not respawned before a
+ * reload: it has a configuration it cannot run with. */
+#define PROTO_EXIT_NORESPAWN	2
+
 struct proto_hdr {
 	uint32_t	type;
 	uint32_t	len;		/* payload bytes after the header */

@@ -25,7 +25,7 @@ struct proto_msg;
 #define SUP_BACKOFF_MAX_MS	60000
 #define SUP_HEALTHY_MS		(5 * 60 * 1000)
 #define SUP_STOP_GRACE_MS	15000
-#define SUP_EXIT_NORESPAWN	2
+#define SUP_EXIT_NORESPAWN	PROTO_EXIT_NORESPAWN
 
 enum sup_child_state {
 	CHILD_STARTING,		/* forked, no hello yet */

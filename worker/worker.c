@@ -19,7 +19,11 @@
 #include "proto.h"
 #include "worker.h"
 
-static void	worker_schedule(struct wproc *, int64_t);
+/* Past a timer's expiry, so that plan() sees it expired. */
+#define WORKER_WAKE_SLACK_MS	50
+#define WORKER_MIN_GAP_MS	250
+
+static void	worker_schedule(struct wproc *);
 static void	worker_stop(struct wproc *, const char *);
 
 int
@@ -184,6 +188,7 @@ worker_poll_cb(evutil_socket_t fd, short ev, void *arg)
 		return;
 	w->polling = 1;
 	w->polls++;
+	w->poll_start_mono = mono_ms();
 	poll_start(w);
 }
 
@@ -197,19 +202,31 @@ worker_poll_done(struct wproc *w)
 		worker_exit_when_flushed(w);
 		return;
 	}
-	worker_schedule(w, w->conf->polling_interval);
+	worker_schedule(w);
 }
 
-/* Next poll in interval +-10%, so worker processes do not align. */
+/*
+ * The next poll starts one interval after this one started, minus up to
+ * 10% so worker processes do not align (never plus: a task enqueued just
+ * after a poll must see a launch within one interval).  A timer that
+ * plan() said expires sooner (an idle time, a spin-up time) wakes the
+ * poll then instead, so terminations happen on time.
+ */
 static void
-worker_schedule(struct wproc *w, int64_t interval)
+worker_schedule(struct wproc *w)
 {
-	int64_t		 jitter = interval / 10, delay;
+	int64_t	 interval = w->conf->polling_interval, jitter = 0, delay;
+	int64_t	 wake;
 
-	delay = interval;
-	if (jitter > 0)
-		delay += (int64_t)(random() % (2 * jitter + 1)) - jitter;
-	timer_add_ms(w->ev_poll, delay);
+	if (interval / 10 > 0)
+		jitter = (int64_t)(random() % (interval / 10 + 1));
+	delay = w->poll_start_mono + interval - jitter - mono_ms();
+	if (w->next_wake_ms > 0) {
+		wake = w->next_wake_ms - now_ms() + WORKER_WAKE_SLACK_MS;
+		if (wake < delay)
+			delay = wake;
+	}
+	timer_add_ms(w->ev_poll, QS_MAX(delay, WORKER_MIN_GAP_MS));
 }
 
 int
@@ -217,6 +234,7 @@ worker_main(struct qscale_conf *conf, size_t index, int fd)
 {
 	struct wproc	 w;
 	cJSON		*o;
+	int		 rc = 0;
 
 	memset(&w, 0, sizeof(w));
 	w.conf = conf;
@@ -246,10 +264,20 @@ worker_main(struct qscale_conf *conf, size_t index, int fd)
 	signal(SIGPIPE, SIG_IGN);
 	w.ev_poll = evtimer_new(w.base, worker_poll_cb, &w);
 	w.poll = poll_new(&w);
-	log_info("worker process %d started for queue %s (%s)", (int)getpid(),
-	    w.res->queue, w.res->instance_type);
-	/* First poll soon, with a little jitter too. */
-	worker_schedule(&w, 200);
+	if (w.poll->init_error[0] != '\0') {
+		/* A configuration this process cannot run with: exit code 2,
+		 * so the supervisor waits for a reload to try again. */
+		log_msg(LOG_LVL_ERROR, "cannot manage resource %s: %s",
+		    w.res->name, w.poll->init_error);
+		rc = PROTO_EXIT_NORESPAWN;
+		worker_exit_when_flushed(&w);
+	} else {
+		log_info("worker process %d started for queue %s (%s%s)",
+		    (int)getpid(), w.res->queue, w.res->instance_type,
+		    w.res->spot ? ", spot" : "");
+		/* The first poll soon, with a little jitter too. */
+		timer_add_ms(w.ev_poll, 100 + random() % 200);
+	}
 
 	event_base_dispatch(w.base);
 
@@ -261,5 +289,5 @@ worker_main(struct qscale_conf *conf, size_t index, int fd)
 	if (w.bev != NULL)
 		bufferevent_free(w.bev);
 	event_base_free(w.base);
-	return 0;
+	return rc;
 }

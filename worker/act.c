@@ -1,0 +1,716 @@
+/*
+ * act.c: carry out what plan() decided, in parallel: one launch chain
+ * (subnets tried in order within the poll, spot failures reported for
+ * the blackout), one batch of terminations (console output logged first
+ * where asked, a fresh look at the workers just before the call, one
+ * TerminateInstances, then workers.unregister), re-queues of tasks lost
+ * with an interrupted instance, and unregistering zombie workers.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "clearml.h"
+#include "ec2.h"
+#include "proto.h"
+#include "worker.h"
+
+#define CONSOLE_MAX_LINES	60
+
+struct act_launch {
+	struct wpoll	*p;
+	int		 remaining;
+	int		 spot;
+	size_t		 subnet;	/* next to try */
+	size_t		 nsubnets;	/* 0: by availability zone */
+	int		 spot_failures;
+	int		 attempts;
+	char		 last_code[96];
+};
+
+struct act_term {
+	struct wpoll		*p;
+	struct plan_action	*a;
+	size_t			 n;
+	int			 ops;
+	int			 recheck_ok;
+	char			**fresh_ids;
+	char			**fresh_tasks;	/* NULL entries: idle */
+	size_t			 nfresh;
+};
+
+struct act_requeue {
+	struct wpoll		*p;
+	struct plan_action	 a;
+	char			 queue[40];
+	int			 stage;
+};
+
+struct act_console {
+	struct act_term		*t;
+	struct plan_action	*a;
+};
+
+static void	act_launch_next(struct act_launch *);
+static void	act_term_step(struct act_term *);
+
+void
+act_op_done(struct wpoll *p)
+{
+	if (--p->act_ops > 0)
+		return;
+	poll_acted(p);
+}
+
+static int
+act_stopping(const struct wpoll *p)
+{
+	return p->w->stopping;
+}
+
+/* ---- launches ---- */
+
+static int
+act_launch_is_spot_capacity(const struct ec2_error *err, int spot)
+{
+	return spot && (err->cls == EC2_ERR_SPOT_CAPACITY ||
+	    err->cls == EC2_ERR_CAPACITY);
+}
+
+static void
+act_launch_ok(struct act_launch *l, const struct ec2_instance *in, size_t n,
+    const char *subnet)
+{
+	struct wpoll	*p = l->p;
+	cJSON		*o, *ids;
+	char		 list[512] = "";
+	size_t		 i, len = 0;
+
+	o = cJSON_CreateObject();
+	ids = cJSON_AddArrayToObject(o, "ids");
+	for (i = 0; i < n; i++) {
+		plan_memory_launched(&p->mem, in[i].id, l->spot,
+		    in[i].launch_ms, in[i].subnet[0] != '\0' ? in[i].subnet :
+		    subnet, now_ms());
+		cJSON_AddItemToArray(ids, cJSON_CreateString(in[i].id));
+		if (len < sizeof(list) - 40)
+			len += (size_t)snprintf(list + len, sizeof(list) - len,
+			    "%s%s", i > 0 ? " " : "", in[i].id);
+	}
+	p->count.launched += n;
+	plan_memory_backoff(&p->mem, now_ms(), 0);
+	log_info("launched %zu %s instance%s%s%s: %s", n, l->spot ? "spot" :
+	    "on-demand", n == 1 ? "" : "s", subnet != NULL ? " in " : "",
+	    subnet != NULL ? subnet : "", list);
+	cJSON_AddNumberToObject(o, "count", (double)n);
+	cJSON_AddStringToObject(o, "market", l->spot ? "spot" : "on-demand");
+	cJSON_AddStringToObject(o, "subnet", subnet != NULL ? subnet : "");
+	cJSON_AddStringToObject(o, "result", "ok");
+	poll_event(p, "launched", o);
+	l->remaining -= (int)n;
+}
+
+static void
+act_launch_failed_event(struct act_launch *l, const struct ec2_error *err,
+    const char *subnet)
+{
+	cJSON	*o = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(o, "market", l->spot ? "spot" : "on-demand");
+	cJSON_AddStringToObject(o, "code", err->code[0] != '\0' ? err->code :
+	    ec2_err_class_name(err->cls));
+	cJSON_AddStringToObject(o, "class", ec2_err_class_name(err->cls));
+	cJSON_AddStringToObject(o, "subnet", subnet != NULL ? subnet : "");
+	poll_event(l->p, "launch_failed", o);
+}
+
+/*
+ * What a launch error means for the rest of this poll: try the next
+ * subnet (capacity there, or a subnet that does not exist), or stop,
+ * holding launches back when repeating at once would only fail again.
+ */
+static int
+act_launch_error(struct act_launch *l, const struct ec2_error *err,
+    const char *subnet)
+{
+	struct wpoll	*p = l->p;
+	int64_t		 base = p->w->conf->polling_interval;
+
+	p->count.launch_errors++;
+	snprintf(l->last_code, sizeof(l->last_code), "%s", err->code);
+	act_launch_failed_event(l, err, subnet);
+	poll_error(p, "RunInstances%s%s (%s, %d instance%s): %s %s: %s%s%s",
+	    subnet != NULL ? " in " : "", subnet != NULL ? subnet : "",
+	    l->spot ? "spot" : "on-demand", l->remaining,
+	    l->remaining == 1 ? "" : "s", ec2_err_class_name(err->cls),
+	    err->code, err->message, err->request_id[0] != '\0' ?
+	    " request " : "", err->request_id);
+	if (act_launch_is_spot_capacity(err, l->spot)) {
+		l->spot_failures++;
+		return 1;
+	}
+	switch (err->cls) {
+	case EC2_ERR_CAPACITY:
+	case EC2_ERR_NOT_FOUND:
+		return 1;
+	case EC2_ERR_THROTTLE:
+	case EC2_ERR_TRANSIENT:
+		return 0;	/* already retried; the next poll tries again */
+	case EC2_ERR_AUTH:
+		plan_memory_backoff(&p->mem, now_ms(), 4 * base);
+		return 0;
+	default:		/* quota, invalid parameter, unknown */
+		plan_memory_backoff(&p->mem, now_ms(), 2 * base);
+		return 0;
+	}
+}
+
+static const char *
+act_launch_subnet(const struct act_launch *l, size_t i)
+{
+	const struct conf_resource *r = l->p->w->res;
+
+	return i < r->nsubnets ? r->subnets[i] : NULL;
+}
+
+static void
+act_launch_cb(const struct ec2_error *err, const struct ec2_instance *in,
+    size_t n, void *arg)
+{
+	struct act_launch	*l = arg;
+	const char		*subnet = act_launch_subnet(l, l->subnet - 1);
+	int			 next = 0;
+
+	if (err == NULL || err->cls == EC2_OK) {
+		act_launch_ok(l, in, n, subnet);
+		next = l->remaining > 0;	/* partial: the next subnet */
+	} else
+		next = act_launch_error(l, err, subnet);
+	if (next && l->remaining > 0 && l->subnet < l->nsubnets &&
+	    !act_stopping(l->p)) {
+		act_launch_next(l);
+		return;
+	}
+	if (l->remaining > 0 && l->spot && l->spot_failures > 0 &&
+	    l->spot_failures == l->attempts) {
+		cJSON *o = cJSON_CreateObject();
+
+		plan_memory_spot_failed(&l->p->mem, now_ms());
+		cJSON_AddStringToObject(o, "code", l->last_code);
+		poll_event(l->p, "spot_failure", o);
+	}
+	act_op_done(l->p);
+	free(l);
+}
+
+static void
+act_launch_next(struct act_launch *l)
+{
+	struct wpoll		*p = l->p;
+	struct ec2_launch	 spec;
+	const char		*subnet = act_launch_subnet(l, l->subnet);
+	char			 token[64];
+
+	snprintf(token, sizeof(token), "qs-%08lx%08lx-%llu-%zu",
+	    (unsigned long)random(), (unsigned long)random(),
+	    (unsigned long long)p->w->polls, l->subnet);
+	l->subnet++;
+	l->attempts++;
+	p->count.launch_calls++;
+	if (launch_spec_build(&spec, p->w->conf, p->w->index, subnet, l->spot,
+	    l->remaining, token, p->user_data, 0) == -1) {
+		poll_error(p, "cannot build the launch request");
+		act_op_done(p);
+		free(l);
+		return;
+	}
+	if (ec2_run_instances(p->ec2, &spec, act_launch_cb, l) == -1) {
+		poll_error(p, "RunInstances could not be sent");
+		act_op_done(p);
+		free(l);
+	}
+	launch_spec_clear(&spec);
+}
+
+static void
+act_launch(struct wpoll *p, const struct plan_action *a)
+{
+	struct act_launch	*l = xcalloc(1, sizeof(*l));
+
+	l->p = p;
+	l->remaining = a->count;
+	l->spot = a->spot;
+	l->nsubnets = QS_MAX(p->w->res->nsubnets, 1);
+	log_info("launching %d %s instance%s: %s", a->count, a->spot ?
+	    "spot" : "on-demand", a->count == 1 ? "" : "s", a->why);
+	p->act_ops++;
+	act_launch_next(l);
+}
+
+/* ---- terminations ---- */
+
+static void
+act_term_free(struct act_term *t)
+{
+	size_t	 i;
+
+	for (i = 0; i < t->nfresh; i++) {
+		free(t->fresh_ids[i]);
+		free(t->fresh_tasks[i]);
+	}
+	free(t->fresh_ids);
+	free(t->fresh_tasks);
+	free(t->a);
+	free(t);
+}
+
+static void
+act_term_op_done(struct act_term *t)
+{
+	if (--t->ops > 0)
+		return;
+	act_term_step(t);
+}
+
+static void
+act_console_cb(const struct ec2_error *err, const char *text, void *arg)
+{
+	struct act_console	*c = arg;
+	const struct plan_action *a = c->a;
+	const char		*p, *nl;
+	size_t			 lines = 0, total = 0, skip;
+
+	if (err != NULL && err->cls != EC2_OK)
+		log_warnx("console output of %s: %s %s: %s", a->instance,
+		    ec2_err_class_name(err->cls), err->code, err->message);
+	else if (text == NULL || *text == '\0')
+		log_info("console output of %s (%s): empty", a->instance,
+		    plan_reason_name(a->reason));
+	else {
+		for (p = text; *p != '\0'; p = nl + 1, total++)
+			if ((nl = strchr(p, '\n')) == NULL)
+				break;
+		skip = total + 1 > CONSOLE_MAX_LINES ?
+		    total + 1 - CONSOLE_MAX_LINES : 0;
+		log_info("console output of %s (%s), last %zu lines:",
+		    a->instance, plan_reason_name(a->reason),
+		    total + 1 - skip);
+		for (p = text; *p != '\0'; p = nl + 1, lines++) {
+			nl = strchr(p, '\n');
+			if (lines >= skip)
+				log_info("console %s: %.*s", a->instance,
+				    nl != NULL ? (int)(nl - p) : (int)strlen(p),
+				    p);
+			if (nl == NULL)
+				break;
+		}
+	}
+	act_term_op_done(c->t);
+	free(c);
+}
+
+static void
+act_recheck_cb(const struct cml_error *err, const struct cml_worker *ws,
+    size_t n, void *arg)
+{
+	struct act_term	*t = arg;
+	size_t		 i;
+
+	if (err != NULL && err->cls != CML_OK)
+		poll_error(t->p, "fresh look at the workers before "
+		    "terminating: %s: %s; terminating none of them",
+		    cml_err_class_name(err->cls), err->message);
+	else {
+		t->recheck_ok = 1;
+		t->fresh_ids = xcalloc(n + 1, sizeof(char *));
+		t->fresh_tasks = xcalloc(n + 1, sizeof(char *));
+		for (i = 0; i < n; i++) {
+			t->fresh_ids[i] = xstrdup(ws[i].id);
+			t->fresh_tasks[i] = ws[i].task != NULL ?
+			    xstrdup(ws[i].task) : NULL;
+		}
+		t->nfresh = n;
+	}
+	act_term_op_done(t);
+}
+
+/* -1: the worker is absent; 0: idle; 1: busy. */
+static int
+act_fresh_state(const struct act_term *t, const char *instance)
+{
+	char	 id[32];
+	size_t	 i;
+
+	for (i = 0; i < t->nfresh; i++) {
+		if (plan_worker_instance(t->fresh_ids[i], t->p->prefix_res, id,
+		    sizeof(id)) == -1 || strcmp(id, instance) != 0)
+			continue;
+		return t->fresh_tasks[i] != NULL ? 1 : 0;
+	}
+	return -1;
+}
+
+/*
+ * The fresh look decides: an idle worker must still be there and idle;
+ * one that never registered or vanished must still be missing.
+ */
+static int
+act_still_terminable(struct act_term *t, const struct plan_action *a)
+{
+	int	 st;
+
+	if (!a->recheck || a->reason == PLAN_R_STOPPED)
+		return 1;
+	if (!t->recheck_ok)
+		return 0;
+	st = act_fresh_state(t, a->instance);
+	if (st == 1) {
+		log_info("not terminating %s: its worker took a task just now",
+		    a->instance);
+		return 0;
+	}
+	if (a->reason == PLAN_R_IDLE && st == -1) {
+		log_info("not terminating %s: its worker is not listed now; "
+		    "deciding at the next poll", a->instance);
+		return 0;
+	}
+	if (a->reason != PLAN_R_IDLE && st == 0) {
+		log_info("not terminating %s: its worker registered just now",
+		    a->instance);
+		return 0;
+	}
+	return 1;
+}
+
+struct act_unreg {
+	struct wpoll	*p;
+	char		*worker;
+};
+
+static void
+act_unregister_cb(const struct cml_error *err, void *arg)
+{
+	struct act_unreg	*u = arg;
+
+	if (err != NULL && err->cls != CML_OK)
+		log_warnx("workers.unregister %s: %s: %s", u->worker,
+		    cml_err_class_name(err->cls), err->message);
+	else
+		log_debug("unregistered worker %s", u->worker);
+	act_op_done(u->p);
+	free(u->worker);
+	free(u);
+}
+
+static void
+act_unregister(struct wpoll *p, const char *worker)
+{
+	struct act_unreg	*u;
+
+	if (worker == NULL || *worker == '\0')
+		return;
+	u = xcalloc(1, sizeof(*u));
+	u->p = p;
+	u->worker = xstrdup(worker);
+	p->act_ops++;
+	if (cml_workers_unregister(p->cml, worker, act_unregister_cb, u) == -1)
+		act_unregister_cb(NULL, u);
+}
+
+static const struct plan_action *
+act_term_find(const struct act_term *t, const char *id)
+{
+	size_t	 i;
+
+	for (i = 0; i < t->n; i++)
+		if (strcmp(t->a[i].instance, id) == 0)
+			return &t->a[i];
+	return NULL;
+}
+
+static void
+act_terminated(struct act_term *t, const struct plan_action *a,
+    const struct ec2_term_result *r)
+{
+	struct wpoll	*p = t->p;
+	cJSON		*o;
+
+	plan_memory_terminating(&p->mem, a->instance, a->reason, now_ms());
+	if (r != NULL && r->not_found) {
+		log_info("instance %s is already gone", a->instance);
+		return;
+	}
+	p->count.terminated[a->reason]++;
+	log_info("terminated %s (%s): %s", a->instance,
+	    plan_reason_name(a->reason), a->why);
+	o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "id", a->instance);
+	cJSON_AddStringToObject(o, "reason", plan_reason_name(a->reason));
+	cJSON_AddStringToObject(o, "market", a->spot ? "spot" : "on-demand");
+	poll_event(p, "terminated", o);
+	act_unregister(p, a->worker);
+}
+
+static void
+act_terminate_cb(const struct ec2_error *err, const struct ec2_term_result *r,
+    size_t n, void *arg)
+{
+	struct act_term			*t = arg;
+	const struct plan_action	*a;
+	size_t				 i;
+
+	if (err != NULL && err->cls != EC2_OK)
+		poll_error(t->p, "TerminateInstances: %s %s: %s",
+		    ec2_err_class_name(err->cls), err->code, err->message);
+	for (i = 0; i < n; i++)
+		if ((a = act_term_find(t, r[i].id)) != NULL)
+			act_terminated(t, a, &r[i]);
+	act_op_done(t->p);
+	act_term_free(t);
+}
+
+/* After the console output and the fresh look: one call for all. */
+static void
+act_term_step(struct act_term *t)
+{
+	const char	**ids;
+	size_t		 i, n = 0;
+
+	ids = xcalloc(t->n + 1, sizeof(*ids));
+	for (i = 0; i < t->n; i++)
+		if (act_still_terminable(t, &t->a[i]))
+			ids[n++] = t->a[i].instance;
+	if (n == 0 || act_stopping(t->p) ||
+	    ec2_terminate_instances(t->p->ec2, ids, n, act_terminate_cb, t) ==
+	    -1) {
+		if (n > 0 && !act_stopping(t->p))
+			poll_error(t->p, "TerminateInstances could not be "
+			    "sent");
+		act_op_done(t->p);
+		act_term_free(t);
+	}
+	free(ids);
+}
+
+static void
+act_terminations(struct wpoll *p)
+{
+	struct act_term		*t;
+	struct act_console	*c;
+	size_t			 i, n = 0;
+	int			 recheck = 0;
+
+	for (i = 0; i < p->out.nactions; i++)
+		n += p->out.actions[i].type == PLAN_TERMINATE;
+	if (n == 0)
+		return;
+	t = xcalloc(1, sizeof(*t));
+	t->p = p;
+	t->a = xcalloc(n, sizeof(*t->a));
+	for (i = 0; i < p->out.nactions; i++)
+		if (p->out.actions[i].type == PLAN_TERMINATE)
+			t->a[t->n++] = p->out.actions[i];
+	p->act_ops++;
+	t->ops = 1;
+	for (i = 0; i < t->n; i++) {
+		recheck |= t->a[i].recheck;
+		if (!t->a[i].console)
+			continue;
+		c = xcalloc(1, sizeof(*c));
+		c->t = t;
+		c->a = &t->a[i];
+		t->ops++;
+		if (ec2_get_console_output(p->ec2, t->a[i].instance,
+		    act_console_cb, c) == -1) {
+			t->ops--;
+			free(c);
+		}
+	}
+	if (recheck) {
+		t->ops++;
+		if (cml_workers_get_all(p->cml, p->pattern,
+		    QS_MAX((int)(p->w->conf->worker_last_seen / 1000), 1),
+		    act_recheck_cb, t) == -1)
+			t->ops--;
+	}
+	act_term_op_done(t);
+}
+
+/* ---- re-queues ---- */
+
+static void	act_requeue_step(struct act_requeue *);
+
+static void
+act_requeue_end(struct act_requeue *q)
+{
+	act_op_done(q->p);
+	free(q);
+}
+
+static void
+act_requeue_done_cb(const struct cml_error *err, void *arg)
+{
+	struct act_requeue	*q = arg;
+
+	if (err != NULL && err->cls != CML_OK) {
+		poll_error(q->p, "re-queueing task %s: %s: %s", q->a.task,
+		    cml_err_class_name(err->cls), err->message);
+		act_requeue_end(q);
+		return;
+	}
+	act_requeue_step(q);
+}
+
+static void
+act_requeue_task_cb(const struct cml_error *err, const struct cml_task *tk,
+    size_t n, void *arg)
+{
+	struct act_requeue	*q = arg;
+
+	if (err != NULL && err->cls != CML_OK) {
+		poll_error(q->p, "task %s of interrupted instance %s: %s: %s",
+		    q->a.task, q->a.instance, cml_err_class_name(err->cls),
+		    err->message);
+		act_requeue_end(q);
+		return;
+	}
+	if (n == 0 || tk[0].status == NULL ||
+	    strcmp(tk[0].status, "in_progress") != 0) {
+		log_info("task %s of interrupted instance %s is %s now; not "
+		    "re-queueing it", q->a.task, q->a.instance, n > 0 &&
+		    tk[0].status != NULL ? tk[0].status : "unknown");
+		act_requeue_end(q);
+		return;
+	}
+	snprintf(q->queue, sizeof(q->queue), "%s", tk[0].queue[0] != '\0' ?
+	    tk[0].queue : q->p->queue_id);
+	act_requeue_step(q);
+}
+
+/* get_by_id, then stopped (force), then enqueue: one step per reply. */
+static void
+act_requeue_step(struct act_requeue *q)
+{
+	struct wpoll	*p = q->p;
+	char		 why[160];
+	cJSON		*o;
+	int		 rc = -1;
+
+	snprintf(why, sizeof(why), "qscale: instance %s was interrupted",
+	    q->a.instance);
+	switch (q->stage++) {
+	case 0:
+		rc = cml_task_get(p->cml, q->a.task, act_requeue_task_cb, q);
+		break;
+	case 1:
+		rc = cml_task_stopped(p->cml, q->a.task, why,
+		    act_requeue_done_cb, q);
+		break;
+	case 2:
+		rc = cml_task_enqueue(p->cml, q->a.task, q->queue, why,
+		    act_requeue_done_cb, q);
+		break;
+	default:
+		p->count.requeued++;
+		log_warnx("task %s re-queued (%d of max_requeues %d): its "
+		    "instance %s was interrupted while it ran", q->a.task,
+		    q->a.count, p->w->conf->max_requeues, q->a.instance);
+		o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "task", q->a.task);
+		cJSON_AddStringToObject(o, "instance", q->a.instance);
+		poll_event(p, "requeued", o);
+		act_requeue_end(q);
+		return;
+	}
+	if (rc == -1) {
+		poll_error(p, "re-queueing task %s: the call could not be "
+		    "sent", q->a.task);
+		act_requeue_end(q);
+	}
+}
+
+static void
+act_requeue(struct wpoll *p, const struct plan_action *a)
+{
+	struct act_requeue	*q;
+
+	if (a->count < 0) {
+		log_warnx("task %s ran on instance %s, which was interrupted; "
+		    "not re-queueing it: %s", a->task, a->instance, a->why);
+		return;
+	}
+	q = xcalloc(1, sizeof(*q));
+	q->p = p;
+	q->a = *a;
+	p->act_ops++;
+	act_requeue_step(q);
+}
+
+/* ---- the rest ---- */
+
+static void
+act_note(struct wpoll *p, const struct plan_action *a)
+{
+	cJSON	*o;
+
+	if (a->type == PLAN_ADOPT) {
+		log_info("adopted instance %s (%s, %s): it carries this "
+		    "resource's tags", a->instance, a->why, a->spot ? "spot" :
+		    "on-demand");
+		return;
+	}
+	if (a->reason != PLAN_R_INTERRUPTED) {
+		log_info("instance %s is gone (%s)", a->instance,
+		    a->why[0] != '\0' ? a->why : plan_reason_name(a->reason));
+		return;
+	}
+	p->count.terminated[PLAN_R_INTERRUPTED]++;
+	log_warnx("instance %s was terminated outside qscale (%s)%s%s",
+	    a->instance, a->why[0] != '\0' ? a->why : "no reason given",
+	    a->task[0] != '\0' ? " while running task " : "", a->task);
+	o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "id", a->instance);
+	cJSON_AddStringToObject(o, "reason", plan_reason_name(a->reason));
+	cJSON_AddStringToObject(o, "state_reason", a->why);
+	poll_event(p, "terminated", o);
+}
+
+void
+act_start(struct wpoll *p)
+{
+	const struct plan_action	*a;
+	size_t				 i;
+
+	if (p->dry_run) {	/* qscaled --plan: print, change nothing */
+		poll_acted(p);
+		return;
+	}
+	p->act_ops = 1;
+	for (i = 0; i < p->out.nactions; i++) {
+		a = &p->out.actions[i];
+		switch (a->type) {
+		case PLAN_ADOPT:
+		case PLAN_FORGET:
+			act_note(p, a);
+			break;
+		case PLAN_UNREGISTER:
+			if (!act_stopping(p))
+				act_unregister(p, a->worker);
+			break;
+		case PLAN_REQUEUE:
+			if (!act_stopping(p))
+				act_requeue(p, a);
+			break;
+		case PLAN_LAUNCH:
+			if (!act_stopping(p))
+				act_launch(p, a);
+			break;
+		case PLAN_TERMINATE:
+			break;
+		}
+	}
+	if (!act_stopping(p))
+		act_terminations(p);
+	act_op_done(p);
+}

@@ -1,0 +1,710 @@
+/*
+ * plan.c: what one poll decides, as a pure function of the observation,
+ * the resource's settings and the process's memory.  No I/O, no clock,
+ * no globals, so that tables and random observations can test it.
+ *
+ * The rules (DESIGN 3 and 4):
+ * - demand = pending tasks - idle workers - instances still booting;
+ *   launch min(demand, max_instances - live, grant), never more;
+ * - an idle worker is terminated once idle for max_idle_time, but only
+ *   as many as the queue does not need, and only if a fresh look just
+ *   before the call still shows it idle (the caller does that look);
+ * - an instance that never registered within max_spin_up_time, or whose
+ *   agent vanished for longer than the grace period, is terminated with
+ *   its console output logged first;
+ * - an instance carrying our tags that this process does not know is
+ *   adopted, never killed for being unknown;
+ * - nothing is terminated (or launched) when any part of the
+ *   observation failed;
+ * - an instance gone without qscale while its worker ran a task gets
+ *   that task put back in the queue, at most max_requeues times.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "worker.h"
+
+/* Instances EC2 has not listed yet are forgotten after this long. */
+#define PLAN_UNSEEN_FORGET_MS	(10 * 60 * 1000)
+#define PLAN_BACKOFF_MAX_MS	(10 * 60 * 1000)
+
+static const char *const reason_names[PLAN_R_MAX] = {
+	"none", "idle", "spin-up timeout", "vanished agent", "stopped",
+	"interrupted"
+};
+
+static const char *const state_names[] = {
+	"pending", "running", "shutting-down", "terminated", "stopping",
+	"stopped", "other"
+};
+
+const char *
+plan_reason_name(enum plan_reason r)
+{
+	if (r < 0 || r >= PLAN_R_MAX)
+		return "?";
+	return reason_names[r];
+}
+
+const char *
+plan_state_name(enum plan_state st)
+{
+	if (st < 0 || st > PLAN_ST_OTHER)
+		return "?";
+	return state_names[st];
+}
+
+enum plan_state
+plan_state_parse(const char *s)
+{
+	size_t	 i;
+
+	for (i = 0; s != NULL && i < QS_ARRAYLEN(state_names) - 1; i++)
+		if (strcmp(s, state_names[i]) == 0)
+			return (enum plan_state)i;
+	return PLAN_ST_OTHER;
+}
+
+static int
+plan_live_state(enum plan_state st)
+{
+	return st == PLAN_ST_PENDING || st == PLAN_ST_RUNNING;
+}
+
+/*
+ * The instance id in a worker id "<prefix>:<resource>:<type>:<id>", when
+ * the worker belongs to this prefix and resource.  Returns 0 or -1.
+ */
+int
+plan_worker_instance(const char *worker, const char *prefix_res, char *out,
+    size_t len)
+{
+	size_t		 n = strlen(prefix_res);
+	const char	*rest, *last;
+
+	if (strncmp(worker, prefix_res, n) != 0 || worker[n] != ':')
+		return -1;
+	rest = worker + n + 1;
+	if ((last = strrchr(rest, ':')) == NULL || last == rest ||
+	    last[1] == '\0' || strlen(last + 1) >= len)
+		return -1;
+	snprintf(out, len, "%s", last + 1);
+	return 0;
+}
+
+void
+plan_conf_from(struct plan_conf *pc, const struct qscale_conf *conf,
+    const struct conf_resource *r)
+{
+	memset(pc, 0, sizeof(*pc));
+	pc->max_instances = r->max_instances;
+	pc->spot = r->spot;
+	pc->max_requeues = conf->max_requeues;
+	pc->max_idle_ms = conf->max_idle_time;
+	pc->max_spin_up_ms = conf->max_spin_up_time;
+	pc->vanished_grace_ms = conf->vanished_worker_grace;
+	pc->spot_rollback_ms = r->spot_rollback_timeout;
+	pc->polling_ms = conf->polling_interval;
+}
+
+struct plan_inst *
+plan_memory_find(struct plan_memory *mem, const char *id)
+{
+	size_t	 i;
+
+	for (i = 0; i < mem->ninst; i++)
+		if (strcmp(mem->inst[i].id, id) == 0)
+			return &mem->inst[i];
+	return NULL;
+}
+
+struct plan_inst *
+plan_memory_add(struct plan_memory *mem, const char *id)
+{
+	struct plan_inst	*m;
+
+	if ((m = plan_memory_find(mem, id)) != NULL)
+		return m;
+	mem->inst = xreallocarray(mem->inst, mem->ninst + 1,
+	    sizeof(*mem->inst));
+	m = &mem->inst[mem->ninst++];
+	memset(m, 0, sizeof(*m));
+	snprintf(m->id, sizeof(m->id), "%s", id);
+	return m;
+}
+
+static void
+plan_memory_remove(struct plan_memory *mem, size_t i)
+{
+	mem->inst[i] = mem->inst[mem->ninst - 1];
+	mem->ninst--;
+}
+
+/* A RunInstances call returned this instance. */
+void
+plan_memory_launched(struct plan_memory *mem, const char *id, int spot,
+    int64_t launch_ms, const char *subnet, int64_t now)
+{
+	struct plan_inst	*m = plan_memory_add(mem, id);
+
+	m->state = PLAN_ST_PENDING;
+	m->spot = spot;
+	m->launch_ms = launch_ms > 0 ? launch_ms : now;
+	m->seen_ms = now;
+	if (subnet != NULL)
+		snprintf(m->subnet, sizeof(m->subnet), "%s", subnet);
+	if (!spot)
+		return;
+	/* spot capacity came back: the rollback clock starts over */
+	mem->spot_failure_ms = 0;
+}
+
+void
+plan_memory_spot_failed(struct plan_memory *mem, int64_t now)
+{
+	if (mem->spot_failure_ms == 0)
+		mem->spot_failure_ms = now;
+}
+
+/* A launch error that retrying at once would only repeat. */
+void
+plan_memory_backoff(struct plan_memory *mem, int64_t now, int64_t base_ms)
+{
+	if (base_ms <= 0) {
+		mem->backoff_ms = 0;
+		mem->backoff_until_ms = 0;
+		return;
+	}
+	mem->backoff_ms = mem->backoff_ms > 0 ?
+	    QS_MIN(mem->backoff_ms * 2, PLAN_BACKOFF_MAX_MS) : base_ms;
+	mem->backoff_until_ms = now + mem->backoff_ms;
+}
+
+void
+plan_memory_terminating(struct plan_memory *mem, const char *id,
+    enum plan_reason reason, int64_t now)
+{
+	struct plan_inst	*m;
+
+	if ((m = plan_memory_find(mem, id)) == NULL)
+		return;
+	m->terminating = 1;
+	m->reason = reason;
+	m->terminate_ms = now;
+}
+
+/* Counts one more re-queue of a task; returns how many it has had. */
+int
+plan_memory_requeued(struct plan_memory *mem, const char *task)
+{
+	size_t	 i;
+
+	for (i = 0; i < mem->nrequeues; i++)
+		if (strcmp(mem->requeues[i].task, task) == 0)
+			return ++mem->requeues[i].count;
+	mem->requeues = xreallocarray(mem->requeues, mem->nrequeues + 1,
+	    sizeof(*mem->requeues));
+	snprintf(mem->requeues[mem->nrequeues].task,
+	    sizeof(mem->requeues[0].task), "%s", task);
+	mem->requeues[mem->nrequeues].count = 1;
+	return mem->requeues[mem->nrequeues++].count;
+}
+
+static int
+plan_requeue_count(const struct plan_memory *mem, const char *task)
+{
+	size_t	 i;
+
+	for (i = 0; i < mem->nrequeues; i++)
+		if (strcmp(mem->requeues[i].task, task) == 0)
+			return mem->requeues[i].count;
+	return 0;
+}
+
+/* A scratch copy, to ask "what would you do" without changing mem. */
+void
+plan_memory_copy(struct plan_memory *dst, const struct plan_memory *src)
+{
+	*dst = *src;
+	dst->inst = xcalloc(src->ninst + 1, sizeof(*dst->inst));
+	memcpy(dst->inst, src->inst, src->ninst * sizeof(*dst->inst));
+	dst->requeues = xcalloc(src->nrequeues + 1, sizeof(*dst->requeues));
+	memcpy(dst->requeues, src->requeues,
+	    src->nrequeues * sizeof(*dst->requeues));
+}
+
+void
+plan_memory_clear(struct plan_memory *mem)
+{
+	free(mem->inst);
+	free(mem->requeues);
+	memset(mem, 0, sizeof(*mem));
+}
+
+static struct plan_action *
+plan_add(struct plan_output *out, enum plan_action_type type)
+{
+	struct plan_action	*a;
+
+	out->actions = xreallocarray(out->actions, out->nactions + 1,
+	    sizeof(*out->actions));
+	a = &out->actions[out->nactions++];
+	memset(a, 0, sizeof(*a));
+	a->type = type;
+	return a;
+}
+
+void
+plan_output_clear(struct plan_output *out)
+{
+	free(out->actions);
+	memset(out, 0, sizeof(*out));
+}
+
+static void
+plan_wake(struct plan_output *out, int64_t at, int64_t now)
+{
+	if (at <= now)
+		return;
+	if (out->next_wake_ms == 0 || at < out->next_wake_ms)
+		out->next_wake_ms = at;
+}
+
+/*
+ * An instance we knew is gone (terminated, or no longer listed).  If it
+ * went without qscale while its worker held a task, the task goes back
+ * to the queue, within max_requeues.
+ */
+static void
+plan_gone(struct plan_memory *mem, const struct plan_conf *pc,
+    struct plan_inst *m, const char *state_reason, struct plan_output *out)
+{
+	struct plan_action	*a;
+	int			 n;
+
+	a = plan_add(out, PLAN_FORGET);
+	snprintf(a->instance, sizeof(a->instance), "%s", m->id);
+	snprintf(a->worker, sizeof(a->worker), "%s", m->worker);
+	snprintf(a->task, sizeof(a->task), "%s", m->task);
+	a->reason = m->terminating ? m->reason : PLAN_R_INTERRUPTED;
+	snprintf(a->why, sizeof(a->why), "%s", state_reason);
+	if (m->worker[0] != '\0') {
+		a = plan_add(out, PLAN_UNREGISTER);
+		snprintf(a->worker, sizeof(a->worker), "%s", m->worker);
+		snprintf(a->instance, sizeof(a->instance), "%s", m->id);
+	}
+	if (m->terminating || m->task[0] == '\0')
+		return;
+	a = plan_add(out, PLAN_REQUEUE);
+	snprintf(a->task, sizeof(a->task), "%s", m->task);
+	snprintf(a->worker, sizeof(a->worker), "%s", m->worker);
+	snprintf(a->instance, sizeof(a->instance), "%s", m->id);
+	n = plan_requeue_count(mem, m->task);
+	if (n >= pc->max_requeues) {
+		/* keep the action so the caller logs it, but do nothing */
+		a->count = -1;
+		snprintf(a->why, sizeof(a->why), "already re-queued %d time%s "
+		    "(max_requeues %d)", n, n == 1 ? "" : "s",
+		    pc->max_requeues);
+		return;
+	}
+	a->count = plan_memory_requeued(mem, m->task);
+}
+
+static const struct plan_obs_instance *
+plan_obs_find(const struct plan_obs *obs, const char *id)
+{
+	size_t	 i;
+
+	for (i = 0; i < obs->ninst; i++)
+		if (strcmp(obs->inst[i].id, id) == 0)
+			return &obs->inst[i];
+	return NULL;
+}
+
+/* EC2 says which instances exist: adopt, update, forget. */
+static void
+plan_sync_instances(const struct plan_obs *obs, const struct plan_conf *pc,
+    struct plan_memory *mem, struct plan_output *out)
+{
+	const struct plan_obs_instance	*o;
+	struct plan_inst		*m;
+	struct plan_action		*a;
+	size_t				 i;
+	int64_t				 now = obs->now_ms;
+
+	for (i = 0; i < obs->ninst; i++) {
+		o = &obs->inst[i];
+		if ((m = plan_memory_find(mem, o->id)) == NULL) {
+			if (!plan_live_state(o->state) &&
+			    o->state != PLAN_ST_STOPPED &&
+			    o->state != PLAN_ST_STOPPING)
+				continue;	/* an old one, long gone */
+			m = plan_memory_add(mem, o->id);
+			m->adopted = 1;
+			m->seen_ms = now;
+			a = plan_add(out, PLAN_ADOPT);
+			snprintf(a->instance, sizeof(a->instance), "%s", o->id);
+			snprintf(a->why, sizeof(a->why), "%s",
+			    plan_state_name(o->state));
+			a->spot = o->spot;
+		}
+		m->observed = 1;
+		m->state = o->state;
+		m->spot = o->spot;
+		if (o->launch_ms > 0)
+			m->launch_ms = o->launch_ms;
+		if (o->subnet[0] != '\0')
+			snprintf(m->subnet, sizeof(m->subnet), "%s", o->subnet);
+	}
+	for (i = 0; i < mem->ninst;) {
+		m = &mem->inst[i];
+		o = plan_obs_find(obs, m->id);
+		if ((o != NULL && (o->state == PLAN_ST_TERMINATED ||
+		    o->state == PLAN_ST_SHUTTING_DOWN)) ||
+		    (o == NULL && m->observed) ||
+		    (o == NULL && now - m->seen_ms > PLAN_UNSEEN_FORGET_MS)) {
+			plan_gone(mem, pc, m, o != NULL ? o->state_reason :
+			    "no longer listed by EC2", out);
+			plan_memory_remove(mem, i);
+			continue;
+		}
+		i++;
+	}
+}
+
+static const struct plan_obs_worker *
+plan_worker_of(const struct plan_obs *obs, const char *instance)
+{
+	size_t	 i;
+
+	for (i = 0; i < obs->nworkers; i++)
+		if (strcmp(obs->workers[i].instance, instance) == 0)
+			return &obs->workers[i];
+	return NULL;
+}
+
+static int64_t
+plan_task_end(const struct plan_obs *obs, const char *task)
+{
+	size_t	 i;
+
+	for (i = 0; i < obs->ntasks; i++)
+		if (strcmp(obs->tasks[i].id, task) == 0)
+			return obs->tasks[i].ended_ms;
+	return 0;
+}
+
+/*
+ * When did this worker become idle?  Never earlier than the last poll
+ * (which saw it busy or not at all) or than this process first knew the
+ * instance (so a restart never shortens anyone's idle time), never later
+ * than now; within that, the end of its last task or its registration.
+ */
+static int64_t
+plan_idle_start(const struct plan_obs *obs, const struct plan_memory *mem,
+    const struct plan_inst *m, const struct plan_obs_worker *w,
+    int was_registered)
+{
+	int64_t	 now = obs->now_ms, lo, t = now;
+
+	if (mem->last_poll_ms == 0)
+		return now;
+	lo = QS_MAX(mem->last_poll_ms, m->seen_ms);
+	if (m->task[0] != '\0' && m->busy_seen_ms == mem->last_poll_ms)
+		t = plan_task_end(obs, m->task);
+	else if (!was_registered && !m->adopted)
+		t = w->register_ms;
+	if (t <= 0)
+		t = now;
+	return QS_MIN(QS_MAX(t, lo), now);
+}
+
+/* ClearML says which instances have a worker, busy or idle. */
+static void
+plan_sync_workers(const struct plan_obs *obs, struct plan_memory *mem,
+    struct plan_output *out)
+{
+	const struct plan_obs_worker	*w;
+	const struct plan_obs_instance	*o;
+	struct plan_inst		*m;
+	struct plan_action		*a;
+	size_t				 i;
+	int				 was;
+
+	for (i = 0; i < mem->ninst; i++) {
+		m = &mem->inst[i];
+		if ((w = plan_worker_of(obs, m->id)) == NULL) {
+			if (m->registered && m->missing_since_ms == 0)
+				m->missing_since_ms = obs->now_ms;
+			continue;
+		}
+		was = m->registered;
+		m->registered = 1;
+		m->missing_since_ms = 0;
+		snprintf(m->worker, sizeof(m->worker), "%s", w->id);
+		if (w->task != NULL) {
+			snprintf(m->task, sizeof(m->task), "%s", w->task);
+			m->idle_since_ms = 0;
+			m->busy_seen_ms = obs->now_ms;
+			continue;
+		}
+		if (m->idle_since_ms == 0)
+			m->idle_since_ms = plan_idle_start(obs, mem, m, w, was);
+		m->task[0] = '\0';
+	}
+	/* Workers of instances EC2 shows gone: zombies to unregister. */
+	for (i = 0; i < obs->nworkers; i++) {
+		w = &obs->workers[i];
+		o = plan_obs_find(obs, w->instance);
+		if (o == NULL || (o->state != PLAN_ST_TERMINATED &&
+		    o->state != PLAN_ST_SHUTTING_DOWN))
+			continue;
+		a = plan_add(out, PLAN_UNREGISTER);
+		snprintf(a->worker, sizeof(a->worker), "%s", w->id);
+		snprintf(a->instance, sizeof(a->instance), "%s", w->instance);
+	}
+}
+
+static void
+plan_terminate(struct plan_output *out, const struct plan_inst *m,
+    enum plan_reason reason, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void
+plan_terminate(struct plan_output *out, const struct plan_inst *m,
+    enum plan_reason reason, const char *fmt, ...)
+{
+	struct plan_action	*a = plan_add(out, PLAN_TERMINATE);
+	va_list			 ap;
+
+	a->reason = reason;
+	a->recheck = 1;
+	a->console = reason == PLAN_R_SPIN_UP || reason == PLAN_R_VANISHED;
+	a->spot = m->spot;
+	snprintf(a->instance, sizeof(a->instance), "%s", m->id);
+	snprintf(a->worker, sizeof(a->worker), "%s", m->worker);
+	va_start(ap, fmt);
+	vsnprintf(a->why, sizeof(a->why), fmt, ap);
+	va_end(ap);
+}
+
+static int
+plan_idle_cmp(const void *a, const void *b)
+{
+	const struct plan_inst	*x = *(const struct plan_inst *const *)a;
+	const struct plan_inst	*y = *(const struct plan_inst *const *)b;
+
+	if (x->idle_since_ms != y->idle_since_ms)
+		return x->idle_since_ms < y->idle_since_ms ? -1 : 1;
+	return strcmp(x->id, y->id);
+}
+
+/*
+ * Idle workers past max_idle_time, longest idle first, but never so many
+ * that the queue's pending tasks would lack a worker.
+ */
+static void
+plan_idle_terminations(const struct plan_obs *obs, const struct plan_conf *pc,
+    struct plan_memory *mem, struct plan_output *out)
+{
+	struct plan_inst	**idle;
+	size_t			 i, n = 0;
+	int64_t			 now = obs->now_ms, spare;
+
+	idle = xcalloc(mem->ninst + 1, sizeof(*idle));
+	for (i = 0; i < mem->ninst; i++) {
+		struct plan_inst *m = &mem->inst[i];
+
+		if (!plan_live_state(m->state) || m->terminating ||
+		    !m->registered || m->missing_since_ms != 0 ||
+		    m->idle_since_ms == 0)
+			continue;
+		if (now - m->idle_since_ms >= pc->max_idle_ms)
+			idle[n++] = m;
+		else
+			plan_wake(out, m->idle_since_ms + pc->max_idle_ms, now);
+	}
+	qsort(idle, n, sizeof(*idle), plan_idle_cmp);
+	spare = (int64_t)out->idle - (int64_t)obs->pending;
+	for (i = 0; i < n && (int64_t)i < spare; i++)
+		plan_terminate(out, idle[i], PLAN_R_IDLE, "idle for %llds "
+		    "(max_idle_time %llds)",
+		    (long long)((now - idle[i]->idle_since_ms) / 1000),
+		    (long long)(pc->max_idle_ms / 1000));
+	if (n > 0 && (int64_t)n > spare)
+		snprintf(out->note, sizeof(out->note), "%lld idle worker%s "
+		    "kept for %zu pending task%s", (long long)(n -
+		    QS_MAX(spare, 0)), n - QS_MAX(spare, 0) == 1 ? "" : "s",
+		    obs->pending, obs->pending == 1 ? "" : "s");
+	free(idle);
+}
+
+/* Count what lives, and terminate what boots or vanished too long. */
+static void
+plan_count(const struct plan_obs *obs, const struct plan_conf *pc,
+    struct plan_memory *mem, struct plan_output *out)
+{
+	struct plan_inst	*m;
+	size_t			 i;
+	int64_t			 now = obs->now_ms, born;
+
+	for (i = 0; i < mem->ninst; i++) {
+		m = &mem->inst[i];
+		if (m->state == PLAN_ST_STOPPED && !m->terminating &&
+		    m->task[0] == '\0') {
+			plan_terminate(out, m, PLAN_R_STOPPED, "stopped "
+			    "outside qscale");
+			continue;
+		}
+		if (!plan_live_state(m->state))
+			continue;
+		out->live++;
+		if (m->terminating)
+			continue;
+		if (m->registered && m->missing_since_ms == 0) {
+			if (m->idle_since_ms != 0)
+				out->idle++;
+			else
+				out->busy++;
+			continue;
+		}
+		if (m->registered) {
+			if (now - m->missing_since_ms >= pc->vanished_grace_ms)
+				plan_terminate(out, m, PLAN_R_VANISHED,
+				    "its worker %s has been missing from "
+				    "ClearML for %llds", m->worker,
+				    (long long)((now - m->missing_since_ms) /
+				    1000));
+			else
+				plan_wake(out, m->missing_since_ms +
+				    pc->vanished_grace_ms, now);
+			continue;
+		}
+		born = m->launch_ms > 0 ? m->launch_ms : m->seen_ms;
+		if (now - born < pc->max_spin_up_ms) {
+			out->booting++;
+			plan_wake(out, born + pc->max_spin_up_ms, now);
+		} else
+			plan_terminate(out, m, PLAN_R_SPIN_UP, "no worker "
+			    "registered %llds after launch (max_spin_up_time "
+			    "%llds)", (long long)((now - born) / 1000),
+			    (long long)(pc->max_spin_up_ms / 1000));
+	}
+}
+
+static void
+plan_launch(const struct plan_obs *obs, const struct plan_conf *pc,
+    struct plan_memory *mem, struct plan_output *out)
+{
+	struct plan_action	*a;
+	int64_t			 now = obs->now_ms;
+	int			 room, n, rolled_back;
+
+	rolled_back = mem->spot_failure_ms != 0 &&
+	    now - mem->spot_failure_ms >= pc->spot_rollback_ms;
+	out->spot_market = pc->spot && !obs->blackout && !rolled_back;
+	if (pc->spot && mem->spot_failure_ms != 0 && !rolled_back)
+		plan_wake(out, mem->spot_failure_ms + pc->spot_rollback_ms,
+		    now);
+	if (out->demand <= 0) {
+		mem->spot_failure_ms = 0;	/* this demand is served */
+		return;
+	}
+	if (now < mem->backoff_until_ms) {
+		plan_wake(out, mem->backoff_until_ms, now);
+		snprintf(out->note, sizeof(out->note), "launches held back "
+		    "for %llds after an error",
+		    (long long)((mem->backoff_until_ms - now + 999) / 1000));
+		return;
+	}
+	room = pc->max_instances - out->live;
+	out->want = QS_MAX(0, QS_MIN(out->demand, room));
+	n = obs->grant < 0 ? out->want : QS_MIN(out->want, obs->grant);
+	if (out->want < out->demand)
+		snprintf(out->note, sizeof(out->note), "max_instances %d "
+		    "reached (%d live)", pc->max_instances, out->live);
+	else if (n < out->want)
+		snprintf(out->note, sizeof(out->note), "global cap: %d of %d "
+		    "launches granted", n, out->want);
+	if (n <= 0)
+		return;
+	a = plan_add(out, PLAN_LAUNCH);
+	a->count = n;
+	a->spot = out->spot_market;
+	snprintf(a->why, sizeof(a->why), "%zu pending, %d idle, %d booting",
+	    obs->pending, out->idle, out->booting);
+}
+
+/*
+ * The one rule that must hold whatever the others say: an instance whose
+ * worker holds a task is never terminated.
+ */
+static void
+plan_spare_busy(const struct plan_obs *obs, struct plan_output *out)
+{
+	const struct plan_obs_worker	*w;
+	size_t				 i, j = 0;
+
+	for (i = 0; i < out->nactions; i++) {
+		const struct plan_action *a = &out->actions[i];
+
+		if (a->type == PLAN_TERMINATE &&
+		    (w = plan_worker_of(obs, a->instance)) != NULL &&
+		    w->task != NULL)
+			continue;
+		out->actions[j++] = *a;
+	}
+	out->nactions = j;
+}
+
+void
+plan_resource(const struct plan_obs *obs, const struct plan_conf *pc,
+    struct plan_memory *mem, struct plan_output *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (obs->ec2_ok)
+		plan_sync_instances(obs, pc, mem, out);
+	if (obs->ec2_ok && obs->workers_ok)
+		plan_sync_workers(obs, mem, out);
+	if (!obs->ec2_ok || !obs->workers_ok || !obs->queue_ok) {
+		snprintf(out->note, sizeof(out->note), "observation failed "
+		    "(%s%s%s): nothing launched or terminated",
+		    obs->queue_ok ? "" : " queue", obs->workers_ok ? "" :
+		    " workers", obs->ec2_ok ? "" : " instances");
+		mem->last_poll_ms = obs->now_ms;
+		return;
+	}
+	plan_count(obs, pc, mem, out);
+	out->demand = (int)obs->pending - out->idle - out->booting;
+	plan_idle_terminations(obs, pc, mem, out);
+	plan_launch(obs, pc, mem, out);
+	plan_spare_busy(obs, out);
+	mem->last_poll_ms = obs->now_ms;
+}
+
+/*
+ * Tasks whose workers were busy at the last poll and are idle now: the
+ * caller fetches when they ended, so idle time counts from then.
+ */
+size_t
+plan_transitions(const struct plan_memory *mem, const struct plan_obs *obs,
+    const char **ids, size_t max)
+{
+	const struct plan_obs_worker	*w;
+	size_t				 i, n = 0;
+
+	for (i = 0; i < mem->ninst && n < max; i++) {
+		const struct plan_inst *m = &mem->inst[i];
+
+		if (m->task[0] == '\0' || m->busy_seen_ms == 0 ||
+		    m->busy_seen_ms != mem->last_poll_ms)
+			continue;
+		if ((w = plan_worker_of(obs, m->id)) != NULL && w->task == NULL)
+			ids[n++] = m->task;
+	}
+	return n;
+}
