@@ -109,15 +109,21 @@ ud_add_sq(struct ud_buf *b, const char *v)
 }
 
 /*
- * NAME='VALUE' on a line of its own.  shellcheck takes a $, ` or \ in
- * single quotes for a quoting mistake; here they are meant literally.
+ * NAME='VALUE' on a line of its own.  shellcheck takes a $, ` or \, or
+ * a Unicode quote, in single quotes for a quoting mistake; here they are
+ * meant literally.
  */
 static void
 ud_add_assign(struct ud_buf *b, const char *name, const char *v)
 {
-	if (strpbrk(v, "$`\\") != NULL)
-		ud_add(b, "# shellcheck disable=SC1003,SC2016 # literal "
-		    "value\n");
+	const unsigned char	*p;
+	int			 odd = strpbrk(v, "$`\\") != NULL;
+
+	for (p = (const unsigned char *)v; *p != '\0' && !odd; p++)
+		odd = *p >= 0x80;
+	if (odd)
+		ud_add(b, "# shellcheck disable=SC1003,SC1112,SC2016 # "
+		    "literal value\n");
 	ud_add(b, name);
 	ud_add(b, "=");
 	ud_add_sq(b, v);
@@ -202,6 +208,56 @@ ud_isset(const char *s)
 }
 
 /*
+ * Strict UTF-8: no overlong forms, surrogates or stray bytes.  ClearML
+ * and HOCON take text, and a checker reading the script must see the
+ * same quotes bash does.
+ */
+static int
+ud_utf8_ok(const char *s)
+{
+	const unsigned char	*p = (const unsigned char *)s;
+	uint32_t		 cp;
+	int			 n, i;
+
+	while (*p != '\0') {
+		if (*p < 0x80) {
+			p++;
+			continue;
+		}
+		if ((*p & 0xe0) == 0xc0)
+			n = 1, cp = *p & 0x1f;
+		else if ((*p & 0xf0) == 0xe0)
+			n = 2, cp = *p & 0x0f;
+		else if ((*p & 0xf8) == 0xf0)
+			n = 3, cp = *p & 0x07;
+		else
+			return 0;
+		for (i = 1; i <= n; i++) {
+			if ((p[i] & 0xc0) != 0x80)
+				return 0;
+			cp = cp << 6 | (p[i] & 0x3f);
+		}
+		if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) ||
+		    (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
+		    (cp >= 0xd800 && cp <= 0xdfff))
+			return 0;
+		p += n + 1;
+	}
+	return 1;
+}
+
+/* A text that goes into the script as it is: UTF-8, if set. */
+static int
+ud_check_text(const char *what, const char *v, char *err, size_t errlen)
+{
+	if (v != NULL && !ud_utf8_ok(v)) {
+		snprintf(err, errlen, "%s is not valid UTF-8", what);
+		return -1;
+	}
+	return 0;
+}
+
+/*
  * A value that goes on one line of the script: set, no control
  * character (the simulated agents and ClearML read these as lines), and
  * no ':' in the parts of the worker id, which is split on ':'.
@@ -216,6 +272,8 @@ ud_check_word(const char *what, const char *v, int in_worker_id, char *err,
 		snprintf(err, errlen, "%s is not set", what);
 		return -1;
 	}
+	if (ud_check_text(what, v, err, errlen) == -1)
+		return -1;
 	for (p = (const unsigned char *)v; *p != '\0'; p++) {
 		if (*p < 0x20 || *p == 0x7f) {
 			snprintf(err, errlen,
@@ -291,6 +349,33 @@ ud_pick_docker(const struct qscale_conf *conf,
 	    NULL;
 }
 
+/* Every other value that goes into the script is UTF-8 text. */
+static int
+ud_check_texts(const struct ud_in *in, char *err, size_t errlen)
+{
+	const struct qscale_conf	*conf = in->conf;
+	const struct {
+		const char	*what;
+		const char	*v;
+	} t[] = {
+		{ "clearml.api_server", conf->clearml.api_server },
+		{ "clearml.web_server", conf->clearml.web_server },
+		{ "clearml.files_server", conf->clearml.files_server },
+		{ "the agents' access_key", in->access_key },
+		{ "the agents' secret_key", in->secret_key },
+		{ "git.user", conf->git.user },
+		{ "git.password", conf->git.password },
+		{ "agent.extra_clearml_conf", conf->agent.extra_clearml_conf },
+		{ "agent.init_script", conf->agent.init_script },
+	};
+	size_t	 i;
+
+	for (i = 0; i < QS_ARRAYLEN(t); i++)
+		if (ud_check_text(t[i].what, t[i].v, err, errlen) == -1)
+			return -1;
+	return 0;
+}
+
 static int
 ud_check(struct ud_in *in, char *err, size_t errlen)
 {
@@ -324,7 +409,9 @@ ud_check(struct ud_in *in, char *err, size_t errlen)
 		snprintf(err, errlen, "clearml.api_server is not set");
 		return -1;
 	}
-	return ud_pick_creds(in, err, errlen);
+	if (ud_pick_creds(in, err, errlen) == -1)
+		return -1;
+	return ud_check_texts(in, err, errlen);
 }
 
 static const char ud_prologue[] =

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -270,6 +271,93 @@ shell_values(const char *s, const char *vars)
 	return out;
 }
 
+static char *
+read_all(const char *path)
+{
+	char	*cmd, *out;
+
+	xasprintf(&cmd, "cat '%s'", path);
+	assert_int_equal(run(cmd, &out), 0);
+	free(cmd);
+	return out;
+}
+
+/*
+ * What bash itself writes to $VAR ("conf" or "init") when it runs the
+ * script's here-document block for that file on its own.
+ */
+static char *
+bash_writes(const char *s, const char *var)
+{
+	char		 pat[64], delim[64], *prog, *prog_path, *cmd, *out;
+	char		*file = write_tmp("");
+	const char	*start, *q, *end;
+	size_t		 n;
+
+	snprintf(pat, sizeof(pat), "(umask 077 && cat >\"$%s\") <<'", var);
+	assert_non_null(start = strstr(s, pat));
+	assert_non_null(q = strchr(start + strlen(pat), '\''));
+	n = (size_t)(q - (start + strlen(pat)));
+	assert_true(n > 0 && n < sizeof(delim));
+	memcpy(delim, start + strlen(pat), n);
+	delim[n] = '\0';
+	for (end = strchr(start, '\n') + 1;; end = strchr(end, '\n') + 1) {
+		assert_non_null(strchr(end, '\n'));
+		if (strncmp(end, delim, n) == 0 && end[n] == '\n')
+			break;
+	}
+	end += n + 1;
+	xasprintf(&prog, "%s='%s'\nqs_die() { exit 9; }\n%.*s", var, file,
+	    (int)(end - start), start);
+	prog_path = write_tmp(prog);
+	xasprintf(&cmd, "bash '%s' 2>&1", prog_path);
+	assert_int_equal(run(cmd, &out), 0);
+	assert_string_equal(out, "");
+	free(out);
+	out = read_all(file);
+	unlink(prog_path);
+	unlink(file);
+	free(prog_path);
+	free(file);
+	free(cmd);
+	freezero_str(prog);
+	return out;
+}
+
+/* The value of `  KEY: "..."` in a clearml.conf text, unescaped. */
+static char *
+hocon_value(const char *text, const char *key)
+{
+	char		 pat[64], *v, *o;
+	const char	*p;
+	unsigned	 u;
+
+	snprintf(pat, sizeof(pat), " %s: \"", key);
+	assert_non_null(p = strstr(text, pat));
+	p += strlen(pat);
+	v = o = xmalloc(strlen(p) + 1);
+	for (; *p != '"'; p++) {
+		assert_true(*p != '\0' && *p != '\n');
+		if (*p != '\\') {
+			*o++ = *p;
+			continue;
+		}
+		switch (*++p) {
+		case 'n': *o++ = '\n'; break;
+		case 't': *o++ = '\t'; break;
+		case 'r': *o++ = '\r'; break;
+		case 'u':
+			assert_int_equal(sscanf(p + 1, "%4x", &u), 1);
+			*o++ = (char)u;
+			p += 4;
+			break;
+		default: *o++ = *p; break;
+		}
+	}
+	*o = '\0';
+	return v;
+}
+
 static void
 test_full(void **state)
 {
@@ -495,6 +583,19 @@ test_hostile_values(void **state)
 	assert_true(has_line(s, "queue='it'\\''s \"q\" $(touch /tmp/pwned) "
 	    "`id` \\n \\ $HOME ${x}'"));
 
+	/* what bash writes: the init script and the values intact */
+	body = bash_writes(s, "init");
+	assert_string_equal(body, nasty_init);
+	free(body);
+	body = bash_writes(s, "conf");
+	out = hocon_value(body, "git_pass");
+	assert_string_equal(out, conf.git.password);
+	free(out);
+	out = hocon_value(body, "secret_key");
+	assert_string_equal(out, conf.agent.secret_key);
+	free(out);
+	free(body);
+
 	/* HOCON strings escaped, one line each */
 	body = heredoc_body(s, "\"$conf\"", delim, sizeof(delim));
 	assert_true(has_line(body, "  git_user: \"u\\\"$(id)\""));
@@ -532,6 +633,146 @@ test_delimiter_in_value(void **state)
 	assert_string_equal(body, "echo QSCALE_EOF\nQSCALE_EOF\necho after\n");
 	free(body);
 	freezero_str(s);
+}
+
+/* Appends code point cp to buf as UTF-8; returns the bytes written. */
+static size_t
+put_utf8(char *buf, uint32_t cp)
+{
+	if (cp < 0x80) {
+		buf[0] = (char)cp;
+		return 1;
+	}
+	if (cp < 0x800) {
+		buf[0] = (char)(0xc0 | cp >> 6);
+		buf[1] = (char)(0x80 | (cp & 0x3f));
+		return 2;
+	}
+	if (cp < 0x10000) {
+		buf[0] = (char)(0xe0 | cp >> 12);
+		buf[1] = (char)(0x80 | (cp >> 6 & 0x3f));
+		buf[2] = (char)(0x80 | (cp & 0x3f));
+		return 3;
+	}
+	buf[0] = (char)(0xf0 | cp >> 18);
+	buf[1] = (char)(0x80 | (cp >> 12 & 0x3f));
+	buf[2] = (char)(0x80 | (cp >> 6 & 0x3f));
+	buf[3] = (char)(0x80 | (cp & 0x3f));
+	return 4;
+}
+
+/* A random code point: mostly ASCII, the quoting characters often. */
+static uint32_t
+rand_cp(int one_line)
+{
+	static const uint32_t	 hot[] = { '\'', '"', '$', '`', '\\', '(',
+	    '{', '!', ' ', 0x2018, 0x2019, 0x201c, 0xa0, 0x1f600 };
+	uint32_t		 cp;
+
+	switch (random() % 4) {
+	case 0:
+		return hot[random() % QS_ARRAYLEN(hot)];
+	case 1:
+		do
+			cp = 0xa0 + (uint32_t)(random() % 0x10ff60);
+		while (cp >= 0xd800 && cp <= 0xdfff);
+		return cp;
+	default:
+		return one_line ? 0x20 + (uint32_t)(random() % 0x5f) :
+		    1 + (uint32_t)(random() % 0x7f);
+	}
+}
+
+/*
+ * Random UTF-8 text of at most n bytes: any character but NUL, or only
+ * printable ones for a value on one line; in texts the here-document
+ * delimiter on a line of its own now and then.
+ */
+static void
+rand_text(char *buf, size_t n, int one_line, const char *avoid)
+{
+	size_t		 i = 0;
+	uint32_t	 cp;
+	char		 u[4];
+	size_t		 k;
+
+	while (i + 12 < n) {
+		if (!one_line && random() % 40 == 0) {
+			memcpy(buf + i, "\nQSCALE_EOF\n", 12);
+			i += 12;
+			continue;
+		}
+		cp = rand_cp(one_line);
+		if (cp < 0x80 && avoid != NULL && strchr(avoid, (int)cp))
+			continue;
+		k = put_utf8(u, cp);
+		memcpy(buf + i, u, k);
+		i += k;
+	}
+	buf[i] = '\0';
+}
+
+/* What ends a text in a here-document: nothing if a newline does. */
+static const char *
+ended(const char *t)
+{
+	size_t	 n = strlen(t);
+
+	return n > 0 && t[n - 1] == '\n' ? "" : "\n";
+}
+
+static void
+test_random_values(void **state)
+{
+	char		 prefix[24], queue[40], image[40], pass[60];
+	char		 extra[200], init[200], *s, *out, *want, *body;
+	unsigned	 seed = (unsigned)time(NULL), round;
+	const char	*e = getenv("QSCALE_TEST_SEED");
+
+	(void)state;
+	if (e != NULL)
+		seed = (unsigned)strtoul(e, NULL, 10);
+	printf("# random values, seed %u\n", seed);
+	srandom(seed);
+	for (round = 0; round < 12; round++) {
+		fill_full();
+		rand_text(prefix, sizeof(prefix) - 1, 1, ":");
+		rand_text(queue, sizeof(queue) - 1, 1, NULL);
+		rand_text(image, sizeof(image) - 1, 1, NULL);
+		rand_text(pass, sizeof(pass) - 1, 0, NULL);
+		rand_text(extra, sizeof(extra) - 1, 0, NULL);
+		rand_text(init, sizeof(init) - 1, 0, NULL);
+		conf.workers_prefix = prefix;
+		res[0].queue = queue;
+		res[0].docker_image = image;
+		conf.git.password = pass;
+		conf.agent.extra_clearml_conf = extra;
+		conf.agent.init_script = init;
+		s = build(0);
+		out = shell_values(s, "\"$worker_id_prefix\" \"$queue\" "
+		    "\"$docker_image\"");
+		xasprintf(&want, "%s:cpu:c5.large\n%s\n%s\n", prefix, queue,
+		    image);
+		assert_string_equal(out, want);
+		free(out);
+		free(want);
+		body = bash_writes(s, "conf");
+		out = hocon_value(body, "git_pass");
+		assert_string_equal(out, pass);
+		free(out);
+		xasprintf(&want, "# agent.extra_clearml_conf\n%s%s", extra,
+		    ended(extra));
+		assert_true(strlen(body) >= strlen(want));
+		assert_string_equal(body + strlen(body) - strlen(want), want);
+		free(want);
+		free(body);
+		body = bash_writes(s, "init");
+		xasprintf(&want, "%s%s", init, ended(init));
+		assert_string_equal(body, want);
+		free(want);
+		free(body);
+		freezero_str(s);
+	}
 }
 
 /* n bytes of comment lines, the last one ended. */
@@ -632,6 +873,34 @@ test_bad_config(void **state)
 	assert_build_fails(0, "clearml.api_server is not set");
 }
 
+/* Text the checker, ClearML and HOCON would read otherwise than bash. */
+static void
+test_bad_utf8(void **state)
+{
+	static const char *const bad[] = { "\xc0\xa7", "a\xff", "\xe2\x80",
+	    "\xed\xa0\x80", "\xf4\x90\x80\x80", "\x80" };
+	size_t	 i;
+
+	(void)state;
+	for (i = 0; i < QS_ARRAYLEN(bad); i++) {
+		fill_full();
+		conf.git.password = (char *)bad[i];
+		assert_build_fails(0, "git.password is not valid UTF-8");
+		fill_full();
+		res[0].queue = (char *)bad[i];
+		assert_build_fails(0, "queue of resource 'cpu' is not valid "
+		    "UTF-8");
+		fill_full();
+		conf.agent.init_script = (char *)bad[i];
+		assert_build_fails(0, "agent.init_script is not valid UTF-8");
+	}
+	fill_full();
+	conf.agent.extra_clearml_conf = "caf\xc3\xa9 \xe2\x80\x99 "
+	    "\xf0\x9f\x98\x80";
+	res[0].queue = "caf\xc3\xa9 \xe2\x80\x99";
+	freezero_str(build(0));
+}
+
 int
 main(void)
 {
@@ -643,8 +912,10 @@ main(void)
 		cmocka_unit_test(test_credentials),
 		cmocka_unit_test(test_hostile_values),
 		cmocka_unit_test(test_delimiter_in_value),
+		cmocka_unit_test(test_random_values),
 		cmocka_unit_test(test_size_limit),
 		cmocka_unit_test(test_bad_config),
+		cmocka_unit_test(test_bad_utf8),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
