@@ -182,17 +182,27 @@ print_resource(const cJSON *r, double now)
 {
 	const cJSON	*w = cJSON_GetObjectItemCaseSensitive(r, "worker");
 	const cJSON	*c = cJSON_GetObjectItemCaseSensitive(w, "counts");
-	char		 ago[32], inst[32];
+	char		 ago[32], inst[32], market[32];
+	const char	*state = *str(w, "state") != '\0' ? str(w, "state") :
+			    str(r, "state");
 
 	fmt_ago(num(w, "last_poll"), now, ago, sizeof(ago));
 	snprintf(inst, sizeof(inst), "%.0f/%.0f", num(c, "live"),
 	    num(r, "max_instances"));
-	printf("%-16s %-7.0f %-9s %-8.0f %-10s %-6.0f %-9s %-5.0f %-5.0f "
-	    "%-7.0f %.0f\n", str(r, "name"), num(r, "pid"), str(r, "state"),
-	    num(r, "restarts"), ago, num(c, "pending"), inst, num(c, "idle"),
-	    num(c, "busy"), num(c, "booting"), num(c, "errors"));
+	snprintf(market, sizeof(market), "%.0f/%.0f", num(c, "spot"),
+	    num(c, "on_demand"));
+	printf("%-14s %-7.0f %-11s %-4.0f %-9s %-5.0f %-9s %-7s %-4.0f "
+	    "%-4.0f %-7.0f %.0f\n", str(r, "name"), num(r, "pid"),
+	    strcmp(str(r, "state"), "running") == 0 ? state : str(r, "state"),
+	    num(r, "restarts"), ago, num(c, "pending"), inst, market,
+	    num(c, "idle"), num(c, "busy"), num(c, "booting"),
+	    num(c, "errors"));
 	if (*str(w, "note") != '\0')
 		printf("  %s: %s\n", str(r, "name"), str(w, "note"));
+	if (*str(w, "last_error") != '\0' &&
+	    now - num(w, "last_error_time") < 10 * 60 * 1000)
+		printf("  %s: last error: %s\n", str(r, "name"),
+		    str(w, "last_error"));
 	if (*str(r, "last_exit") != '\0')
 		printf("  %s: last exit: %s\n", str(r, "name"),
 		    str(r, "last_exit"));
@@ -229,9 +239,9 @@ cmd_status(int argc, char **argv)
 	if (*str(st, "last_reload_error") != '\0')
 		printf("last reload failed:\n%s\n", str(st,
 		    "last_reload_error"));
-	printf("%-16s %-7s %-9s %-8s %-10s %-6s %-9s %-5s %-5s %-7s %s\n",
-	    "RESOURCE", "PID", "STATE", "RESTARTS", "LAST POLL", "QUEUE",
-	    "INSTANCES", "IDLE", "BUSY", "BOOTING", "ERRORS");
+	printf("%-14s %-7s %-11s %-4s %-9s %-5s %-9s %-7s %-4s %-4s %-7s "
+	    "%s\n", "RESOURCE", "PID", "STATE", "RST", "LAST POLL", "QUEUE",
+	    "INSTANCES", "SPOT/OD", "IDLE", "BUSY", "BOOTING", "ERRORS");
 	cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(st,
 	    "resources"))
 		print_resource(r, now);

@@ -1,0 +1,209 @@
+#!/usr/bin/env python3
+"""Checks of cloudsim's simulated agents: instances launched through the
+EC2 front with a startup script that follows the contract register, run
+tasks, go idle and vanish on terminate; broken scripts are reported.
+Expects --pending-delay 0.5 --boot-delay 0.3 --report-interval 1
+--agent-poll 0.3.  Usage: check_agent.py ENV_FILE LOG_FILE"""
+
+import base64
+import sys
+import time
+
+sys.path.insert(0, __file__.rsplit("/", 2)[0])
+from checks.tap import (Tap, admin, clearml, ec2_client, read_env,  # noqa
+                        startup_script, wait_until)
+from sim.agents import parse_script  # noqa: E402
+
+ENV = read_env(sys.argv[1])
+LOG = sys.argv[2]
+SUBNETS = ENV["QSCALE_SIM_SUBNETS"].split()
+t = Tap()
+ec2 = ec2_client(ENV)
+
+
+def launch(script, resource="cpu", spot=False, profile=True):
+    args = dict(ImageId=ENV["QSCALE_SIM_AMI"], InstanceType="t3.micro",
+                MinCount=1, MaxCount=1, SubnetId=SUBNETS[0],
+                SecurityGroupIds=[ENV["QSCALE_SIM_SECURITY_GROUP"]],
+                UserData=script, TagSpecifications=[{
+                    "ResourceType": "instance", "Tags": [
+                        {"Key": "qscale:autoscaler", "Value": "check"},
+                        {"Key": "qscale:resource", "Value": resource}]}])
+    if profile:
+        args["IamInstanceProfile"] = {
+            "Name": ENV["QSCALE_SIM_INSTANCE_PROFILE"]}
+    if spot:
+        args["InstanceMarketOptions"] = {"MarketType": "spot"}
+    return ec2.run_instances(**args)["Instances"][0]["InstanceId"]
+
+
+def workers(pattern):
+    return {w["id"]: w for w in clearml(ENV, "workers.get_all", {
+        "worker_pattern": pattern, "last_seen": 0})["workers"]}
+
+
+def stats():
+    return admin(ENV, "GET", "stats")[1]
+
+
+def task(tid):
+    return clearml(ENV, "tasks.get_by_id", {"task": tid})["task"]
+
+
+def enqueue(qid, name, duration, code=0):
+    tid = clearml(ENV, "tasks.create", {
+        "name": name, "type": "training",
+        "comment": "sim-duration=%s sim-exit=%d" % (duration, code)})["id"]
+    clearml(ENV, "tasks.enqueue", {"task": tid, "queue": qid})
+    return tid
+
+
+def log_has(*words):
+    with open(LOG) as f:
+        return any(all(w in ln for w in words) for ln in f)
+
+
+# ------------------------------------------------------ the contract parser
+got, missing = parse_script(startup_script(
+    ENV, prefix="it's:cpu", queue='q "x"'))
+t.check("the parser reads '\\'' in single-quoted values and the HOCON "
+        "strings", not missing and got["worker_id_prefix"] == "it's:cpu"
+        and got["queue"] == 'q "x"' and
+        got["api_server"] == ENV["QSCALE_SIM_CLEARML_URL"], (got, missing))
+got, missing = parse_script(startup_script(
+    ENV, drop='export CLEARML_WORKER_ID'))
+t.check("the parser names what is missing",
+        missing == ['export CLEARML_WORKER_ID="${worker_id_prefix}:'
+                    '${instance_id}" line'], missing)
+
+# ----------------------------------------------------------- a good agent
+qid = clearml(ENV, "queues.create", {"name": "q-cpu"})["id"]
+iid = launch(startup_script(ENV, prefix="qtest:cpu:t3.micro"))
+wid = "qtest:cpu:t3.micro:" + iid
+w = wait_until(lambda: workers("qtest:cpu:*").get(wid), 8)
+t.check("the agent registers as worker_id_prefix:instance_id on its queue",
+        w and [q["id"] for q in w["queues"]] == [qid] and "task" not in w,
+        w)
+t.check("it registered only after running + boot delay",
+        wait_until(lambda: [i for i in stats()["instances"]
+                            if i["id"] == iid and i["registered"]], 2) and
+        [i for i in stats()["instances"] if i["id"] == iid][0]
+        ["registered"] - [i for i in stats()["instances"] if i["id"] == iid]
+        [0]["launched"] >= 0.8)
+tid = enqueue(qid, "good-1", 1.5)
+busy = wait_until(lambda: workers(wid).get(wid, {}).get("task"), 3)
+t.check("it pulls the task: in_progress, 'pulled by agent', worker busy",
+        busy and busy["id"] == tid and task(tid)["status"] == "in_progress"
+        and task(tid)["status_message"] == "pulled by agent" and
+        task(tid)["last_worker"] == wid, (busy, task(tid)))
+done = wait_until(lambda: task(tid)["status"] == "completed", 4)
+t.check("it completes the task after its duration ('worker execution "
+        "done')", done and task(tid)["status_reason"] ==
+        "worker execution done", task(tid))
+idle = wait_until(lambda: "task" not in workers(wid).get(wid, {"task": 1}),
+                  2)
+t.check("then it is idle again (no task key)", idle)
+tf = enqueue(qid, "bad-exit", 0.3, code=3)
+t.check("a task with sim-exit=3 fails with 'worker execution exit code 3'",
+        wait_until(lambda: task(tf)["status"] == "failed", 4) and
+        task(tf)["status_reason"] == "worker execution exit code 3",
+        task(tf))
+ts = enqueue(qid, "stopped", 30)
+wait_until(lambda: task(ts)["status"] == "in_progress", 3)
+clearml(ENV, "tasks.stop", {"task": ts})
+t.check("tasks.stop on a running task: the agent stops it (stopped)",
+        wait_until(lambda: task(ts)["status"] == "stopped", 3), task(ts))
+s = stats()
+row = [x for x in s["tasks"] if x["id"] == tid][0]
+t.check("stats: the task with queue, worker, instance, times and wait",
+        row["status"] == "completed" and row["queue"] == "q-cpu" and
+        row["worker"] == wid and row["instance"] == iid and
+        row["wait_s"] is not None and row["wait_s"] < 1.5 and
+        row["ended"] - row["started"] >= 1.4 and
+        s["totals"]["tasks_done"] == 1 and s["totals"]["tasks_failed"] == 1,
+        row)
+r1 = workers(wid)[wid]["last_activity_time"]
+time.sleep(1.3)
+r2 = workers(wid)[wid]["last_activity_time"]
+t.check("idle, it reports every --report-interval", r2 > r1, (r1, r2))
+t.check("the log has launch, register, task start and end",
+        log_has("launch", iid) and log_has("register", wid) and
+        log_has("task-start", tid) and log_has("task-end", tid,
+                                               "completed"))
+
+# ------------------------------------------------------ vanish on terminate
+tid2 = enqueue(qid, "cut", 20)
+wait_until(lambda: task(tid2)["status"] == "in_progress", 3)
+ec2.terminate_instances(InstanceIds=[iid])
+time.sleep(0.3)
+a1 = workers(wid).get(wid, {}).get("last_activity_time")
+time.sleep(1.6)
+a2 = workers(wid).get(wid, {}).get("last_activity_time")
+t.check("terminated: the agent vanishes (no more reports, no unregister)",
+        a1 is not None and a1 == a2, (a1, a2))
+t.check("its task stays in_progress (the autoscaler must requeue it)",
+        task(tid2)["status"] == "in_progress")
+t.check("the log has the termination", log_has("terminate", iid))
+
+# ------------------------------------------------------------ interruption
+sid = launch(startup_script(ENV, prefix="qtest:spot:t3.micro"),
+             resource="spot", spot=True)
+swid = "qtest:spot:t3.micro:" + sid
+wait_until(lambda: workers(swid).get(swid), 8)
+admin(ENV, "POST", "interrupt", {"instance_id": sid})
+time.sleep(0.2)
+b1 = workers(swid).get(swid, {}).get("last_activity_time")
+time.sleep(1.5)
+b2 = workers(swid).get(swid, {}).get("last_activity_time")
+t.check("interrupted: its agent vanishes at once", b1 and b1 == b2,
+        (b1, b2))
+
+# ---------------------------------------------------------- broken scripts
+bid = launch(startup_script(ENV, drop="worker_id_prefix="))
+err = wait_until(lambda: [e for e in stats()["script_errors"]
+                          if e["instance"] == bid], 6)
+t.check("a script without the worker id: an entry in script_errors naming "
+        "what is missing", err and "worker_id_prefix='...' line" in
+        err[0]["missing"], err)
+t.check("... and a line in the log", log_has("script-error", bid,
+                                             "worker_id_prefix"))
+t.check("... and no worker registers for it",
+        not [w for w in workers("*") if w.endswith(bid)])
+cid = launch(startup_script(ENV, prefix="qtest:cred:x", secret="wrong"))
+err = wait_until(lambda: [e for e in stats()["script_errors"]
+                          if e["instance"] == cid], 6)
+t.check("credentials that do not log in are a script error",
+        err and "do not log in" in err[0]["missing"][0], err)
+
+# ------------------------------------------------------------- never boot
+admin(ENV, "POST", "never-boot", {"next": 1, "resource": "nb"})
+secret_script = startup_script(ENV, prefix="qtest:nb:t3.micro")
+nid = launch(secret_script, resource="nb")
+oid = launch(startup_script(ENV, prefix="qtest:nb:t3.micro"), resource="nb")
+time.sleep(2.0)
+ws = workers("qtest:nb:*")
+t.check("never-boot next=1: that instance never registers, the next does",
+        "qtest:nb:t3.micro:" + nid not in ws and
+        "qtest:nb:t3.micro:" + oid in ws and
+        [i for i in stats()["instances"] if i["id"] == nid][0]["never_boot"],
+        sorted(ws))
+out = ec2.get_console_output(InstanceId=nid)["Output"]
+if "never boots" not in out:
+    out = base64.b64decode(out).decode()
+t.check("its console output says so and echoes the user data (with the "
+        "secret: the autoscaler must mask it)",
+        nid in out and "never boots" in out and
+        ENV["CLEARML_API_SECRET_KEY"] in out, out[:300])
+admin(ENV, "POST", "never-boot", {"instance_id": oid})
+t.check("never-boot by instance id is accepted",
+        [i for i in stats()["instances"] if i["id"] == oid][0]["never_boot"])
+
+# ------------------------------------------------------------------ reset
+st, _ = admin(ENV, "POST", "reset", {})
+s = stats()
+live = ec2.describe_instances(Filters=[{"Name": "instance-state-name",
+                                        "Values": ["pending", "running"]}])
+t.check("POST /sim/reset terminates every instance and forgets the rest",
+        st == 200 and not live["Reservations"] and s["tasks"] == [] and
+        s["instances"] == [] and s["workers"] == [], s["totals"])
+sys.exit(t.done())
