@@ -53,7 +53,9 @@ resources = (
     ami = "ami-12345678"; max_instances = 2; cpu_mode = true;
     docker_image = "res/img:2"; },
   { name = "gpu"; queue = "q-gpu"; instance_type = "g4dn.xlarge";
-    ami = "ami-12345678"; max_instances = 2; }
+    ami = "ami-12345678"; max_instances = 2; },
+  { name = "odd"; queue = "it's \"$q\" `x` \\"; instance_type = "t3.micro";
+    ami = "ami-12345678"; max_instances = 1; docker_image = "a'b $c"; }
 );
 CONF
 } >"$T/full.conf"
@@ -258,6 +260,25 @@ done
 check "bash -x really traced the script" grep -q '^+ shutdown -h now$' \
     "$T/full-bash-x/err"
 
+# --- the test cloud's simulated agents read the same values back ---
+sim_reads() {
+	WANT=$2 python3 - "$1" "$QSCALE_TOP/tests/cloudsim" <<'PY'
+import json, os, sys
+sys.path.insert(0, sys.argv[2])
+from sim.agents import parse_script
+got, missing = parse_script(open(sys.argv[1]).read())
+want = json.loads(os.environ["WANT"])
+if missing or got != want:
+    print("# parse_script: %r, missing %r" % (got, missing))
+    sys.exit(1)
+PY
+}
+check "the simulated agents read the CPU resource's script" \
+    sim_reads "$T/full-bash/script.sh" '{"worker_id_prefix":
+    "qtest:cpu:c5.large", "queue": "q-cpu", "api_server":
+    "http://127.0.0.1:8008", "access_key": "AGENTACCESS",
+    "secret_key": "agent-SECRET-value-4"}'
+
 # --- the GPU resource of the same file: the agent's image, no CPU mode ---
 prepare gpu "$T/full.conf" gpu && run bash
 check "gpu: agent arguments: the agent's docker image, GPUs allowed" \
@@ -266,6 +287,21 @@ check "gpu: agent arguments: the agent's docker image, GPUs allowed" \
 check "gpu: no NVIDIA_VISIBLE_DEVICES" agent_env_lacks NVIDIA_VISIBLE_DEVICES
 check "gpu: CLEARML_WORKER_ID" \
     agent_env_has "CLEARML_WORKER_ID=qtest:gpu:g4dn.xlarge:$IID"
+
+# --- a queue and an image full of quotes reach the agent intact ---
+# shellcheck disable=SC1003,SC2016 # literal by design
+ODD_QUEUE='it'\''s "$q" `x` \'
+prepare odd "$T/full.conf" odd && run "bash -x"
+check "odd: agent arguments: the queue and the image intact" \
+    agent_args_are --config-file "$sb/home/clearml.conf" daemon \
+    --queue "$ODD_QUEUE" --docker "a'b \$c"
+check "odd: clean run" clean_run
+check "odd: no secret anywhere" no_secret
+check "the simulated agents read the odd queue" \
+    sim_reads "$sb/script.sh" "$(jq -n --arg q "$ODD_QUEUE" \
+    '{worker_id_prefix: "qtest:odd:t3.micro", queue: $q,
+    api_server: "http://127.0.0.1:8008", access_key: "AGENTACCESS",
+    secret_key: "agent-SECRET-value-4"}')"
 
 # --- minimal: nothing to install, no bashrc, latest agent, exit 1 ---
 prepare min "$T/min.conf" small
@@ -294,6 +330,10 @@ check "min: shutdown after the agent failed" \
     before "^clearml-agent " "^shutdown"
 check "min: shutdown once, the last thing run" shut_down_once
 check "min: no secret anywhere" no_secret
+check "the simulated agents read the minimal script" \
+    sim_reads "$sb/script.sh" '{"worker_id_prefix": "qtest:small:t3.small",
+    "queue": "default", "api_server": "http://127.0.0.1:8008",
+    "access_key": "SCALERACCESS", "secret_key": "clearml-SECRET-value-1"}'
 
 # --- the package install keeps failing ---
 prepare aptfail "$T/full.conf" cpu && run bash QS_APT_FAIL=1
