@@ -1,0 +1,226 @@
+#!/usr/bin/env bash
+# End to end, the real qscaled on the simulated cloud: spot.  A spot
+# capacity failure falls back to on-demand after spot_rollback_timeout,
+# the blackout it starts reaches another spot resource within a poll and
+# ends after spot_blackout_period; a spot interruption of a busy instance
+# puts its task back in the queue, at most max_requeues times.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/e2e-lib.sh"
+
+e2e_sim_start || { not_ok "the simulated cloud starts"; exit 1; }
+
+polls_ge() {	# N: every worker process has polled N times
+	qs_status | jq -e --argjson n "$1" \
+	    'all(.resources[]; .worker.polls >= $n)' >/dev/null
+}
+
+# ---- 3. Spot capacity failure, rollback, blackout ---------------------------
+scenario_blackout() {
+	e2e_scenario blackout
+	e2e_conf eblk \
+	    'name = "spa"; queue = "eblk-a"; instance_type = "m5.large";
+	     max_instances = 2; spot = true; spot_rollback_timeout = "4s";
+	     spot_blackout_period = "8s";' \
+	    'name = "spb"; queue = "eblk-b"; instance_type = "c5.large";
+	     max_instances = 2; spot = true; spot_blackout_period = "8s";' ||
+	    return 1
+	simctl queue eblk-a >/dev/null && simctl queue eblk-b >/dev/null
+	simctl capacity 'm5.large/*/spot=0' >/dev/null
+	e2e_start || { not_ok "blackout: qscaled starts"; return 1; }
+	wait_for 10 polls_ge 2
+	e2e_enqueue eblk-a 1 2 blk-a >/dev/null
+	e2e_wait 10 "blackout: spa's spot launch is refused for capacity" \
+	    '[.totals.ec2_call_log[] | select(.action == "RunInstances" and
+	    .error == "InsufficientInstanceCapacity")] | length >= 1'
+	LA=$E2E_DIR/log/spa.log
+	LB=$E2E_DIR/log/spb.log
+	QL=$E2E_DIR/log/qscaled.log
+	wait_for 5 grep -q 'spot blackout: spa' "$QL"
+	check "blackout: the supervisor starts the blackout" \
+	    grep -q 'spot blackout: spa failed to get spot capacity' "$QL"
+	# another spot resource's demand, while the blackout is on
+	e2e_enqueue eblk-b 1 2 blk-b >/dev/null
+	e2e_wait 20 "blackout: both resources have an instance" \
+	    '[.instances[] | .resource] | (index("spa") != null and
+	    index("spb") != null)'
+	S=$E2E_DIR/mid.json
+	e2e_snap "$S"
+	jq -r '.instances[] | "instance \(.id) \(.resource) \(.market)
+	    launched \(.launched)"' "$S" | tr -s '\n\t ' ' ' |
+	    sed 's/ instance /\n# instance /g; s/^/# /'
+	echo
+	check "blackout: spa's instance is on-demand" \
+	    sj '[.instances[] | select(.resource == "spa") | .market] ==
+	    ["on-demand"]' "$S"
+	check "blackout: spb's instance is on-demand (the blackout's doing)" \
+	    sj '[.instances[] | select(.resource == "spb") | .market] ==
+	    ["on-demand"]' "$S"
+	check "blackout: spb launched within one poll of its task (1.5 s)" \
+	    sj '([.instances[] | select(.resource == "spb") | .launched] |
+	    min) - ([.tasks[] | select(.queue == "eblk-b") | .enqueued] |
+	    min) <= 1.5' "$S"
+	check "blackout: spb never asked for spot" \
+	    sh -c "! grep -q 'RunInstances.*(spot' '$LB'"
+	check "blackout: spb learned of the blackout (its log)" \
+	    grep -q 'spot blackout active (started by spa)' "$LB"
+
+	# spa: spot retried on later polls, on-demand after the rollback
+	fails=$(e2e_log_times "$LA" 'RunInstances .*\(spot, .*Insufficient')
+	first=$(echo "$fails" | head -n 1)
+	last=$(echo "$fails" | tail -n 1)
+	nfail=$(echo "$fails" | grep -c .)
+	polls=$(grep -c 'launching 1 spot instance' "$LA")
+	od=$(jq -r '[.instances[] | select(.resource == "spa") |
+	    .launched] | min' "$S")
+	diag "spa: $nfail spot refusals in $polls polls; on-demand" \
+	    "$(echo "$od - $first" | bc) s after the first refusal"
+	check "blackout: spa kept trying spot on later polls (>= 3 polls)" \
+	    test "$polls" -ge 3
+	check "blackout: each spot try went through both subnets" \
+	    test "$nfail" -eq $((polls * 2))
+	check "blackout: on-demand not before spot_rollback_timeout (4 s)" \
+	    test "$(echo "$od - $first >= 4" | bc)" -eq 1
+	check "blackout: on-demand within a poll after the rollback timeout" \
+	    test "$(echo "$od - $first <= 5.5" | bc)" -eq 1
+	check "blackout: spa launched on-demand in its log" \
+	    grep -q 'launched 1 on-demand instance' "$LA"
+
+	# the end of the blackout: spot_blackout_period after the last failure
+	e2e_until 20 "$E2E_TASKS_DONE"
+	wait_for 15 grep -q 'spot blackout over' "$QL"
+	over=$(e2e_log_times "$QL" 'qscaled: spot blackout over' | head -n 1)
+	if [ -n "$over" ] && [ -n "$last" ]; then
+		gap=$(echo "$over - $last" | bc)
+		diag "blackout over $gap s after the last spot failure"
+		check "blackout: over spot_blackout_period (8 s) after the last failure" \
+		    test "$(echo "$gap >= 8 && $gap <= 9.5" | bc)" -eq 1
+	else
+		not_ok "blackout: the blackout ends (no 'spot blackout over')"
+	fi
+	check "blackout: spb learned it is over" \
+	    wait_for 3 grep -q 'spot blackout over' "$LB"
+	e2e_enqueue eblk-b 1 2 blk-b2 >/dev/null
+	e2e_wait 10 "blackout: after it, spb launches again" \
+	    '[.instances[] | select(.resource == "spb")] | length == 2'
+	check "blackout: ... on spot" \
+	    sh -c "sim_stats() { curl -sf '$QSCALE_SIM_ADMIN_URL/stats'; }; \
+	    sim_stats | jq -e '[.instances[] | select(.resource == \"spb\") |
+	    .market] | sort == [\"on-demand\", \"spot\"]' >/dev/null"
+	e2e_wait 40 "blackout: every task done, every instance terminated" \
+	    "$E2E_DONE"
+	S=$E2E_DIR/final.json
+	e2e_snap "$S"
+	e2e_stats_diag "$S"
+	check "blackout: 3 tasks completed, 3 instances in all" \
+	    sj '.totals.tasks_done == 3 and .totals.launches.instances == 3' \
+	    "$S"
+	check "blackout: spa never had a spot instance" \
+	    sj 'all(.instances[]; .resource != "spa" or .market ==
+	    "on-demand")' "$S"
+	e2e_stop
+	e2e_no_secret
+}
+
+# ---- 10. Spot interruption of a busy instance -----------------------------
+# The instance a task runs on, once it runs (on another one than $2).
+running_on() {	# TASK [NOT_INSTANCE]
+	sim_stats | jq -r --arg t "$1" --arg not "${2:-}" '.tasks[] |
+	    select(.id == $t and .status == "in_progress" and
+	    .instance != null and .instance != $not) | .instance' |
+	    grep . || return 1
+}
+
+# Statuses of the tasks, every 0.2 s, while a test holds.
+watch_status() {	# OUT SECS JQ TASKS...
+	_o=$1 _secs=$2 _cond=$3
+	shift 3
+	_end=$(($(date +%s) + _secs))
+	while [ "$(date +%s)" -lt "$_end" ]; do
+		sim_stats >"$_o.now" 2>/dev/null || continue
+		for _t in "$@"; do
+			jq -r --arg t "$_t" '.tasks[] | select(.id == $t) |
+			    "\(.id) \(.status)"' "$_o.now" >>"$_o"
+		done
+		jq -e "$_cond" "$_o.now" >/dev/null 2>&1 && return 0
+		sleep 0.2
+	done
+	return 1
+}
+
+scenario_interrupt() {
+	e2e_scenario interrupt
+	E2E_EXTRA='max_requeues = 2;' e2e_conf eint \
+	    'name = "spi"; queue = "eint"; instance_type = "c5.large";
+	     max_instances = 3; spot = true;' || return 1
+	simctl queue eint >/dev/null
+	e2e_start || { not_ok "interrupt: qscaled starts"; return 1; }
+	wait_for 10 polls_ge 2
+	T1=$(e2e_enqueue eint 1 6 int-once)
+	T2=$(e2e_enqueue eint 1 30 int-thrice)
+	L=$E2E_DIR/log/spi.log
+	X1=$(wait_for 20 running_on "$T1" && running_on "$T1")
+	Y1=$(wait_for 20 running_on "$T2" && running_on "$T2")
+	if [ -z "$X1" ] || [ -z "$Y1" ]; then
+		not_ok "interrupt: the two tasks run"
+		return 1
+	fi
+	diag "task $T1 runs on $X1, task $T2 on $Y1; interrupting both"
+	simctl interrupt "$X1" >/dev/null
+	simctl interrupt "$Y1" >/dev/null
+	W=$E2E_DIR/status.txt
+	check "interrupt: both tasks run again elsewhere" watch_status "$W" 20 \
+	    "[.tasks[] | select((.id == \"$T1\" and .instance != \"$X1\") or
+	    (.id == \"$T2\" and .instance != \"$Y1\")) |
+	    select(.status == \"in_progress\")] | length == 2" "$T1" "$T2"
+	check "interrupt: ClearML showed $T1 queued again" \
+	    grep -q "^$T1 queued$" "$W"
+	check "interrupt: ClearML showed $T2 queued again" \
+	    grep -q "^$T2 queued$" "$W"
+	check "interrupt: the log names the interruption and the task" \
+	    grep -q "instance $X1 was terminated outside qscale (Server.SpotInstanceTermination.*) while running task $T1" "$L"
+	check "interrupt: the log tells $T1 was re-queued (1 of 2)" \
+	    grep -q "task $T1 re-queued (1 of max_requeues 2)" "$L"
+	check "interrupt: the log tells $T2 was re-queued (1 of 2)" \
+	    grep -q "task $T2 re-queued (1 of max_requeues 2)" "$L"
+	e2e_wait 20 "interrupt: $T1 completes on another instance" \
+	    ".tasks[] | select(.id == \"$T1\") | .status == \"completed\" and
+	    .instance != \"$X1\""
+
+	# T2: a second interruption is re-queued, a third is not
+	Y2=$(running_on "$T2" "$Y1")
+	simctl interrupt "$Y2" >/dev/null
+	check "interrupt: after a second interruption $T2 runs again" \
+	    wait_for 20 running_on "$T2" "$Y2"
+	check "interrupt: the log tells $T2 was re-queued (2 of 2)" \
+	    grep -q "task $T2 re-queued (2 of max_requeues 2)" "$L"
+	Y3=$(running_on "$T2" "$Y2")
+	diag "$T2 ran on $Y1, $Y2, $Y3"
+	simctl interrupt "$Y3" >/dev/null
+	check "interrupt: the third loss is not re-queued (max_requeues 2)" \
+	    wait_for 10 grep -q "task $T2 ran on instance $Y3, which was interrupted; not re-queueing it: already re-queued 2 times" "$L"
+	sleep 2
+	e2e_snap "$E2E_DIR/after.json"
+	check "interrupt: $T2 was not put back in the queue a third time" \
+	    sj ".tasks[] | select(.id == \"$T2\") | .status != \"queued\" and
+	    .instance == \"$Y3\"" "$E2E_DIR/after.json"
+	check "interrupt: $T2 started three times only" \
+	    test "$(grep -c "task-start .*task=$T2" "$SIM_LOG")" -eq 3
+	check "interrupt: $T1 started twice only" \
+	    test "$(grep -c "task-start .*task=$T1" "$SIM_LOG")" -eq 2
+	e2e_wait 30 "interrupt: every instance terminated in the end" \
+	    '.totals.instances_alive == 0'
+	S=$E2E_DIR/final.json
+	e2e_snap "$S"
+	e2e_stats_diag "$S"
+	check "interrupt: 4 interruptions, no task failed" \
+	    sj '.totals.interruptions == 4 and .totals.tasks_failed == 0' "$S"
+	check "interrupt: never above max_instances" \
+	    sj '.totals.max_alive.spi <= 3' "$S"
+	check "interrupt: the zombie workers of gone instances unregistered" \
+	    sj '.workers | length == 0' "$S"
+	e2e_stop
+	e2e_no_secret
+}
+
+scenario_blackout
+scenario_interrupt
