@@ -275,18 +275,39 @@ plan_wake(struct plan_output *out, int64_t at, int64_t now)
 		out->next_wake_ms = at;
 }
 
+static const struct plan_obs_worker *
+plan_worker_of(const struct plan_obs *obs, const char *instance)
+{
+	size_t	 i;
+
+	for (i = 0; i < obs->nworkers; i++)
+		if (strcmp(obs->workers[i].instance, instance) == 0)
+			return &obs->workers[i];
+	return NULL;
+}
+
 /*
  * An instance we knew is gone (terminated, or no longer listed).  If it
  * went without qscale while its worker held a task, the task goes back
- * to the queue, within max_requeues.
+ * to the queue, within max_requeues.  What the worker holds is what this
+ * observation lists, when it lists it: a worker that took a task after
+ * the last poll and lost its instance before this one is still listed
+ * (nothing unregistered it) with that task, which memory never saw.
  */
 static void
-plan_gone(struct plan_memory *mem, const struct plan_conf *pc,
-    struct plan_inst *m, const char *state_reason, struct plan_output *out)
+plan_gone(const struct plan_obs *obs, struct plan_memory *mem,
+    const struct plan_conf *pc, struct plan_inst *m,
+    const char *state_reason, struct plan_output *out)
 {
-	struct plan_action	*a;
-	int			 n;
+	const struct plan_obs_worker	*w;
+	struct plan_action		*a;
+	int				 n;
 
+	if (obs->workers_ok && (w = plan_worker_of(obs, m->id)) != NULL) {
+		snprintf(m->worker, sizeof(m->worker), "%s", w->id);
+		snprintf(m->task, sizeof(m->task), "%s",
+		    w->task != NULL ? w->task : "");
+	}
 	a = plan_add(out, PLAN_FORGET);
 	snprintf(a->instance, sizeof(a->instance), "%s", m->id);
 	snprintf(a->worker, sizeof(a->worker), "%s", m->worker);
@@ -369,24 +390,13 @@ plan_sync_instances(const struct plan_obs *obs, const struct plan_conf *pc,
 		    o->state == PLAN_ST_SHUTTING_DOWN)) ||
 		    (o == NULL && m->observed) ||
 		    (o == NULL && now - m->seen_ms > PLAN_UNSEEN_FORGET_MS)) {
-			plan_gone(mem, pc, m, o != NULL ? o->state_reason :
-			    "no longer listed by EC2", out);
+			plan_gone(obs, mem, pc, m, o != NULL ?
+			    o->state_reason : "no longer listed by EC2", out);
 			plan_memory_remove(mem, i);
 			continue;
 		}
 		i++;
 	}
-}
-
-static const struct plan_obs_worker *
-plan_worker_of(const struct plan_obs *obs, const char *instance)
-{
-	size_t	 i;
-
-	for (i = 0; i < obs->nworkers; i++)
-		if (strcmp(obs->workers[i].instance, instance) == 0)
-			return &obs->workers[i];
-	return NULL;
 }
 
 static int64_t

@@ -614,6 +614,49 @@ test_interruption_requeues(void **state)
 	}
 }
 
+/*
+ * A task taken after the last poll, on an instance interrupted before
+ * this one: memory never saw it, the worker still listed (a zombie) does.
+ */
+static void
+test_interruption_requeues_unseen_task(void **state)
+{
+	const struct plan_action *a;
+
+	(void)state;
+	fx_reset();
+	mem_launched("i-1", 1, T0);
+	obs_begin(T0 + MIN, 1);
+	obs_inst("i-1", PLAN_ST_RUNNING, 1, T0, NULL);
+	obs_worker("i-1", NULL, T0 + 1);
+	run();
+	obs_begin(T0 + MIN + 30 * SEC, 0);
+	obs_inst("i-1", PLAN_ST_TERMINATED, 1, T0,
+	    "Server.SpotInstanceTermination");
+	obs_worker("i-1", "task-new", T0 + 1);
+	run();
+	a = find_action(PLAN_REQUEUE, "i-1");
+	assert_non_null(a);
+	assert_string_equal(a->task, "task-new");
+	assert_int_equal(a->count, 1);
+	assert_string_equal(find_action(PLAN_FORGET, "i-1")->task, "task-new");
+
+	/* the other way: busy at the last poll, reported idle since */
+	fx_reset();
+	mem_launched("i-2", 1, T0);
+	obs_begin(T0 + MIN, 0);
+	obs_inst("i-2", PLAN_ST_RUNNING, 1, T0, NULL);
+	obs_worker("i-2", "task-done", T0 + 1);
+	run();
+	obs_begin(T0 + MIN + 30 * SEC, 0);
+	obs_inst("i-2", PLAN_ST_TERMINATED, 1, T0,
+	    "Server.SpotInstanceTermination");
+	obs_worker("i-2", NULL, T0 + 1);
+	run();
+	assert_int_equal(count_type(PLAN_REQUEUE), 0);
+	assert_non_null(find_action(PLAN_UNREGISTER, "i-2"));
+}
+
 static void
 test_terminated_by_us_no_requeue(void **state)
 {
@@ -963,6 +1006,7 @@ main(void)
 		cmocka_unit_test(test_adopted_unregistered_times_out_from_launch),
 		cmocka_unit_test(test_failed_observation),
 		cmocka_unit_test(test_interruption_requeues),
+		cmocka_unit_test(test_interruption_requeues_unseen_task),
 		cmocka_unit_test(test_terminated_by_us_no_requeue),
 		cmocka_unit_test(test_zombie_worker_unregistered),
 		cmocka_unit_test(test_spot_rollback_and_blackout),
