@@ -596,7 +596,14 @@ plan_count(const struct plan_obs *obs, const struct plan_conf *pc,
 				    pc->vanished_grace_ms, now);
 			continue;
 		}
+		/*
+		 * EC2 gives launch times in whole seconds: an instance
+		 * launched here counts from when its launch returned, if
+		 * later, so that it has all of max_spin_up_time.
+		 */
 		born = m->launch_ms > 0 ? m->launch_ms : m->seen_ms;
+		if (!m->adopted)
+			born = QS_MAX(born, m->seen_ms);
 		if (now - born < pc->max_spin_up_ms) {
 			out->booting++;
 			plan_wake(out, born + pc->max_spin_up_ms, now);

@@ -463,6 +463,29 @@ test_spin_up_timeout(void **state)
 	assert_int_equal(launched(), 1);
 }
 
+/*
+ * EC2's launch time is truncated to the second: an instance launched
+ * here has all of max_spin_up_time from when the launch returned.
+ */
+static void
+test_spin_up_from_launch_return(void **state)
+{
+	(void)state;
+	fx_reset();
+	plan_memory_launched(&F.mem, "i-1", 0, T0, "subnet-a", T0 + 900);
+	obs_begin(T0 + 20 * MIN + 899, 1);
+	obs_inst("i-1", PLAN_ST_RUNNING, 0, T0, NULL);
+	run();
+	assert_int_equal(count_type(PLAN_TERMINATE), 0);
+	assert_int_equal(F.out.booting, 1);
+	assert_true(F.out.next_wake_ms == T0 + 20 * MIN + 900);
+	assert_int_equal(launched(), 0);
+	obs_begin(T0 + 20 * MIN + 900, 1);
+	obs_inst("i-1", PLAN_ST_RUNNING, 0, T0, NULL);
+	run();
+	assert_non_null(find_action(PLAN_TERMINATE, "i-1"));
+}
+
 static void
 test_vanished_agent(void **state)
 {
@@ -1001,6 +1024,7 @@ main(void)
 		cmocka_unit_test(test_idle_since_task_end),
 		cmocka_unit_test(test_idle_since_registration),
 		cmocka_unit_test(test_spin_up_timeout),
+		cmocka_unit_test(test_spin_up_from_launch_return),
 		cmocka_unit_test(test_vanished_agent),
 		cmocka_unit_test(test_adoption_after_restart),
 		cmocka_unit_test(test_adopted_unregistered_times_out_from_launch),
