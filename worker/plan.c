@@ -695,7 +695,13 @@ plan_resource(const struct plan_obs *obs, const struct plan_conf *pc,
 		    "(%s%s%s): nothing launched or terminated",
 		    obs->queue_ok ? "" : " queue", obs->workers_ok ? "" :
 		    " workers", obs->ec2_ok ? "" : " instances");
-		mem->last_poll_ms = obs->now_ms;
+		/*
+		 * The last poll is the last that saw the workers: a worker
+		 * busy then and idle at the next good poll has its idle
+		 * time counted from its task's end, not from the outage's.
+		 */
+		if (obs->ec2_ok && obs->workers_ok)
+			mem->last_poll_ms = obs->now_ms;
 		return;
 	}
 	plan_count(obs, pc, mem, out);

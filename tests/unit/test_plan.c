@@ -567,6 +567,44 @@ test_adopted_unregistered_times_out_from_launch(void **state)
 	assert_non_null(find_action(PLAN_TERMINATE, "i-1"));
 }
 
+/*
+ * Polls that could not read the workers do not count as "the last
+ * poll": a worker busy before an outage and idle after it is idle since
+ * its task's end, and terminated at the first good poll once that is
+ * past max_idle_time.
+ */
+static void
+test_idle_across_outage(void **state)
+{
+	const char	*ids[4];
+	int		 k;
+
+	(void)state;
+	fx_reset();
+	mem_launched("i-1", 0, T0 - 30 * MIN);
+	obs_begin(T0, 0);
+	obs_inst("i-1", PLAN_ST_RUNNING, 0, T0 - 30 * MIN, NULL);
+	obs_worker("i-1", "t1", T0 - 29 * MIN);
+	run();
+	for (k = 1; k <= 3; k++) {	/* ClearML down */
+		obs_begin(T0 + k * 5 * MIN, 0);
+		obs_inst("i-1", PLAN_ST_RUNNING, 0, T0 - 30 * MIN, NULL);
+		F.obs.workers_ok = F.obs.queue_ok = 0;
+		run();
+		assert_int_equal(count_type(PLAN_TERMINATE), 0);
+	}
+	obs_begin(T0 + 20 * MIN, 0);
+	obs_inst("i-1", PLAN_ST_RUNNING, 0, T0 - 30 * MIN, NULL);
+	obs_worker("i-1", NULL, T0 - 29 * MIN);
+	assert_int_equal(plan_transitions(&F.mem, &F.obs, ids, 4), 1);
+	obs_task_ended("t1", T0 + MIN);
+	run();
+	assert_true(plan_memory_find(&F.mem, "i-1")->idle_since_ms ==
+	    T0 + MIN);
+	assert_non_null(find_action(PLAN_TERMINATE, "i-1"));
+	assert_string_equal(F.out.note, "");
+}
+
 static void
 test_failed_observation(void **state)
 {
@@ -1029,6 +1067,7 @@ main(void)
 		cmocka_unit_test(test_adoption_after_restart),
 		cmocka_unit_test(test_adopted_unregistered_times_out_from_launch),
 		cmocka_unit_test(test_failed_observation),
+		cmocka_unit_test(test_idle_across_outage),
 		cmocka_unit_test(test_interruption_requeues),
 		cmocka_unit_test(test_interruption_requeues_unseen_task),
 		cmocka_unit_test(test_terminated_by_us_no_requeue),
