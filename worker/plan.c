@@ -681,6 +681,25 @@ plan_spare_busy(const struct plan_obs *obs, struct plan_output *out)
 	out->nactions = j;
 }
 
+/* "observation failed (queue, workers): ..." */
+static void
+plan_failed_note(const struct plan_obs *obs, struct plan_output *out)
+{
+	const char	*what[3];
+	size_t		 n = 0;
+
+	if (!obs->queue_ok)
+		what[n++] = "queue";
+	if (!obs->workers_ok)
+		what[n++] = "workers";
+	if (!obs->ec2_ok)
+		what[n++] = "instances";
+	snprintf(out->note, sizeof(out->note), "observation failed "
+	    "(%s%s%s%s%s): nothing launched or terminated", n > 0 ? what[0] :
+	    "", n > 1 ? ", " : "", n > 1 ? what[1] : "", n > 2 ? ", " : "",
+	    n > 2 ? what[2] : "");
+}
+
 void
 plan_resource(const struct plan_obs *obs, const struct plan_conf *pc,
     struct plan_memory *mem, struct plan_output *out)
@@ -691,10 +710,7 @@ plan_resource(const struct plan_obs *obs, const struct plan_conf *pc,
 	if (obs->ec2_ok && obs->workers_ok)
 		plan_sync_workers(obs, mem, out);
 	if (!obs->ec2_ok || !obs->workers_ok || !obs->queue_ok) {
-		snprintf(out->note, sizeof(out->note), "observation failed "
-		    "(%s%s%s): nothing launched or terminated",
-		    obs->queue_ok ? "" : " queue", obs->workers_ok ? "" :
-		    " workers", obs->ec2_ok ? "" : " instances");
+		plan_failed_note(obs, out);
 		/*
 		 * The last poll is the last that saw the workers: a worker
 		 * busy then and idle at the next good poll has its idle

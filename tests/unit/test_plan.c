@@ -636,6 +636,16 @@ test_failed_observation(void **state)
 		assert_int_equal(count_type(PLAN_LAUNCH), 0);
 		assert_non_null(strstr(F.out.note, "observation failed"));
 	}
+	/* the note names what failed, as a list */
+	F.obs.queue_ok = 0;
+	F.obs.workers_ok = F.obs.ec2_ok = 1;
+	run();
+	assert_string_equal(F.out.note, "observation failed (queue): nothing "
+	    "launched or terminated");
+	F.obs.workers_ok = F.obs.ec2_ok = 0;
+	run();
+	assert_string_equal(F.out.note, "observation failed (queue, workers, "
+	    "instances): nothing launched or terminated");
 }
 
 static void
