@@ -1,0 +1,242 @@
+#!/usr/bin/env bash
+# End to end, the real qscaled on the simulated cloud: what goes wrong.
+# An instance that never boots (terminated after max_spin_up_time, its
+# console output logged with the secrets masked, its task served by a
+# replacement), a ClearML outage while instances sit idle, a task enqueued
+# just as an idle timeout expires, and one task reported by two workers.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/e2e-lib.sh"
+
+e2e_sim_start || { not_ok "the simulated cloud starts"; exit 1; }
+
+polls_ge() {
+	qs_status | jq -e --argjson n "$1" \
+	    'all(.resources[]; .worker.polls >= $n)' >/dev/null
+}
+
+# A ClearML API call as a user would make it (Basic auth, JSON body).
+clearml_call() {	# ENDPOINT JSON
+	curl -sf -u "$CLEARML_API_ACCESS_KEY:$CLEARML_API_SECRET_KEY" \
+	    -H 'Content-Type: application/json' --data "$2" \
+	    "$QSCALE_SIM_CLEARML_URL/$1"
+}
+
+# ---- 5. An instance that never boots --------------------------------------
+scenario_never_boot() {
+	e2e_scenario neverboot
+	E2E_SPINUP=5s e2e_conf enb 'name = "nb"; queue = "enb";
+	    instance_type = "c5.large"; max_instances = 2;' || return 1
+	simctl queue enb >/dev/null
+	simctl never-boot --next 1 --resource nb >/dev/null
+	e2e_start || { not_ok "never-boot: qscaled starts"; return 1; }
+	wait_for 10 polls_ge 2
+	e2e_enqueue enb 1 2 nb >/dev/null
+	e2e_wait 40 "never-boot: the task done, every instance gone" \
+	    "$E2E_DONE"
+	S=$E2E_DIR/final.json
+	e2e_snap "$S"
+	e2e_stats_diag "$S"
+	L=$E2E_DIR/log/nb.log
+	NB=$(jq -r '.instances[] | select(.never_boot) | .id' "$S")
+	diag "never-booting instance: $NB"
+	check "never-boot: one never-booting instance, one replacement" \
+	    sj '(.instances | length == 2) and
+	    ([.instances[] | select(.never_boot)] | length == 1)' "$S"
+	check "never-boot: terminated within [5 s, 6.5 s] of its launch" \
+	    sj '.instances[] | select(.never_boot) |
+	    (.terminated - .launched) as $d | $d >= 5 and $d <= 6.5' "$S"
+	check "never-boot: no replacement while it was still booting" \
+	    sj '([.instances[] | select(.never_boot) | .launched][0] + 5) as $t
+	    | all(.instances[] | select(.never_boot | not); .launched >= $t)' \
+	    "$S"
+	check "never-boot: the log tells why (spin-up timeout)" \
+	    grep -q "terminated $NB (spin-up timeout): no worker registered" "$L"
+	check "never-boot: its console output is in the resource's log" \
+	    grep -q "console output of $NB (spin-up timeout), last [0-9]* lines" \
+	    "$L"
+	check "never-boot: ... logged before the instance was terminated" \
+	    sh -c "grep -n 'console output of $NB\|terminated $NB' '$L' |
+	    head -n 1 | grep -q 'console output'"
+	check "never-boot: the console shows the user data it echoed" \
+	    grep -q "console $NB: .*CLEARML_WORKER_ID" "$L"
+	check "never-boot: ... with the secret masked (********)" \
+	    grep -q "console $NB: .*secret_key.*\*\*\*\*\*\*\*\*" "$L"
+	check "never-boot: the agent's ClearML secret is nowhere in the log" \
+	    sh -c "! grep -rqF -- '$CLEARML_API_SECRET_KEY' '$E2E_DIR/log'"
+	check "never-boot: the task completed on the replacement" \
+	    sj --arg nb "$NB" '.tasks[0].status == "completed" and
+	    .tasks[0].instance != $nb' "$S"
+	e2e_stop
+	e2e_no_secret
+}
+
+# ---- 7. A ClearML outage while instances sit idle ---------------------------
+scenario_outage() {
+	e2e_scenario outage
+	e2e_conf eout 'name = "cpu"; queue = "eout";
+	    instance_type = "c5.large"; max_instances = 2;' || return 1
+	simctl queue eout >/dev/null
+	e2e_start || { not_ok "outage: qscaled starts"; return 1; }
+	wait_for 10 polls_ge 2
+	e2e_enqueue eout 2 2 out >/dev/null
+	if ! e2e_until 30 '.totals.tasks_done == 2'; then
+		not_ok "outage: the two tasks ran"
+		return 1
+	fi
+	# idle from now on; the idle time (4 s) runs out during the outage
+	simctl clearml-fault down 8 >/dev/null
+	t_end=$(echo "$(date +%s.%N) + 8" | bc)
+	e2e_wait 30 "outage: every instance terminated in the end" \
+	    '.totals.instances_alive == 0 and (.instances | length == 2)'
+	S=$E2E_DIR/final.json
+	e2e_snap "$S"
+	e2e_stats_diag "$S"
+	jq -r --argjson e "$t_end" '.instances[] | "\(.id) terminated
+	    \((.terminated - $e) * 1000 | round / 1000) s after the outage"' \
+	    "$S" | tr -s '\n\t ' ' ' | sed 's/ i-/\ni-/g; s/^/# /'
+	echo
+	check "outage: nothing terminated while ClearML was down" \
+	    sj --argjson e "$t_end" 'all(.instances[]; .terminated >= $e)' "$S"
+	check "outage: terminated once it was back (within 3 s)" \
+	    sj --argjson e "$t_end" 'all(.instances[]; .terminated <= $e + 3)' \
+	    "$S"
+	check "outage: the log says nothing was terminated, and why" \
+	    grep -q "observation failed (.*workers.*): nothing launched or terminated" \
+	    "$E2E_DIR/log/cpu.log"
+	check "outage: both were terminated as idle" \
+	    test "$(grep -c 'terminated i-[0-9a-f]* (idle)' \
+	    "$E2E_DIR/log/cpu.log")" -eq 2
+	# idle since their tasks ended, before the outage: at the first good
+	# poll after it they had been idle for more than the outage lasted
+	idle_for=$(sed -n 's/.*terminated i-[0-9a-f]* (idle): idle for \([0-9]*\)s.*/\1/p' \
+	    "$E2E_DIR/log/cpu.log" | sort -n | head -n 1)
+	diag "idle for ${idle_for:-?} s when terminated"
+	check "outage: idle time counted from the tasks' end, not the outage's" \
+	    test "${idle_for:-0}" -ge 8
+	e2e_stop
+	e2e_no_secret
+}
+
+# ---- 8. A task enqueued as an idle timeout expires --------------------------
+# The idle-since time qscaled holds for the one idle instance (ms), or 0.
+idle_since() {
+	qs_status | jq -r '[.resources[0].worker.instances[] |
+	    select(.idle_since > 0 and (.terminating | not))][0].idle_since
+	    // 0'
+}
+
+has_idle() { [ "$(idle_since)" != 0 ]; }
+
+scenario_race() {
+	e2e_scenario race
+	E2E_IDLE=3s e2e_conf erace 'name = "cpu"; queue = "erace";
+	    instance_type = "c5.large"; max_instances = 2;' || return 1
+	QID=$(simctl queue erace)
+	e2e_start || { not_ok "race: qscaled starts"; return 1; }
+	wait_for 10 polls_ge 2
+	e2e_enqueue erace 1 1 warm >/dev/null
+	n=1
+	R=$E2E_DIR/rounds.txt
+	: >"$R"
+	# The poll that terminates wakes 50 ms after the expiry, looks at
+	# the queue and the workers, looks again at the workers, terminates:
+	# enqueue before, at and through that moment.  The task exists
+	# beforehand, so that enqueueing it is one quick call.
+	for off in ${E2E_RACE_OFFSETS:--80 0 30 60 120}; do
+		if ! e2e_until 30 "[.tasks[] | select(.status == \"completed\")]
+		    | length == $n"; then
+			not_ok "race: task $n completes"
+			break
+		fi
+		if ! wait_for 5 has_idle; then
+			not_ok "race: an idle instance before round $n"
+			break
+		fi
+		since=$(idle_since)
+		tid=$(clearml_call tasks.create "{\"name\": \"race$off\",
+		    \"type\": \"training\",
+		    \"comment\": \"sim-duration=1 sim-exit=0\"}" |
+		    jq -r .data.id)
+		at=$(echo "($since + 3000 + $off) / 1000" | bc -l)
+		delay=$(echo "$at - $(date +%s.%N)" | bc -l)
+		if [ "$(echo "$delay > 0" | bc)" -eq 1 ]; then
+			sleep "$delay"
+		fi
+		clearml_call tasks.enqueue "{\"task\": \"$tid\",
+		    \"queue\": \"$QID\"}" >/dev/null
+		echo "$tid $since" >>"$R"
+		n=$((n + 1))
+	done
+	e2e_wait 30 "race: every task done, every instance gone" "$E2E_DONE"
+	S=$E2E_DIR/final.json
+	e2e_snap "$S"
+	e2e_stats_diag "$S"
+	while read -r tid since; do
+		jq -r --arg t "$tid" --argjson since "$since" '.tasks[] |
+		    select(.id == $t) | "\(.name): enqueued \((.enqueued -
+		    $since / 1000 - 3) * 1000 | round) ms after the expiry, ran
+		    on \(.instance), waited \(.wait_s) s"' "$S" | tr -s '\n\t ' ' '
+		echo
+	done <"$R" | sed 's/^/# /'
+	check "race: every task completed, none failed" \
+	    sj "(.tasks | length == $n) and .totals.tasks_done == $n and
+	    .totals.tasks_failed == 0" "$S"
+	first=$(head -n 1 "$R" | cut -d' ' -f1)
+	check "race: a task enqueued just before the expiry kept the worker" \
+	    sj --arg t "$first" '(.tasks[] | select(.name == "warm-1") |
+	    .instance) as $i | .tasks[] | select(.id == $t) |
+	    .instance == $i' "$S"
+	check "race: no task started twice (none interrupted)" \
+	    sh -c "! grep -o 'task-start .*task=[0-9a-f]*' '$SIM_LOG' |
+	    sed 's/.*task=//' | sort | uniq -d | grep -q ."
+	check "race: no instance terminated before its task ended" \
+	    sj '. as $s | all(.tasks[]; . as $t | $s.instances[] |
+	    select(.id == $t.instance) | .terminated >= $t.ended)' "$S"
+	grep 'not terminating' "$E2E_DIR/log/cpu.log" | sed 's/^/# /'
+	e2e_stop
+	e2e_no_secret
+}
+
+# ---- 9. One task reported by two workers ----------------------------------
+scenario_duplicate() {
+	e2e_scenario duplicate
+	e2e_conf edup 'name = "dup"; queue = "edup";
+	    instance_type = "c5.large"; max_instances = 1;' || return 1
+	QID=$(simctl queue edup)
+	e2e_start || { not_ok "duplicate: qscaled starts"; return 1; }
+	TASK=$(e2e_enqueue edup 1 12 dup)
+	if ! e2e_until 30 ".tasks[0].status == \"in_progress\""; then
+		not_ok "duplicate: the task runs"
+		return 1
+	fi
+	REAL=$(sim_stats | jq -r '.tasks[0].worker')
+	FAKE=edup:dup:c5.large:i-0fa4e0000000000aa
+	check "duplicate: a second worker registers through the ClearML API" \
+	    clearml_call workers.register \
+	    "{\"worker\": \"$FAKE\", \"queues\": [\"$QID\"]}"
+	check "duplicate: ... and reports the same task" \
+	    clearml_call workers.status_report "{\"worker\": \"$FAKE\",
+	    \"timestamp\": $(date +%s)000, \"queues\": [\"$QID\"],
+	    \"task\": \"$TASK\", \"queue\": \"$QID\"}"
+	QL=$E2E_DIR/log/qscaled.log
+	check "duplicate: a warning comes" \
+	    wait_for 5 grep -q 'duplicate task' "$QL"
+	sleep 6	# six more polls, six more snapshots of the same two workers
+	grep 'duplicate task' "$QL" | sed 's/^/# /'
+	check "duplicate: exactly one warning, however many polls pass" \
+	    test "$(grep -c 'duplicate task' "$QL")" -eq 1
+	check "duplicate: the warning names the task and both workers" \
+	    sh -c "grep 'duplicate task' '$QL' | grep -F '$TASK' |
+	    grep -F '$REAL' | grep -qF '$FAKE'"
+	e2e_wait 40 "duplicate: the task done, the instance gone" "$E2E_DONE"
+	e2e_stats_diag
+	check "duplicate: still one warning at the end" \
+	    test "$(grep -c 'duplicate task' "$QL")" -eq 1
+	e2e_stop
+	e2e_no_secret
+}
+
+scenario_never_boot
+scenario_outage
+scenario_race
+scenario_duplicate
