@@ -210,6 +210,12 @@ t.check("stats count EC2 calls by action with their errors",
         any(c["action"] == "DescribeVpcs" and c["status"] == 500 and
             c["error"] == "Boom" for c in doc["totals"]["ec2_call_log"]),
         calls)
+slow = [c for c in doc["totals"]["ec2_call_log"]
+        if c["action"] == "DescribeVpcs" and c["status"] == 200]
+t.check("the call log has when each request came and when it was answered",
+        slow and all(c["received"] <= c["time"] for c in
+                     doc["totals"]["ec2_call_log"]) and
+        slow[-1]["time"] - slow[-1]["received"] >= 0.5, slow[-1:])
 
 # ------------------------------------------------------------ interruption
 sid = run(spot=True)["Instances"][0]["InstanceId"]

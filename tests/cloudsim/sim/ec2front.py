@@ -222,10 +222,13 @@ class EC2Sim:
 
     # ---------------------------------------------------------- records
 
-    def record(self, action, status, code=None, verified=None):
+    def record(self, action, status, code=None, verified=None,
+               received=None):
         with self.lock:
-            rec = {"action": action, "time": time.time(), "status": status,
-                   "error": code}
+            now = time.time()
+            rec = {"action": action, "time": now, "status": status,
+                   "error": code,
+                   "received": now if received is None else received}
             self.calls.append(rec)
             if len(self.calls) > MAX_CALL_RECORDS:
                 del self.calls[:len(self.calls) - MAX_CALL_RECORDS]
@@ -553,6 +556,7 @@ class EC2Handler(BaseHandler):
 
     def serve(self):
         ec2 = self.server.sim
+        received = time.time()
         try:
             body = read_body(self)
         except ValueError as e:
@@ -574,7 +578,7 @@ class EC2Handler(BaseHandler):
         action = params.get("Action", "")
         verified = sigv4.verify(self.command, self.path, self.headers, body,
                                 {ec2.key: ec2.secret})
-        ctx = Call(self, ec2, action, params, body, verified)
+        ctx = Call(self, ec2, action, params, body, verified, received)
         try:
             ctx.run()
         except (ConnectionError, OSError) as e:
@@ -587,8 +591,10 @@ class EC2Handler(BaseHandler):
 class Call:
     """One EC2 request going through the front."""
 
-    def __init__(self, handler, ec2, action, params, body, verified):
+    def __init__(self, handler, ec2, action, params, body, verified,
+                 received=None):
         self.h = handler
+        self.received = received
         self.ec2 = ec2
         self.action = action or "?"
         self.params = params
@@ -615,7 +621,8 @@ class Call:
         if status >= 400:
             m = re.search(rb"<Code>([^<]*)</Code>", body)
             code = m.group(1).decode() if m else None
-        self.ec2.record(self.action, status, code, self.verified)
+        self.ec2.record(self.action, status, code, self.verified,
+                        self.received)
 
     def send_error_xml(self, status, code, message, html=False):
         if html:
