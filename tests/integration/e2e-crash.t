@@ -4,6 +4,7 @@
 # and a restart: nothing launched twice, nothing leaked, busy instances
 # untouched, idle ones terminated on time (a restart never shortens idle
 # time), the instances found again logged as adopted.
+# shellcheck source-path=SCRIPTDIR disable=SC2016,SC2119  # jq in quotes
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/e2e-lib.sh"
 
@@ -22,6 +23,10 @@ child_is_new() {	# OLD_PID
 # For each instance: its last task's end (or null), its termination.
 ENDS='. as $s | [.instances[] | . as $i | {id, terminated,
     end: ([$s.tasks[] | select(.instance == $i.id) | .ended] | max)}]'
+
+ENDS_DIAG="$ENDS"' | .[] | "\(.id): terminated " +
+    "\((.terminated - .end) * 1000 | round / 1000) s after its last task, " +
+    "\((.terminated - $r) * 1000 | round / 1000) s after the restart"'
 
 no_task_started_twice() {
 	! grep -o 'task-start .*task=[0-9a-f]*' "$SIM_LOG" |
@@ -72,11 +77,7 @@ scenario_kill_worker() {
 	check "kill worker: every task completed once, none failed" \
 	    sj '.totals.tasks_done == 6 and .totals.tasks_failed == 0' "$S"
 	check "kill worker: no task started twice" no_task_started_twice
-	jq -r --argjson r "$R" "$ENDS | .[] | \"\(.id): idle \(.terminated -
-	    .end | . * 1000 | round / 1000) s after its last task,
-	    \(.terminated - \$r | . * 1000 | round / 1000) s after the
-	    restart\"" "$S" | tr -s '\n\t ' ' ' | sed 's/ i-/\ni-/g; s/^/# /'
-	echo
+	jq -r --argjson r "$R" "$ENDS_DIAG" "$S" | sed 's/^/# /'
 	check "kill worker: idle precision: each within [4 s, 5 s] of idle" \
 	    sj "$ENDS | all(.terminated - .end >= 4 and
 	    .terminated - .end <= 5)" "$S"
@@ -138,12 +139,7 @@ scenario_kill_daemon() {
 	    sj --arg t "$LONG" '. as $s | .tasks[] | select(.id == $t) |
 	    . as $t | .status == "completed" and ($s.instances[] |
 	    select(.id == $t.instance) | .terminated >= $t.ended)' "$S"
-	jq -r --argjson r "$R" --argjson k "$K" "$ENDS | .[] | \"\(.id): idle
-	    \(.terminated - .end | . * 1000 | round / 1000) s after its last
-	    task, \(.terminated - \$r | . * 1000 | round / 1000) s after the
-	    restart\"" "$S" | tr -s '\n\t ' ' ' |
-	    sed 's/ i-/\ni-/g; s/^/# /'
-	echo
+	jq -r --argjson r "$R" "$ENDS_DIAG" "$S" | sed 's/^/# /'
 	# idle before the kill: never terminated within max_idle_time of the
 	# restart, and then within a poll (plus the start-up) of it
 	IDLE_AT_KILL="$ENDS | map(select(.end < $K))"

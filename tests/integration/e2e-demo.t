@@ -2,6 +2,7 @@
 # End to end: the demo (make demo) runs its scenario on the simulated
 # cloud for at most 60 s and exits 0: every demo task completed, every
 # instance terminated again.
+# shellcheck source-path=SCRIPTDIR disable=SC2016  # jq programs in quotes
 . "$(dirname "$0")/lib.sh"
 
 if ! command -v moto_server >/dev/null 2>&1; then

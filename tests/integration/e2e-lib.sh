@@ -27,16 +27,19 @@
 #
 # Every scenario runs its own qscaled with its own autoscaler name and
 # workers prefix, so the instances of another scenario are never its own.
-# shellcheck disable=SC2154  # lib.sh and simlib.sh define what is used
+# shellcheck shell=bash source-path=SCRIPTDIR disable=SC2154,SC2034,SC2016
+# (lib.sh and simlib.sh define what is used, the .t files use what is
+# defined here, jq programs are in single quotes)
 
-# shellcheck source=tests/cloudsim/simlib.sh
-. "$QSCALE_TOP/tests/cloudsim/simlib.sh"
+# shellcheck source=../cloudsim/simlib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../cloudsim/simlib.sh"
 
 E2E_DIR=""
 QPID=""
 E2E_PIDS=""
 _e2e_stop_armed=""
 
+# shellcheck disable=SC2120  # arguments are optional
 e2e_sim_start() {
 	command -v moto_server >/dev/null 2>&1 || {
 		not_ok "moto_server is installed (contrib/deps.sh)"
