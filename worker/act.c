@@ -2,9 +2,10 @@
  * act.c: carry out what plan() decided, in parallel: one launch chain
  * (subnets tried in order within the poll, spot failures reported for
  * the blackout), one batch of terminations (console output logged first
- * where asked, a fresh look at the workers just before the call, one
- * TerminateInstances, then workers.unregister), re-queues of tasks lost
- * with an interrupted instance, and unregistering zombie workers.
+ * where asked, a fresh look at the workers and the queue just before
+ * the call, one TerminateInstances, then workers.unregister), re-queues
+ * of tasks lost with an interrupted instance, and unregistering zombie
+ * workers.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +36,8 @@ struct act_term {
 	size_t			 n;
 	int			 ops;
 	int			 recheck_ok;
+	int			 queue_ok;	/* the fresh look at the queue */
+	size_t			 pending;	/* ... and what it holds */
 	char			**fresh_ids;
 	char			**fresh_tasks;	/* NULL entries: idle */
 	size_t			 nfresh;
@@ -335,6 +338,27 @@ act_recheck_cb(const struct cml_error *err, const struct cml_worker *ws,
 	act_term_op_done(t);
 }
 
+/*
+ * Tasks enqueued since the observation want the idle workers plan()
+ * chose to terminate: a fresh count of the queue's entries.
+ */
+static void
+act_recheck_queue_cb(const struct cml_error *err, const struct cml_queue *q,
+    void *arg)
+{
+	struct act_term	*t = arg;
+
+	if (err != NULL && err->cls != CML_OK)
+		poll_error(t->p, "fresh look at queue %s before terminating: "
+		    "%s: %s; terminating no idle worker", t->p->w->res->queue,
+		    cml_err_class_name(err->cls), err->message);
+	else {
+		t->queue_ok = 1;
+		t->pending = q->nentries;
+	}
+	act_term_op_done(t);
+}
+
 /* -1: the worker is absent; 0: idle; 1: busy. */
 static int
 act_fresh_state(const struct act_term *t, const char *instance)
@@ -470,17 +494,49 @@ act_terminate_cb(const struct ec2_error *err, const struct ec2_term_result *r,
 	act_term_free(t);
 }
 
+/*
+ * Idle workers to keep for tasks enqueued since the observation: the
+ * last of plan()'s choices (the shortest idle) are spared, one per new
+ * task; all of them when the queue could not be read again.
+ */
+static size_t
+act_term_keep(const struct act_term *t, size_t idle)
+{
+	size_t	 before = t->p->pending;
+
+	if (!t->queue_ok)
+		return idle;
+	return t->pending > before ? QS_MIN(idle, t->pending - before) : 0;
+}
+
 /* After the console output and the fresh look: one call for all. */
 static void
 act_term_step(struct act_term *t)
 {
 	const char	**ids;
-	size_t		 i, n = 0;
+	char		*ok;
+	size_t		 i, n = 0, idle = 0, keep;
 
 	ids = xcalloc(t->n + 1, sizeof(*ids));
+	ok = xcalloc(t->n + 1, 1);
 	for (i = 0; i < t->n; i++)
-		if (act_still_terminable(t, &t->a[i]))
+		if ((ok[i] = act_still_terminable(t, &t->a[i])) &&
+		    t->a[i].reason == PLAN_R_IDLE)
+			idle++;
+	keep = act_term_keep(t, idle);
+	for (i = t->n; i-- > 0 && keep > 0;) {
+		if (!ok[i] || t->a[i].reason != PLAN_R_IDLE)
+			continue;
+		ok[i] = 0;
+		keep--;
+		if (t->queue_ok)
+			log_info("not terminating %s: a task came into the "
+			    "queue just now", t->a[i].instance);
+	}
+	for (i = 0; i < t->n; i++)
+		if (ok[i])
 			ids[n++] = t->a[i].instance;
+	free(ok);
 	if (n == 0 || act_stopping(t->p) ||
 	    ec2_terminate_instances(t->p->ec2, ids, n, act_terminate_cb, t) ==
 	    -1) {
@@ -499,7 +555,7 @@ act_terminations(struct wpoll *p)
 	struct act_term		*t;
 	struct act_console	*c;
 	size_t			 i, n = 0;
-	int			 recheck = 0;
+	int			 recheck = 0, idle = 0;
 
 	for (i = 0; i < p->out.nactions; i++)
 		n += p->out.actions[i].type == PLAN_TERMINATE;
@@ -515,6 +571,7 @@ act_terminations(struct wpoll *p)
 	t->ops = 1;
 	for (i = 0; i < t->n; i++) {
 		recheck |= t->a[i].recheck;
+		idle |= t->a[i].reason == PLAN_R_IDLE;
 		if (!t->a[i].console)
 			continue;
 		c = xcalloc(1, sizeof(*c));
@@ -532,6 +589,14 @@ act_terminations(struct wpoll *p)
 		if (cml_workers_get_all(p->cml, p->pattern,
 		    QS_MAX((int)(p->w->conf->worker_last_seen / 1000), 1),
 		    act_recheck_cb, t) == -1)
+			t->ops--;
+	}
+	if (idle && p->queue_id[0] == '\0')
+		t->queue_ok = 1;	/* no queue (yet): nothing to keep for */
+	else if (idle) {
+		t->ops++;
+		if (cml_queue_get(p->cml, p->queue_id, act_recheck_queue_cb,
+		    t) == -1)
 			t->ops--;
 	}
 	act_term_op_done(t);
