@@ -22,6 +22,8 @@ clearml_call() {	# ENDPOINT JSON
 	    "$QSCALE_SIM_CLEARML_URL/$1"
 }
 
+clearml_ok() { clearml_call "$@" >/dev/null; }
+
 # ---- 5. An instance that never boots --------------------------------------
 scenario_never_boot() {
 	e2e_scenario neverboot
@@ -171,6 +173,39 @@ scenario_race() {
 		echo "$tid $since" >>"$R"
 		n=$((n + 1))
 	done
+	# One more, with EC2 answering DescribeInstances 250 ms late: the task
+	# comes after the poll has looked at the queue, and before the fresh
+	# look at the workers and the queue that comes just before a
+	# termination, which keeps the worker if its agent has taken the task
+	# or if the task is still in the queue.
+	if e2e_until 30 "[.tasks[] | select(.status == \"completed\")] |
+	    length == $n" && wait_for 5 has_idle; then
+		keeper=$(sim_stats | jq -r '[.tasks[] | select(.status ==
+		    "completed")] | max_by(.ended) | .instance')
+		since=$(idle_since)
+		tid=$(clearml_call tasks.create '{"name": "race-late",
+		    "type": "training", "comment": "sim-duration=1"}' |
+		    jq -r .data.id)
+		simctl fault '{"action": "DescribeInstances",
+		    "latency_ms": 250}' >/dev/null
+		at=$(echo "($since + 3000 + 150) / 1000" | bc -l)
+		delay=$(echo "$at - $(date +%s.%N)" | bc -l)
+		[ "$(echo "$delay > 0" | bc)" -eq 1 ] && sleep "$delay"
+		clearml_call tasks.enqueue "{\"task\": \"$tid\",
+		    \"queue\": \"$QID\"}" >/dev/null
+		echo "$tid $since" >>"$R"
+		n=$((n + 1))
+		e2e_until 10 ".tasks[] | select(.id == \"$tid\") |
+		    .status == \"completed\""
+		simctl faults-clear >/dev/null
+		e2e_snap "$E2E_DIR/late.json"
+		check "race: a task that came during the decision kept the worker" \
+		    sj --arg t "$tid" --arg k "$keeper" '.tasks[] |
+		    select(.id == $t) | .instance == $k' "$E2E_DIR/late.json"
+
+	else
+		not_ok "race: an idle instance for the last round"
+	fi
 	e2e_wait 30 "race: every task done, every instance gone" "$E2E_DONE"
 	S=$E2E_DIR/final.json
 	e2e_snap "$S"
@@ -216,10 +251,10 @@ scenario_duplicate() {
 	REAL=$(sim_stats | jq -r '.tasks[0].worker')
 	FAKE=edup:dup:c5.large:i-0fa4e0000000000aa
 	check "duplicate: a second worker registers through the ClearML API" \
-	    clearml_call workers.register \
+	    clearml_ok workers.register \
 	    "{\"worker\": \"$FAKE\", \"queues\": [\"$QID\"]}"
 	check "duplicate: ... and reports the same task" \
-	    clearml_call workers.status_report "{\"worker\": \"$FAKE\",
+	    clearml_ok workers.status_report "{\"worker\": \"$FAKE\",
 	    \"timestamp\": $(date +%s)000, \"queues\": [\"$QID\"],
 	    \"task\": \"$TASK\", \"queue\": \"$QID\"}"
 	QL=$E2E_DIR/log/qscaled.log

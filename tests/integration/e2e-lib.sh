@@ -147,7 +147,9 @@ e2e_start() {
 	    status -j | jq -e '[.resources[] | select(.pid > 0)] | length \
 	    == (.resources | length)'"; then
 		diag "qscaled did not come up:" "$(tail -n 20 \
-		    "$E2E_DIR/qscaled.out")"
+		    "$E2E_DIR/qscaled.out")" "$(tail -n 20 \
+		    "$E2E_DIR/log/qscaled.log")" "$(ctl status -j 2>&1 |
+		    head -c 2000)"
 		return 1
 	fi
 	e2e_note_children
