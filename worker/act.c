@@ -36,8 +36,9 @@ struct act_term {
 	size_t			 n;
 	int			 ops;
 	int			 recheck_ok;
-	int			 queue_ok;	/* the fresh look at the queue */
-	size_t			 pending;	/* ... and what it holds */
+	int			 queue_ok;	/* queue read again */
+	size_t			 pending;	/* its entries then */
+	unsigned char		*done;		/* by action */
 	char			**fresh_ids;
 	char			**fresh_tasks;	/* NULL entries: idle */
 	size_t			 nfresh;
@@ -57,6 +58,7 @@ struct act_console {
 
 static void	act_launch_next(struct act_launch *);
 static void	act_term_step(struct act_term *);
+static void	act_requeue(struct wpoll *, const struct plan_action *);
 
 void
 act_op_done(struct wpoll *p)
@@ -264,6 +266,7 @@ act_term_free(struct act_term *t)
 	}
 	free(t->fresh_ids);
 	free(t->fresh_tasks);
+	free(t->done);
 	free(t->a);
 	free(t);
 }
@@ -460,6 +463,7 @@ act_terminated(struct act_term *t, const struct plan_action *a,
 	struct wpoll	*p = t->p;
 	cJSON		*o;
 
+	t->done[a - t->a] = 1;
 	plan_memory_terminating(&p->mem, a->instance, a->reason, now_ms());
 	if (r != NULL && r->not_found) {
 		log_info("instance %s is already gone", a->instance);
@@ -473,7 +477,74 @@ act_terminated(struct act_term *t, const struct plan_action *a,
 	cJSON_AddStringToObject(o, "reason", plan_reason_name(a->reason));
 	cJSON_AddStringToObject(o, "market", a->spot ? "spot" : "on-demand");
 	poll_event(p, "terminated", o);
-	act_unregister(p, a->worker);
+}
+
+/*
+ * A worker that took a task between the fresh look and the termination
+ * lost it with its instance: the task goes back to the queue, within
+ * max_requeues, as a task lost to an interruption does.
+ */
+static void
+act_lost_task(struct wpoll *p, const struct plan_action *a,
+    const char *worker, const char *task)
+{
+	struct plan_action	 q = *a;
+	int			 n, max = p->w->conf->max_requeues;
+
+	q.type = PLAN_REQUEUE;
+	snprintf(q.worker, sizeof(q.worker), "%s", worker);
+	snprintf(q.task, sizeof(q.task), "%s", task);
+	log_warnx("task %s was taken by worker %s as its instance %s was "
+	    "being terminated (%s)", task, worker, a->instance,
+	    plan_reason_name(a->reason));
+	if ((n = plan_memory_requeued(&p->mem, task)) > max) {
+		q.count = -1;
+		snprintf(q.why, sizeof(q.why), "already re-queued %d time%s "
+		    "(max_requeues %d)", n - 1, n - 1 == 1 ? "" : "s", max);
+	} else
+		q.count = n;
+	act_requeue(p, &q);
+}
+
+/*
+ * After the termination, one more look at the workers: a task taken in
+ * the meantime is re-queued, then the workers are unregistered so that
+ * they do not linger as zombies.
+ */
+static void
+act_after_cb(const struct cml_error *err, const struct cml_worker *ws,
+    size_t n, void *arg)
+{
+	struct act_term			*t = arg;
+	const struct plan_action	*a;
+	const char			*worker;
+	char				 id[32];
+	size_t				 i, j;
+
+	if (err != NULL && err->cls != CML_OK) {
+		log_warnx("look at the workers after terminating: %s: %s",
+		    cml_err_class_name(err->cls), err->message);
+		n = 0;
+	}
+	for (i = 0; i < t->n; i++) {
+		if (!t->done[i])
+			continue;
+		a = &t->a[i];
+		worker = a->worker;
+		for (j = 0; j < n; j++) {
+			if (plan_worker_instance(ws[j].id, t->p->prefix_res,
+			    id, sizeof(id)) == -1 ||
+			    strcmp(id, a->instance) != 0)
+				continue;
+			worker = ws[j].id;
+			if (ws[j].task != NULL && !act_stopping(t->p))
+				act_lost_task(t->p, a, worker, ws[j].task);
+			break;
+		}
+		act_unregister(t->p, worker);
+	}
+	act_op_done(t->p);
+	act_term_free(t);
 }
 
 static void
@@ -482,16 +553,21 @@ act_terminate_cb(const struct ec2_error *err, const struct ec2_term_result *r,
 {
 	struct act_term			*t = arg;
 	const struct plan_action	*a;
-	size_t				 i;
+	size_t				 i, done = 0;
 
 	if (err != NULL && err->cls != EC2_OK)
 		poll_error(t->p, "TerminateInstances: %s %s: %s",
 		    ec2_err_class_name(err->cls), err->code, err->message);
 	for (i = 0; i < n; i++)
-		if ((a = act_term_find(t, r[i].id)) != NULL)
+		if ((a = act_term_find(t, r[i].id)) != NULL) {
 			act_terminated(t, a, &r[i]);
-	act_op_done(t->p);
-	act_term_free(t);
+			done++;
+		}
+	if (done > 0 && cml_workers_get_all(t->p->cml, t->p->pattern,
+	    QS_MAX((int)(t->p->w->conf->worker_last_seen / 1000), 1),
+	    act_after_cb, t) == 0)
+		return;
+	act_after_cb(NULL, NULL, 0, t);
 }
 
 /*
@@ -564,6 +640,7 @@ act_terminations(struct wpoll *p)
 	t = xcalloc(1, sizeof(*t));
 	t->p = p;
 	t->a = xcalloc(n, sizeof(*t->a));
+	t->done = xcalloc(n, 1);
 	for (i = 0; i < p->out.nactions; i++)
 		if (p->out.actions[i].type == PLAN_TERMINATE)
 			t->a[t->n++] = p->out.actions[i];
@@ -592,7 +669,7 @@ act_terminations(struct wpoll *p)
 			t->ops--;
 	}
 	if (idle && p->queue_id[0] == '\0')
-		t->queue_ok = 1;	/* no queue (yet): nothing to keep for */
+		t->queue_ok = 1;	/* no queue yet: nothing to keep */
 	else if (idle) {
 		t->ops++;
 		if (cml_queue_get(p->cml, p->queue_id, act_recheck_queue_cb,
@@ -642,15 +719,33 @@ act_requeue_task_cb(const struct cml_error *err, const struct cml_task *tk,
 	}
 	if (n == 0 || tk[0].status == NULL ||
 	    strcmp(tk[0].status, "in_progress") != 0) {
-		log_info("task %s of interrupted instance %s is %s now; not "
+		log_info("task %s of lost instance %s is %s now; not "
 		    "re-queueing it", q->a.task, q->a.instance, n > 0 &&
 		    tk[0].status != NULL ? tk[0].status : "unknown");
+		act_requeue_end(q);
+		return;
+	}
+	if (tk[0].last_worker != NULL && *tk[0].last_worker != '\0' &&
+	    q->a.worker[0] != '\0' &&
+	    strcmp(tk[0].last_worker, q->a.worker) != 0) {
+		log_info("task %s of lost instance %s runs on worker %s now; "
+		    "not re-queueing it", q->a.task, q->a.instance,
+		    tk[0].last_worker);
 		act_requeue_end(q);
 		return;
 	}
 	snprintf(q->queue, sizeof(q->queue), "%s", tk[0].queue[0] != '\0' ?
 	    tk[0].queue : q->p->queue_id);
 	act_requeue_step(q);
+}
+
+/* Why the task was lost, for the log and ClearML's status reason. */
+static const char *
+act_requeue_how(const struct plan_action *a)
+{
+	if (a->reason == PLAN_R_NONE || a->reason == PLAN_R_INTERRUPTED)
+		return "was interrupted while it ran";
+	return "was terminated as its worker took the task";
 }
 
 /* get_by_id, then stopped (force), then enqueue: one step per reply. */
@@ -662,8 +757,8 @@ act_requeue_step(struct act_requeue *q)
 	cJSON		*o;
 	int		 rc = -1;
 
-	snprintf(why, sizeof(why), "qscale: instance %s was interrupted",
-	    q->a.instance);
+	snprintf(why, sizeof(why), "qscale: instance %s %s", q->a.instance,
+	    act_requeue_how(&q->a));
 	switch (q->stage++) {
 	case 0:
 		rc = cml_task_get(p->cml, q->a.task, act_requeue_task_cb, q);
@@ -679,8 +774,9 @@ act_requeue_step(struct act_requeue *q)
 	default:
 		p->count.requeued++;
 		log_warnx("task %s re-queued (%d of max_requeues %d): its "
-		    "instance %s was interrupted while it ran", q->a.task,
-		    q->a.count, p->w->conf->max_requeues, q->a.instance);
+		    "instance %s %s", q->a.task, q->a.count,
+		    p->w->conf->max_requeues, q->a.instance,
+		    act_requeue_how(&q->a));
 		o = cJSON_CreateObject();
 		cJSON_AddStringToObject(o, "task", q->a.task);
 		cJSON_AddStringToObject(o, "instance", q->a.instance);
@@ -701,8 +797,11 @@ act_requeue(struct wpoll *p, const struct plan_action *a)
 	struct act_requeue	*q;
 
 	if (a->count < 0) {
-		log_warnx("task %s ran on instance %s, which was interrupted; "
-		    "not re-queueing it: %s", a->task, a->instance, a->why);
+		log_warnx("task %s ran on instance %s, which %s; not "
+		    "re-queueing it: %s", a->task, a->instance,
+		    a->reason == PLAN_R_NONE ||
+		    a->reason == PLAN_R_INTERRUPTED ? "was interrupted" :
+		    "was terminated", a->why);
 		return;
 	}
 	q = xcalloc(1, sizeof(*q));
