@@ -11,6 +11,7 @@ import fnmatch
 import hashlib
 import hmac
 import json
+import random
 import re
 import secrets
 import string
@@ -1077,8 +1078,11 @@ class ClearML:
             yield w
 
     def ep_workers_get_all(self, req, ctx):
-        return {"workers": [self._worker_out(w)
-                            for w in self._workers_filtered(req, 3600)]}
+        # The real server scans Redis keys: the order is not the order of
+        # registration, nor the same from one call to the next.
+        out = [self._worker_out(w) for w in self._workers_filtered(req, 3600)]
+        random.shuffle(out)
+        return {"workers": out}
 
     def ep_workers_get_count(self, req, ctx):
         return {"count": sum(1 for _ in self._workers_filtered(req, 0))}
