@@ -196,6 +196,30 @@ dup_sweep(void)
 }
 
 /*
+ * The same pair in either order is the same occurrence: ClearML lists
+ * workers in no particular order, and a list in another order must not
+ * warn again.
+ */
+static void
+dup_found(struct sup *sup, const char *task, const char *w1, const char *w2)
+{
+	const char	*a = w1, *b = w2;
+	char		*key;
+
+	if (strcmp(a, b) > 0) {
+		a = w2;
+		b = w1;
+	}
+	xasprintf(&key, "%s %s %s", task, a, b);
+	if (dup_mark(key)) {
+		metrics_duplicate_task(sup);
+		log_warnx("duplicate task: task %s is reported by worker %s "
+		    "and by worker %s", task, a, b);
+	}
+	free(key);
+}
+
+/*
  * One task held by two workers is a sign of trouble (a task started twice,
  * a zombie agent): warn once per occurrence, naming the task and both.
  */
@@ -205,7 +229,6 @@ global_duplicates(struct sup *sup)
 	struct sup_child	*c;
 	cJSON			*all = cJSON_CreateObject(), *w, *prev;
 	const char		*task, *wid;
-	char			*key;
 
 	TAILQ_FOREACH(c, &sup->children, entry) {
 		if (c->snapshot == NULL)
@@ -221,15 +244,7 @@ global_duplicates(struct sup *sup)
 				cJSON_AddStringToObject(all, task, wid);
 				continue;
 			}
-			xasprintf(&key, "%s %s %s", task, prev->valuestring,
-			    wid);
-			if (dup_mark(key)) {
-				metrics_duplicate_task(sup);
-				log_warnx("duplicate task: task %s is reported "
-				    "by worker %s and by worker %s", task,
-				    prev->valuestring, wid);
-			}
-			free(key);
+			dup_found(sup, task, prev->valuestring, wid);
 		}
 	}
 	cJSON_Delete(all);
