@@ -62,6 +62,11 @@ scenario_blackout() {
 	    sh -c "! grep -q 'RunInstances.*(spot' '$LB'"
 	check "blackout: spb learned of the blackout (its log)" \
 	    grep -q 'spot blackout active (started by spa)' "$LB"
+	b0=$(e2e_log_times "$QL" 'spot blackout: spa failed' | head -n 1)
+	b1=$(e2e_log_times "$LB" 'spot blackout active' | head -n 1)
+	diag "spb learned of it $(echo "${b1:-0} - ${b0:-0}" | bc) s after it began"
+	check "blackout: ... within one poll of its start" \
+	    test "$(echo "${b1:-99} - ${b0:-0} <= 1" | bc)" -eq 1
 
 	# spa: spot retried on later polls, on-demand after the rollback
 	fails=$(e2e_log_times "$LA" 'RunInstances .*\(spot, .*Insufficient')
