@@ -675,9 +675,12 @@ plan_resource(const struct plan_obs *obs, const struct plan_conf *pc,
 		plan_sync_workers(obs, mem, out);
 	if (!obs->ec2_ok || !obs->workers_ok || !obs->queue_ok) {
 		snprintf(out->note, sizeof(out->note), "observation failed "
-		    "(%s%s%s): nothing launched or terminated",
-		    obs->queue_ok ? "" : " queue", obs->workers_ok ? "" :
-		    " workers", obs->ec2_ok ? "" : " instances");
+		    "(%s%s%s%s%s): nothing launched or terminated",
+		    obs->queue_ok ? "" : "queue",
+		    !obs->queue_ok && !obs->workers_ok ? ", " : "",
+		    obs->workers_ok ? "" : "workers",
+		    (!obs->queue_ok || !obs->workers_ok) && !obs->ec2_ok ?
+		    ", " : "", obs->ec2_ok ? "" : "instances");
 		mem->last_poll_ms = obs->now_ms;
 		return;
 	}
