@@ -84,10 +84,10 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libqscale.a
 	@mkdir -p $(dir $@)
 	$(CC) $(QS_LDFLAGS) -o $@ $^ $(LIBS) $(CMOCKA_LIBS)
 
-# Test drivers: tests/tools/NAME.c -> build/tools/NAME
-$(BUILD)/tools/%: tests/tools/%.c $(BUILD)/libqscale.a
+# Small drivers the integration tests run: tests/tools/NAME.c
+$(BUILD)/tools/%: $(BUILD)/obj/tests/tools/%.o $(BUILD)/libqscale.a
 	@mkdir -p $(dir $@)
-	$(CC) $(QS_CFLAGS) $(QS_LDFLAGS) -o $@ $< $(BUILD)/libqscale.a $(LIBS)
+	$(CC) $(QS_LDFLAGS) -o $@ $^ $(LIBS)
 
 unit: all $(UNIT_BIN)
 	@tests/run.sh unit $(BUILD)

@@ -29,16 +29,18 @@ struct opts {
 	int		 debug;
 	int		 check_only;
 	int		 check_cloud;	/* --check */
+	int		 dry_run;	/* --plan */
 	int		 verbose;
 };
 
 #define OPT_CHECK	256
+#define OPT_PLAN	257
 
 static void __attribute__((noreturn))
 usage(void)
 {
 	fprintf(stderr,
-	    "usage: qscaled [-dfnv] [--check] [-c file]\n"
+	    "usage: qscaled [-dfnv] [--check | --plan] [-c file]\n"
 	    "  -c file   configuration file (default %s)\n"
 	    "  -f        stay in the foreground\n"
 	    "  -d        debug: foreground, debug level, log to stderr\n"
@@ -46,6 +48,8 @@ usage(void)
 	    "  -v        with -n, print the normalised configuration\n"
 	    "  --check   try the configuration against AWS (credentials, a\n"
 	    "            dry-run launch per resource and subnet) and exit\n"
+	    "  --plan    observe once and print what one poll would launch\n"
+	    "            or terminate, and why; nothing is changed\n"
 	    "  -V        print the version and exit\n",
 	    QS_DEFAULT_CONF);
 	exit(1);
@@ -59,6 +63,7 @@ parse_args(int argc, char **argv, struct opts *o)
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "check", no_argument, NULL, OPT_CHECK },
+		{ "plan", no_argument, NULL, OPT_PLAN },
 		{ NULL, 0, NULL, 0 }
 	};
 	int	 ch;
@@ -90,6 +95,9 @@ parse_args(int argc, char **argv, struct opts *o)
 		case OPT_CHECK:
 			o->check_cloud = 1;
 			break;
+		case OPT_PLAN:
+			o->dry_run = 1;
+			break;
 		default:
 			usage();
 		}
@@ -97,6 +105,11 @@ parse_args(int argc, char **argv, struct opts *o)
 	if (optind != argc) {
 		fprintf(stderr, "qscaled: unexpected argument '%s'\n",
 		    argv[optind]);
+		usage();
+	}
+	if (o->check_cloud + o->dry_run + o->check_only > 1) {
+		fprintf(stderr, "qscaled: -n, --check and --plan exclude each "
+		    "other\n");
 		usage();
 	}
 }
@@ -261,6 +274,14 @@ main(int argc, char **argv)
 
 		log_set_level(o.debug ? LOG_LVL_DEBUG : LOG_LVL_WARN);
 		rc = check_main(conf);
+		conf_free(conf);
+		return rc;
+	}
+	if (o.dry_run) {
+		int rc;
+
+		log_set_level(o.debug ? LOG_LVL_DEBUG : LOG_LVL_WARN);
+		rc = poll_dry_run(conf);
 		conf_free(conf);
 		return rc;
 	}
