@@ -41,6 +41,8 @@ each_entry(const cJSON *index, const char *kind, const char *action,
 
 	cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(index,
 	    "responses")) {
+		assert_non_null(fx_str(e, "kind"));
+		assert_non_null(fx_str(e, "action"));
 		if (strcmp(fx_str(e, "kind"), kind) != 0 || (action != NULL &&
 		    strcmp(fx_str(e, "action"), action) != 0))
 			continue;
@@ -307,6 +309,7 @@ check_terminate_entry(const cJSON *e, const char *body, size_t len,
 	if (ec2_parse_terminate(body, len, &v, &n, err, sizeof(err)) != 0)
 		fail_msg("%s: %s", file, err);
 	want_int(file, "results", n, cJSON_GetArraySize(w));
+	assert_non_null(fx_str(e, "request"));
 	assert_non_null(req = fixture_read(fx_str(e, "request"), NULL));
 	cJSON_ArrayForEach(r, w) {
 		want_str(file, "id", v[i].id, fx_str(r, "id"));

@@ -60,6 +60,12 @@ check_vector(const cJSON *vec, const char *set)
 	const char		*name = jstr(vec, "name"), *want;
 	char			 keyhex[65];
 
+	/* a vector missing a part fails here, not in a strcmp(NULL) */
+	assert_non_null(name);
+	assert_non_null(jstr(vec, "url"));
+	assert_non_null(jstr(vec, "host"));
+	assert_non_null(jstr(vec, "method"));
+	assert_non_null(jstr(vec, "region"));
 	memset(&cr, 0, sizeof(cr));
 	cr.access_key_id = (char *)jstr(vec, "access_key_id");
 	cr.secret_access_key = (char *)jstr(vec, "secret_access_key");
