@@ -552,6 +552,7 @@ reencode(const char *body, const char *what)
 {
 	struct ec2_params	 p;
 	char			*copy, *pair, *save, *eq, *out, *k, *v;
+	size_t			 i, n;
 	int			 klen, vlen;
 
 	memset(&p, 0, sizeof(p));
@@ -571,9 +572,13 @@ reencode(const char *body, const char *what)
 		curl_free(v);
 	}
 	out = ec2_params_encode(&p);
-	if (strncmp(out, body, strcspn(body, "\r\n")) != 0 ||
-	    strlen(out) != strcspn(body, "\r\n"))
-		fail_msg("%s: encodes as\n%s\nnot\n%s", what, out, body);
+	n = strcspn(body, "\r\n");
+	for (i = 0; i < n && out[i] == body[i]; i++)
+		;
+	if (i < n || out[i] != '\0')
+		fail_msg("%s: encodes differently from byte %zu on: ours "
+		    "\"%.48s\", recorded \"%.*s\"", what, i, out + i,
+		    (int)(n - i < 48 ? n - i : 48), body + i);
 	free(out);
 	free(copy);
 	ec2_params_clear(&p);

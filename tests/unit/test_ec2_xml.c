@@ -55,11 +55,25 @@ each_entry(const cJSON *index, const char *kind, const char *action,
 	return n;
 }
 
-#define want_str(file, field, got, want) do {				\
-	if ((want) == NULL || strcmp((got), (want)) != 0)		\
-		fail_msg("%s: %s \"%s\", botocore read \"%s\"", (file),	\
-		    (field), (got), (want) != NULL ? (want) : "(none)");\
-} while (0)
+/* GOT is what botocore read, WANT; long texts from where they differ. */
+static void
+want_str(const char *file, const char *field, const char *got,
+    const char *want)
+{
+	size_t	 i;
+
+	if (want == NULL)
+		fail_msg("%s: %s \"%.64s\", botocore read none", file, field,
+		    got);
+	if (strcmp(got, want) == 0)
+		return;
+	for (i = 0; got[i] == want[i]; i++)
+		;
+	if (i < 32)
+		i = 0;
+	fail_msg("%s: %s \"%.64s\", botocore read \"%.64s\" (from byte %zu)",
+	    file, field, got + i, want + i, i);
+}
 
 #define want_int(file, field, got, want) do {				\
 	if ((long long)(got) != (long long)(want))			\
