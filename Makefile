@@ -113,4 +113,57 @@ format:
 clean:
 	rm -rf $(BUILD)
 
+# make install [PREFIX=/usr/local] [DESTDIR=]: the programs, the example
+# configuration (never a qscale.conf: that one is yours), the manuals and
+# the files to run qscale as a service.  The files name /usr/local and
+# /etc/qscale; installed, they name the directories given here.
+INSTALL ?=	install
+MAN8 :=		man/qscaled.8 man/qscalectl.8
+MAN5 :=		man/qscale.conf.5
+CONTRIB_EXEC :=	contrib/qscaled.init
+CONTRIB_DATA :=	contrib/qscaled.service contrib/qscaled.default \
+		contrib/qscale.logrotate contrib/grafana-dashboard.json \
+		contrib/iam-policy.json
+SUBST =		sed -e 's|/usr/local/sbin/|$(SBINDIR)/|g' \
+		    -e 's|/usr/local/share/qscale|$(DATADIR)|g' \
+		    -e 's|/etc/qscale/|$(SYSCONFDIR)/qscale/|g'
+
+.PHONY: uninstall
+
+install: $(BUILD)/qscaled $(BUILD)/qscalectl etc/qscale.conf.example
+	$(INSTALL) -d -m 0755 $(DESTDIR)$(SBINDIR) \
+	    $(DESTDIR)$(SYSCONFDIR)/qscale $(DESTDIR)$(MANDIR)/man8 \
+	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(DATADIR)
+	$(INSTALL) -m 0755 $(BUILD)/qscaled $(BUILD)/qscalectl \
+	    $(DESTDIR)$(SBINDIR)/
+	$(INSTALL) -m 0644 etc/qscale.conf.example \
+	    $(DESTDIR)$(SYSCONFDIR)/qscale/qscale.conf.example
+	@set -e; mkdir -p $(BUILD)/install; \
+	install_subst() { mode=$$1 dir=$$2; shift 2; for f in "$$@"; do \
+		$(SUBST) "$$f" >$(BUILD)/install/$${f##*/}; \
+		echo "$(INSTALL) -m $$mode $$f $$dir/"; \
+		$(INSTALL) -m $$mode $(BUILD)/install/$${f##*/} "$$dir/"; \
+	    done; }; \
+	install_subst 0644 $(DESTDIR)$(MANDIR)/man8 $(MAN8); \
+	install_subst 0644 $(DESTDIR)$(MANDIR)/man5 $(MAN5); \
+	install_subst 0755 $(DESTDIR)$(DATADIR) $(CONTRIB_EXEC); \
+	install_subst 0644 $(DESTDIR)$(DATADIR) $(CONTRIB_DATA)
+	@[ -e $(DESTDIR)$(SYSCONFDIR)/qscale/qscale.conf ] || echo "next:" \
+	    "cp $(SYSCONFDIR)/qscale/qscale.conf.example" \
+	    "$(SYSCONFDIR)/qscale/qscale.conf; chmod 600 it and edit it;" \
+	    "then qscaled -n"
+
+# Removes what install put, and the directories it made if they are
+# empty: a qscale.conf stays, and with it $(SYSCONFDIR)/qscale.
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/qscaled $(DESTDIR)$(SBINDIR)/qscalectl \
+	    $(DESTDIR)$(SYSCONFDIR)/qscale/qscale.conf.example \
+	    $(addprefix $(DESTDIR)$(MANDIR)/man8/,$(notdir $(MAN8))) \
+	    $(addprefix $(DESTDIR)$(MANDIR)/man5/,$(notdir $(MAN5))) \
+	    $(addprefix $(DESTDIR)$(DATADIR)/,$(notdir $(CONTRIB_EXEC) \
+	    $(CONTRIB_DATA)))
+	@for d in $(DESTDIR)$(DATADIR) $(DESTDIR)$(SYSCONFDIR)/qscale; do \
+	    [ ! -d "$$d" ] || rmdir "$$d" 2>/dev/null || \
+	    echo "kept $$d: not empty"; done
+
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
