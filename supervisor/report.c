@@ -428,11 +428,14 @@ report_batch(const struct report_backlog *bl, const char *task, int64_t now,
 	TAILQ_FOREACH(ev, &bl->logs, entry) {
 		if (batch_add(&b, log_json(ev->ts, ev->level, ev->msg,
 		    task)) == -1)
-			break;
+			goto full;
 		sent->log_seq = ev->seq;
 	}
+	sent->nevents = b.n;
+	return b.buf;
 full:
 	sent->nevents = b.n;
+	sent->full = 1;
 	return b.buf;
 }
 
@@ -894,7 +897,15 @@ batch_cb(const struct cml_error *err, const cJSON *data, void *arg)
 	else
 		report_ok(r);
 	r->backoff_ms = REPORT_BACKOFF_MIN_MS;
-	flush(r);	/* what is left of a backlog, or the stop */
+	/*
+	 * The rest of a backlog goes at once; lines that came while this
+	 * batch was under way (its own debug line, say) wait for the next
+	 * interval, or the calls would feed themselves.
+	 */
+	if (r->sent.full)
+		flush(r);
+	else if (r->state == RS_STOPPING)
+		task_stop(r);
 }
 
 /* Sends the next batch, one at a time. */

@@ -156,6 +156,7 @@ struct report_sent {
 	uint64_t		 dropped_scalars;	/* told in its note */
 	uint64_t		 dropped_logs;
 	size_t			 nevents;
+	int			 full;		/* more was left behind */
 };
 
 typedef cJSON	*(*report_status_fn)(void *);	/* sup_status_json */

@@ -454,6 +454,7 @@ test_batch_caps(void **state)
 		add_line(&bl, 1000 + i, LOG_LVL_INFO, "gpu", text);
 	}
 	body = report_batch(&bl, TASK, 0, 10, 1 << 20, &sent);
+	assert_true(sent.full);
 	evs = lines_of(body);
 	assert_int_equal(cJSON_GetArraySize(evs), 10);
 	cJSON_Delete(evs);
@@ -473,6 +474,10 @@ test_batch_caps(void **state)
 	evs = lines_of(body);
 	assert_int_equal(cJSON_GetArraySize(evs), 1);
 	cJSON_Delete(evs);
+	free(body);
+	body = report_batch(&bl, TASK, 0, 500, 1 << 20, &sent);
+	assert_false(sent.full);
+	assert_int_equal(sent.nevents, 15);
 	free(body);
 	report_backlog_clear(&bl);
 }
@@ -590,6 +595,7 @@ struct fake {
 	int			 nlogs;
 	char			*events;	/* every event line */
 	size_t			 events_len;
+	size_t			 events_cap;
 };
 
 static char *
@@ -686,11 +692,10 @@ fake_batch(struct fake *f, struct evhttp_request *req, const char *body)
 				f->batch_min_iter = it;
 		} else
 			f->nlogs++;
-		f->events = xrealloc_grow(f->events, &f->events_len,
-		    (f->events != NULL ? strlen(f->events) : 0) +
-		    strlen(line) + 2);
-		strcat(f->events, line);
-		strcat(f->events, "\n");
+		f->events = xrealloc_grow(f->events, &f->events_cap,
+		    f->events_len + strlen(line) + 2);
+		f->events_len += (size_t)sprintf(f->events + f->events_len,
+		    "%s\n", line);
 		added++;
 		cJSON_Delete(e);
 		free(line);
@@ -813,7 +818,7 @@ fake_setup(void **state)
 	    &len);
 	f->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
 	f->events = xstrdup("");
-	f->events_len = 1;
+	f->events_cap = 1;
 	log_set_sink(logsink_sink, NULL);
 	*state = f;
 	return 0;
@@ -912,6 +917,7 @@ test_reporter(void **state)
 	cJSON_Delete(st);
 
 	/* back: project and task created, the first batch at once */
+	log_set_level(LOG_LVL_DEBUG);
 	f->down = 0;
 	assert_true(run_until(f, has_batch, 5000));
 	assert_int_equal(f->bad_batches, 0);
@@ -938,6 +944,14 @@ test_reporter(void **state)
 	assert_string_equal(str(st, "task"), TASK);
 	assert_false(cJSON_IsTrue(cJSON_GetObjectItem(st, "failing")));
 	cJSON_Delete(st);
+
+	/*
+	 * At debug level every call logs a line: those wait for the next
+	 * interval, a batch does not call for the next one.
+	 */
+	run_until(f, never, 600);
+	log_set_level(LOG_LVL_INFO);
+	assert_int_equal(f->batches, 1);
 
 	/* a reload that changes nothing of ClearML keeps the reporter */
 	conf.polling_interval = 20000;
