@@ -860,6 +860,8 @@ batch_hopeless(const struct cml_error *err)
 static void
 batch_failed(struct report *r, const struct cml_error *err)
 {
+	int64_t	 ms;
+
 	report_error(r, "events.add_batch", err);
 	if (r->state == RS_STOPPING) {
 		r->state = RS_DONE;
@@ -876,7 +878,8 @@ batch_failed(struct report *r, const struct cml_error *err)
 		timer_add_ms(r->ev_retry, next_backoff(r));
 		return;
 	}
-	timer_add_ms(r->ev_retry, QS_MIN(next_backoff(r), r->interval_ms));
+	ms = next_backoff(r);	/* not inside QS_MIN: it has effects */
+	timer_add_ms(r->ev_retry, QS_MIN(ms, r->interval_ms));
 }
 
 static void
@@ -1156,6 +1159,8 @@ report_reload(struct report *old, const struct report_env *env,
 		return NULL;
 	}
 	if (same_target(old, &conf->clearml)) {
+		if (old->interval_ms == report_interval(conf))
+			return old;
 		old->interval_ms = report_interval(conf);
 		if (old->state == RS_READY && old->first_sent) {
 			evtimer_del(old->ev_tick);

@@ -101,7 +101,7 @@ check "exactly one such task" test "$(jq length "$T/task.json")" -eq 1
 check "it is an application task" \
     test "$(jq -r '.[0].type' "$T/task.json")" = application
 check "its comment names the version and the configuration file" \
-    jq -e --arg c "$T/qscale.conf" '.[0].comment | contains("qscale 0.") and contains($c)' "$T/task.json"
+    jq -e --arg c "$T/qscale.conf" '.[0].comment | contains("qscale 0.") and contains($c)' "$T/task.json" >/dev/null
 check "qscalectl status shows the task it reports to" \
     test "$(ctl status -j | jq -r '.report.task')" = "$TASK"
 
@@ -133,7 +133,7 @@ check "the start of qscaled is in the console" \
 check "the worker processes' lines are in the console" \
     log_has "INFO gpu: started worker process"
 check "log events carry a level and a timestamp" \
-    jq -e '[.events[] | select(.type == "log") | select((.level | type) == "string" and (.timestamp | type) == "number")] | length > 0' "$T/events.json"
+    jq -e '[.events[] | select(.type == "log") | select((.level | type) == "string" and (.timestamp | type) == "number")] | length > 0' "$T/events.json" >/dev/null
 
 # a reload that leaves ClearML alone keeps reporting to the same task
 kill -HUP "$SUP_PID"
@@ -175,6 +175,10 @@ check "the failure is logged once, not once per attempt" \
     test "$(grep -c "ClearML reporting: events.add_batch failed" "$T/log/qscaled.log")" -eq 1
 check "and its end once" \
     test "$(grep -c "ClearML reporting works again" "$T/log/qscaled.log")" -eq 1
+resumed_at=$(grep "ClearML reporting works again" "$T/log/qscaled.log" | head -n 1 | cut -d' ' -f1)
+late_ms=$(($(date -d "$resumed_at" +%s%3N) - fault_start - 8000))
+check "it resumes within seconds of the server's return, not an interval later (${late_ms} ms)" \
+    test "$late_ms" -lt 5000
 check "no interval lost its scalars to the outage" \
     test "$(iters "queue length" gpu | jq '(max - min + 1) == length')" = true
 
