@@ -100,8 +100,11 @@ TASK=$(jq -r '.[0].id' "$T/task.json")
 check "exactly one such task" test "$(jq length "$T/task.json")" -eq 1
 check "it is an application task" \
     test "$(jq -r '.[0].type' "$T/task.json")" = application
-check "its comment names the version and the configuration file" \
-    jq -e --arg c "$T/qscale.conf" '.[0].comment | contains("qscale 0.") and contains($c)' "$T/task.json" >/dev/null
+comment_ok() {
+	jq -e --arg c "$T/qscale.conf" '.[0].comment | contains("qscale 0.") and contains($c)' \
+	    "$T/task.json" >/dev/null
+}
+check "its comment names the version and the configuration file" comment_ok
 check "qscalectl status shows the task it reports to" \
     test "$(ctl status -j | jq -r '.report.task')" = "$TASK"
 
@@ -132,8 +135,12 @@ check "the start of qscaled is in the console" \
     log_has "qscaled 0.1.0 started (pid $SUP_PID)"
 check "the worker processes' lines are in the console" \
     log_has "INFO gpu: started worker process"
-check "log events carry a level and a timestamp" \
-    jq -e '[.events[] | select(.type == "log") | select((.level | type) == "string" and (.timestamp | type) == "number")] | length > 0' "$T/events.json" >/dev/null
+log_fields() {
+	jq -e '[.events[] | select(.type == "log") |
+	    select((.level | type) != "string" or (.timestamp | type) != "number")] |
+	    length == 0' "$T/events.json" >/dev/null
+}
+check "every log event carries a level and a timestamp" log_fields
 
 # a reload that leaves ClearML alone keeps reporting to the same task
 kill -HUP "$SUP_PID"

@@ -28,6 +28,7 @@
 #include <openssl/evp.h>
 
 #include "common.h"
+#include "clearml.h"
 #include "supervisor.h"
 
 #define TASK	"0123456789abcdef0123456789abcdef"
@@ -719,7 +720,7 @@ static void
 fake_call(struct fake *f, struct evhttp_request *req, const char *ep,
     cJSON *p)
 {
-	char	 buf[512];
+	char	 buf[512], *esc, *re;
 
 	if (strcmp(ep, "projects.get_all") == 0) {
 		assert_string_equal(jstr(p, "name"), "^DevOps$");
@@ -732,8 +733,15 @@ fake_call(struct fake *f, struct evhttp_request *req, const char *ep,
 		    jstr(p, "name"));
 		snprintf(buf, sizeof(buf), "{\"id\":\"p1\"}");
 	} else if (strcmp(ep, "tasks.get_all") == 0) {
-		assert_string_equal(jstr(p, "name"), "^qscale\\ test$");
-		fake_task_out(f, buf, sizeof(buf));
+		/* the one task, when the exact-name regex is its own */
+		esc = cml_regex_escape(f->task_name);
+		xasprintf(&re, "^%s$", esc);
+		if (strcmp(jstr(p, "name"), re) == 0)
+			fake_task_out(f, buf, sizeof(buf));
+		else
+			snprintf(buf, sizeof(buf), "{\"tasks\":[]}");
+		free(esc);
+		free(re);
 	} else if (strcmp(ep, "tasks.create") == 0) {
 		assert_string_equal(jstr(p, "project"), "p1");
 		f->ntasks++;
@@ -895,9 +903,10 @@ test_reporter(void **state)
 	struct qscale_conf	 conf;
 	struct report_env	 env = { f->base, "/etc/qscale/test.conf",
 				    fake_status, NULL };
-	struct report		*r;
+	struct report		*r, *r2;
 	cJSON			*st;
 	char			 url[64];
+	const char		*before;
 
 	make_conf(&conf, f, url, sizeof(url));
 	conf.clearml.report = 0;
@@ -977,9 +986,27 @@ test_reporter(void **state)
 	assert_int_equal(f->last_iter, 2);
 	assert_int_equal(f->bad_batches, 0);
 
+	/*
+	 * A reload with another task name: a new reporter, a new task, and
+	 * what the old one had not sent yet goes to it, in order.
+	 */
+	logsink_line(LOG_LVL_INFO, now_ms(), "gpu", "just before the reload");
+	f->batches = 0;
+	conf.clearml.report_name = "qscale other";
+	r2 = report_reload(r, &env, &conf);
+	assert_non_null(r2);
+	assert_ptr_not_equal(r2, r);
+	assert_true(run_until(f, has_batch, 5000));
+	assert_int_equal(f->ntasks, 2);
+	assert_string_equal(f->task_name, "qscale other");
+	assert_int_equal(f->batch_min_iter, 3);
+	before = strstr(f->events, "just before the reload");
+	assert_non_null(before);
+	assert_non_null(strstr(before, "starting again"));
+
 	/* reporting turned off by a reload */
 	conf.clearml.report = 0;
-	assert_null(report_reload(r, &env, &conf));
+	assert_null(report_reload(r2, &env, &conf));
 }
 
 int
