@@ -28,7 +28,7 @@ OPT ?=		-O2 -g
 SAN ?=
 QS_CFLAGS =	-std=gnu11 -Wall -Wextra -Werror -Wshadow -Wpointer-arith \
 		-Wmissing-prototypes -Wstrict-prototypes \
-		-D_GNU_SOURCE -Icommon -Iworker -Isupervisor \
+		-D_GNU_SOURCE -Icommon -Iworker -Isupervisor -I$(BUILD)/gen \
 		$(PKG_CFLAGS) $(OPT) $(SAN) $(CFLAGS)
 QS_LDFLAGS =	$(SAN) $(LDFLAGS)
 LIBS =		$(PKG_LIBS) -lm
@@ -45,9 +45,11 @@ CTL_OBJ :=	$(patsubst %.c,$(BUILD)/obj/%.o,$(CTL_SRC))
 UNIT_BIN :=	$(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 TOOL_BIN :=	$(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRC))
 FUZZ_SRC :=	$(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN :=	$(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
+FUZZ_SECONDS ?=	30
 
 .PHONY: all unit test integration asan deps demo bench install clean format \
-	check-deps
+	check-deps fuzz fuzz-bins
 
 all: check-deps $(BUILD)/qscaled $(BUILD)/qscalectl $(TOOL_BIN)
 
@@ -59,6 +61,16 @@ check-deps:
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(QS_CFLAGS) -MMD -MP -c -o $@ $<
+
+# The dashboard is compiled in: the binary serves it with no file on disk.
+DASH_SRC :=	supervisor/dashboard.html supervisor/dashboard.js \
+		supervisor/dashboard.css
+
+$(BUILD)/gen/dashboard_assets.h: $(DASH_SRC) contrib/embed.sh
+	@mkdir -p $(dir $@)
+	contrib/embed.sh $(DASH_SRC) >$@.tmp && mv $@.tmp $@
+
+$(BUILD)/obj/supervisor/status.o: $(BUILD)/gen/dashboard_assets.h
 
 $(BUILD)/libqscale.a: $(LIB_OBJ)
 	@rm -f $@
@@ -74,10 +86,10 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libqscale.a
 	@mkdir -p $(dir $@)
 	$(CC) $(QS_LDFLAGS) -o $@ $^ $(LIBS) $(CMOCKA_LIBS)
 
-# Test drivers: tests/tools/NAME.c -> build/tools/NAME
-$(BUILD)/tools/%: tests/tools/%.c $(BUILD)/libqscale.a
+# Small drivers the integration tests run: tests/tools/NAME.c
+$(BUILD)/tools/%: $(BUILD)/obj/tests/tools/%.o $(BUILD)/libqscale.a
 	@mkdir -p $(dir $@)
-	$(CC) $(QS_CFLAGS) $(QS_LDFLAGS) -o $@ $< $(BUILD)/libqscale.a $(LIBS)
+	$(CC) $(QS_LDFLAGS) -o $@ $^ $(LIBS)
 
 unit: all $(UNIT_BIN)
 	@tests/run.sh unit $(BUILD)
@@ -95,6 +107,20 @@ asan:
 	@$(MAKE) --no-print-directory BUILD=$(BUILD)/asan OPT="-O1 -g" \
 	    SAN="-fsanitize=address,undefined -fno-omit-frame-pointer \
 	    -fno-sanitize-recover=undefined" unit
+
+# libFuzzer harnesses of every parser of untrusted input (clang):
+# make fuzz [FUZZ_SECONDS=30] runs each for that long.
+$(BUILD)/fuzz/%: $(BUILD)/obj/tests/fuzz/%.o $(BUILD)/libqscale.a
+	@mkdir -p $(dir $@)
+	$(CC) $(QS_LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LIBS)
+
+fuzz-bins: $(FUZZ_BIN)
+
+fuzz:
+	@$(MAKE) --no-print-directory BUILD=$(BUILD)/fuzzing CC=clang \
+	    OPT="-O1 -g" SAN="-fsanitize=address,undefined,fuzzer-no-link \
+	    -fno-omit-frame-pointer" fuzz-bins
+	@tests/fuzz/run.sh $(BUILD)/fuzzing $(FUZZ_SECONDS)
 
 deps:
 	@contrib/deps.sh

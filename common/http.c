@@ -287,6 +287,9 @@ http_setup(struct http_call *call, const struct http_req *req)
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "qscale/" QSCALE_VERSION);
 	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	/* the instance metadata service is link-local: no proxy reaches it */
+	if (req->no_proxy)
+		curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
 	if (req->body != NULL || strcmp(req->method, "GET") != 0) {
 		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
 		    (curl_off_t)(req->body != NULL ? req->body_len : 0));

@@ -25,6 +25,7 @@ struct http_req {
 	size_t			 body_len;
 	int64_t			 timeout_ms;	/* 0: HTTP_DEFAULT_TIMEOUT_MS */
 	size_t			 max_body;	/* 0: HTTP_DEFAULT_MAX_BODY */
+	int			 no_proxy;	/* never through a proxy (IMDS) */
 };
 
 struct http_resp {

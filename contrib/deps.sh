@@ -5,7 +5,7 @@ set -eu
 
 pkgs="gcc make pkg-config libevent-dev libcurl4-openssl-dev libcjson-dev
 libconfig-dev libssl-dev libxml2-dev libcmocka-dev shellcheck curl procps jq
-mandoc logrotate systemd"
+mandoc logrotate systemd prometheus chromium openssl"
 
 missing=""
 for p in $pkgs; do

@@ -287,6 +287,7 @@ child_state(struct sup_child *c, struct proto_msg *m)
 	c->snapshot_ms = now_ms();
 	/* The snapshot counts what the grants launched. */
 	c->granted = 0;
+	metrics_snapshot(c);
 }
 
 static void

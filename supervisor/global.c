@@ -96,6 +96,7 @@ global_event(struct sup_child *c, struct proto_msg *m)
 		sup_child_kill(c, "event message without an event name");
 		return;
 	}
+	metrics_event(c, m->body);
 	if (strcmp(ev, "spot_failure") == 0) {
 		code = proto_get_str(m->body, "code");
 		blackout_start(c, code != NULL ? code : "unknown");
@@ -222,10 +223,12 @@ global_duplicates(struct sup *sup)
 			}
 			xasprintf(&key, "%s %s %s", task, prev->valuestring,
 			    wid);
-			if (dup_mark(key))
+			if (dup_mark(key)) {
+				metrics_duplicate_task(sup);
 				log_warnx("duplicate task: task %s is reported "
 				    "by worker %s and by worker %s", task,
 				    prev->valuestring, wid);
+			}
 			free(key);
 		}
 	}
@@ -249,12 +252,17 @@ sup_global_tick(struct sup *sup)
 cJSON *
 sup_global_status(struct sup *sup)
 {
-	cJSON	*o = cJSON_CreateObject();
+	struct sup_child	*c;
+	cJSON			*o = cJSON_CreateObject();
+	int			 restarts = 0;
 
 	cJSON_AddItemToObject(o, "blackout", blackout_json(sup));
 	cJSON_AddNumberToObject(o, "max_instances_total",
 	    sup->conf->max_instances_total);
 	cJSON_AddNumberToObject(o, "instances_in_use",
 	    (double)global_in_use(sup));
+	TAILQ_FOREACH(c, &sup->children, entry)
+		restarts += c->restarts;
+	cJSON_AddNumberToObject(o, "restarts", restarts);
 	return o;
 }

@@ -28,19 +28,28 @@ struct opts {
 	int		 foreground;
 	int		 debug;
 	int		 check_only;
+	int		 check_cloud;	/* --check */
+	int		 dry_run;	/* --plan */
 	int		 verbose;
 };
+
+#define OPT_CHECK	256
+#define OPT_PLAN	257
 
 static void __attribute__((noreturn))
 usage(void)
 {
 	fprintf(stderr,
-	    "usage: qscaled [-dfnv] [-c file]\n"
+	    "usage: qscaled [-dfnv] [--check | --plan] [-c file]\n"
 	    "  -c file   configuration file (default %s)\n"
 	    "  -f        stay in the foreground\n"
 	    "  -d        debug: foreground, debug level, log to stderr\n"
 	    "  -n        check the configuration and exit\n"
 	    "  -v        with -n, print the normalised configuration\n"
+	    "  --check   try the configuration against AWS (credentials, a\n"
+	    "            dry-run launch per resource and subnet) and exit\n"
+	    "  --plan    observe once and print what one poll would launch\n"
+	    "            or terminate, and why; nothing is changed\n"
 	    "  -V        print the version and exit\n",
 	    QS_DEFAULT_CONF);
 	exit(1);
@@ -53,6 +62,8 @@ parse_args(int argc, char **argv, struct opts *o)
 		{ "config", required_argument, NULL, 'c' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
+		{ "check", no_argument, NULL, OPT_CHECK },
+		{ "plan", no_argument, NULL, OPT_PLAN },
 		{ NULL, 0, NULL, 0 }
 	};
 	int	 ch;
@@ -81,6 +92,12 @@ parse_args(int argc, char **argv, struct opts *o)
 		case 'V':
 			printf("qscaled %s\n", QSCALE_VERSION);
 			exit(0);
+		case OPT_CHECK:
+			o->check_cloud = 1;
+			break;
+		case OPT_PLAN:
+			o->dry_run = 1;
+			break;
 		default:
 			usage();
 		}
@@ -88,6 +105,11 @@ parse_args(int argc, char **argv, struct opts *o)
 	if (optind != argc) {
 		fprintf(stderr, "qscaled: unexpected argument '%s'\n",
 		    argv[optind]);
+		usage();
+	}
+	if (o->check_cloud + o->dry_run + o->check_only > 1) {
+		fprintf(stderr, "qscaled: -n, --check and --plan exclude each "
+		    "other\n");
 		usage();
 	}
 }
@@ -247,6 +269,22 @@ main(int argc, char **argv)
 	log_init("qscaled", LOG_LVL_INFO, 1);
 	conf = load_or_die(o.conf_path);
 	conf_register_secrets(conf);
+	if (o.check_cloud) {
+		int rc;
+
+		log_set_level(o.debug ? LOG_LVL_DEBUG : LOG_LVL_WARN);
+		rc = check_main(conf);
+		conf_free(conf);
+		return rc;
+	}
+	if (o.dry_run) {
+		int rc;
+
+		log_set_level(o.debug ? LOG_LVL_DEBUG : LOG_LVL_WARN);
+		rc = poll_dry_run(conf);
+		conf_free(conf);
+		return rc;
+	}
 	if (o.check_only) {
 		if (o.verbose) {
 			char *text = conf_print(conf, 0);
@@ -283,14 +321,22 @@ main(int argc, char **argv)
 	log_set_level(o.debug ? LOG_LVL_DEBUG : conf->log_level);
 	if (logsink_open(conf->log_dir, err, sizeof(err)) == -1 ||
 	    control_listen(&sup, conf->control_socket, err, sizeof(err))
-	    == -1) {
+	    == -1 ||
+	    status_listen(&sup, conf->status_listen, err, sizeof(err)) == -1) {
 		report_ready(readyfd, err);
+		control_close();
+		logsink_close();
 		unlink(pid_path);
+		free(pid_path);
+		conf_free(sup.conf);
+		free(sup.conf_path);
+		event_base_free(sup.base);
 		return 1;
 	}
 	logsink_set_stderr(o.debug);
 	log_set_stderr(0);
 	log_set_sink(logsink_sink, NULL);
+	status_announce();
 	report_ready(readyfd, NULL);
 	if (!o.foreground && (devnull = open("/dev/null", O_WRONLY)) != -1) {
 		dup2(devnull, STDERR_FILENO);
@@ -299,6 +345,8 @@ main(int argc, char **argv)
 
 	sup_run(&sup);
 
+	status_close();
+	metrics_free(&sup);
 	control_close();
 	unlink(pid_path);
 	close(pidfd);

@@ -182,9 +182,10 @@ sup_reload(struct sup *sup, char **err)
 	    logsink_open(conf->log_dir, lerr, sizeof(lerr)) == -1)
 		log_warnx("new log_dir: %s", lerr);
 	if (!str_eq(old->pid_file, conf->pid_file) ||
-	    !str_eq(old->control_socket, conf->control_socket))
-		log_warnx("pid_file and control.socket changes take effect at "
-		    "the next restart");
+	    !str_eq(old->control_socket, conf->control_socket) ||
+	    !str_eq(old->status_listen, conf->status_listen))
+		log_warnx("pid_file, control.socket and status.listen changes "
+		    "take effect at the next restart");
 	if (old->log_level != conf->log_level) {
 		log_set_level(conf->log_level);
 		TAILQ_FOREACH(c, &sup->children, entry)

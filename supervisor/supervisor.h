@@ -20,6 +20,7 @@ struct bufferevent;
 struct evbuffer;
 struct qscale_conf;
 struct proto_msg;
+struct metrics;
 struct report;
 
 #define SUP_BACKOFF_MIN_MS	1000
@@ -86,6 +87,7 @@ struct sup {
 	int			 reloads;
 	int			 reload_failures;
 	char			 last_reload_error[512];
+	struct metrics		*metrics;	/* metrics.c; NULL until used */
 };
 
 /* sup.c */
@@ -207,8 +209,32 @@ struct http_client;
 int		 check_clearml(const struct qscale_conf *, struct event_base *,
 		    struct http_client *);
 
+/* metrics.c: counters that survive restarts, time series, Prometheus */
+#define METRICS_FINE_STEP_MS	5000
+#define METRICS_FINE_POINTS	1440	/* 2 hours */
+#define METRICS_COARSE_STEP_MS	60000
+#define METRICS_COARSE_POINTS	1440	/* 24 hours */
+void		 metrics_snapshot(struct sup_child *);
+void		 metrics_event(struct sup_child *, const cJSON *);
+void		 metrics_duplicate_task(struct sup *);
+void		 metrics_sample(struct sup *, int64_t);
+char		*metrics_render(struct sup *);
+cJSON		*metrics_series_json(struct sup *, int64_t, int64_t);
+void		 metrics_free(struct sup *);
+
+/* status.c: the HTTP status server */
+int		 status_listen(struct sup *, const char *, char *, size_t);
+void		 status_announce(void);
+void		 status_close(void);
+
 /* control.c */
 int		 control_listen(struct sup *, const char *, char *, size_t);
 void		 control_close(void);
+
+/* check.c: qscaled --check */
+struct http_client;
+int		 check_main(const struct qscale_conf *);
+int		 check_aws(const struct qscale_conf *, struct event_base *,
+		    struct http_client *);
 
 #endif /* QSCALE_SUPERVISOR_H */

@@ -230,10 +230,12 @@ plan_memory_copy(struct plan_memory *dst, const struct plan_memory *src)
 {
 	*dst = *src;
 	dst->inst = xcalloc(src->ninst + 1, sizeof(*dst->inst));
-	memcpy(dst->inst, src->inst, src->ninst * sizeof(*dst->inst));
+	if (src->ninst > 0)
+		memcpy(dst->inst, src->inst, src->ninst * sizeof(*dst->inst));
 	dst->requeues = xcalloc(src->nrequeues + 1, sizeof(*dst->requeues));
-	memcpy(dst->requeues, src->requeues,
-	    src->nrequeues * sizeof(*dst->requeues));
+	if (src->nrequeues > 0)
+		memcpy(dst->requeues, src->requeues,
+		    src->nrequeues * sizeof(*dst->requeues));
 }
 
 void
@@ -625,8 +627,9 @@ plan_launch(const struct plan_obs *obs, const struct plan_conf *pc,
 	out->want = QS_MAX(0, QS_MIN(out->demand, room));
 	n = obs->grant < 0 ? out->want : QS_MIN(out->want, obs->grant);
 	if (out->want < out->demand)
-		snprintf(out->note, sizeof(out->note), "max_instances %d "
-		    "reached (%d live)", pc->max_instances, out->live);
+		snprintf(out->note, sizeof(out->note), "max_instances %d: "
+		    "%d live, %d more wanted, %d launched", pc->max_instances,
+		    out->live, out->demand, out->want);
 	else if (n < out->want)
 		snprintf(out->note, sizeof(out->note), "global cap: %d of %d "
 		    "launches granted", n, out->want);
@@ -672,9 +675,12 @@ plan_resource(const struct plan_obs *obs, const struct plan_conf *pc,
 		plan_sync_workers(obs, mem, out);
 	if (!obs->ec2_ok || !obs->workers_ok || !obs->queue_ok) {
 		snprintf(out->note, sizeof(out->note), "observation failed "
-		    "(%s%s%s): nothing launched or terminated",
-		    obs->queue_ok ? "" : " queue", obs->workers_ok ? "" :
-		    " workers", obs->ec2_ok ? "" : " instances");
+		    "(%s%s%s%s%s): nothing launched or terminated",
+		    obs->queue_ok ? "" : "queue",
+		    !obs->queue_ok && !obs->workers_ok ? ", " : "",
+		    obs->workers_ok ? "" : "workers",
+		    (!obs->queue_ok || !obs->workers_ok) && !obs->ec2_ok ?
+		    ", " : "", obs->ec2_ok ? "" : "instances");
 		mem->last_poll_ms = obs->now_ms;
 		return;
 	}

@@ -485,6 +485,16 @@ poll_message(struct wproc *w, uint32_t type, cJSON *body)
 		poll_grant(w->poll, body);
 }
 
+/* The process is stopping: let the calls in flight end, retry nothing. */
+void
+poll_stopping(struct wpoll *p)
+{
+	if (p->ec2 != NULL)
+		ec2_client_set_retry_budget(p->ec2, 0);
+	if (p->cml != NULL)
+		cml_client_set_retry(p->cml, 0, 0, 0);
+}
+
 void
 poll_start(struct wproc *w)
 {
@@ -558,7 +568,7 @@ poll_instances_json(const struct wpoll *p, cJSON *counts)
 {
 	cJSON		*arr = cJSON_CreateArray(), *o;
 	size_t		 i;
-	int		 spot = 0, ondemand = 0, pend = 0, run = 0;
+	int		 spot = 0, ondemand = 0, pend = 0, run = 0, boot = 0;
 
 	for (i = 0; i < p->mem.ninst; i++) {
 		const struct plan_inst *m = &p->mem.inst[i];
@@ -588,7 +598,13 @@ poll_instances_json(const struct wpoll *p, cJSON *counts)
 			pend++;
 		else
 			run++;
+		if (!m->registered && !m->terminating)
+			boot++;
 	}
+	/* after acting: what was just launched counts already */
+	cJSON_ReplaceItemInObject(counts, "live",
+	    cJSON_CreateNumber(spot + ondemand));
+	cJSON_ReplaceItemInObject(counts, "booting", cJSON_CreateNumber(boot));
 	cJSON_AddNumberToObject(counts, "spot", spot);
 	cJSON_AddNumberToObject(counts, "on_demand", ondemand);
 	cJSON_AddNumberToObject(counts, "ec2_pending", pend);

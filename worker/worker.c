@@ -22,6 +22,7 @@
 /* Past a timer's expiry, so that plan() sees it expired. */
 #define WORKER_WAKE_SLACK_MS	50
 #define WORKER_MIN_GAP_MS	250
+#define WORKER_STOP_DEADLINE_S	5
 
 static void	worker_schedule(struct wproc *);
 static void	worker_stop(struct wproc *, const char *);
@@ -72,12 +73,24 @@ worker_exit_when_flushed(struct wproc *w)
 static void
 worker_stop(struct wproc *w, const char *why)
 {
-	if (!w->stopping)
-		log_info("stopping: %s", why);
+	static const struct timeval deadline = { WORKER_STOP_DEADLINE_S, 0 };
+
+	if (w->stopping)
+		return;
+	log_info("stopping: %s", why);
 	w->stopping = 1;
 	evtimer_del(w->ev_poll);
-	if (!w->polling)
+	if (!w->polling) {
 		worker_exit_when_flushed(w);
+		return;
+	}
+	/*
+	 * The calls in flight finish, but nothing is retried any more, and
+	 * past the deadline the process goes anyway: everything it knows
+	 * is in EC2's tags and ClearML, so the next one picks it up.
+	 */
+	poll_stopping(w->poll);
+	event_base_loopexit(w->base, &deadline);
 }
 
 static void

@@ -186,7 +186,8 @@ test_max_instances_cap(void **state)
 	obs_begin(T0, 10);
 	run();
 	assert_int_equal(launched(), 5);
-	assert_string_equal(F.out.note, "max_instances 5 reached (0 live)");
+	assert_string_equal(F.out.note,
+	    "max_instances 5: 0 live, 10 more wanted, 5 launched");
 
 	fx_reset();
 	mem_launched("i-1", 0, T0 - MIN);
