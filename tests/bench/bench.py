@@ -35,7 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
+import traceback
 import urllib.request
 
 RESOURCES = 10
@@ -47,7 +47,6 @@ SIM_ARGS = ["--boot-delay", "2", "--pending-delay", "2",
 RSS_BAR_MB = 5.0                # "a few MB of RSS per process"
 CPU_BAR_PCT = 1.0               # "well under 1% of a core"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 class Abort(Exception):
@@ -219,7 +218,9 @@ def read_env(path):
 # ------------------------------------------------------------ /proc
 
 def proc_cpu(pid):
-    """(utime+stime in s, run time of live threads in s from schedstat)."""
+    """(utime+stime in s, run time of live threads in s from schedstat).
+    Threads that ended are missing from the second; qscale's processes
+    have one thread here (curl resolves no thread for 127.0.0.1)."""
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
     jiffies = int(fields[11]) + int(fields[12])
@@ -1129,8 +1130,12 @@ class Bench:
     # ---------------------------------------------------- summary
 
     def finish(self):
+        load = os.getloadavg()[0]
+        self.results["environment"]["load_after"] = load
         out()
-        out("Summary (one run on this machine)")
+        out("Summary (one run on this machine; load average %.2f before, "
+            "%.2f after)" % (self.results["environment"]["load_before"],
+                             load))
         w = max(len(s[0]) for s in self.summary)
         wm = max(len(s[1]) for s in self.summary)
         wb = max(len(s[2]) for s in self.summary)
@@ -1203,6 +1208,10 @@ def main(argv):
         print("\nbench: interrupted; stopping what it started",
               file=sys.stderr)
         return 130
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        traceback.print_exc()
+        print("bench: failed: %s" % e, file=sys.stderr)
+        return 1
     finally:
         if b is not None:
             signal.signal(signal.SIGINT, signal.SIG_IGN)

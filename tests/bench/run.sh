@@ -5,7 +5,7 @@
 #
 #   tests/bench/run.sh [BUILD_DIR]
 #
-# It takes about four minutes on a 2-core machine.  Only 127.0.0.1 and
+# It takes about 3.5 minutes on a 2-core machine.  Only 127.0.0.1 and
 # free ports are used; everything it starts is stopped on every way out.
 # See tests/bench/bench.py for the environment variables that shorten or
 # lengthen the windows.
