@@ -276,6 +276,7 @@ worker_main(struct qscale_conf *conf, size_t index, int fd)
 	w.index = index;
 	w.res = &conf->resources[index];
 	worker_seed(index);
+	log_libevent();
 	if ((w.base = event_base_new()) == NULL)
 		return 1;
 	set_nonblock(fd);

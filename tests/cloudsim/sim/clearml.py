@@ -57,6 +57,7 @@ ERROR_MSGS = {
     (400, 101): "invalid task id",
     (400, 110): "invalid task status",
     (400, 112): "task in progress (invalid task status)",
+    (400, 131): "events not added",
     (400, 401): "invalid project id",
     (400, 701): "invalid queue id",
     (400, 702): "queue is not empty",
@@ -273,7 +274,7 @@ class ClearML:
             ident = None
             if name not in NO_AUTH:
                 ident = self._authenticate(headers)
-            req = self._parse_request(name, body_raw, query)
+            req = self._parse_request(name, body_raw, query, headers)
             fn = getattr(self, "ep_" + name.replace(".", "_"))
             with self.lock:
                 self._expire_workers()
@@ -320,8 +321,13 @@ class ClearML:
                "data": data}
         return code, "application/json", json.dumps(doc).encode()
 
-    def _parse_request(self, name, raw, query):
+    def _parse_request(self, name, raw, query, headers=None):
         if name == "events.add_batch":
+            # the server reads a batch only from this exact content type;
+            # anything else is an ordinary call with no batch in it
+            ctype = (headers or {}).get("Content-Type") or ""
+            if ctype != "application/json-lines":
+                raise ApiError(400, 17, "send application/json-lines")
             req = {"requests": self._parse_batch(raw)}
         else:
             text = raw.decode("utf-8", "replace").strip()
@@ -1163,8 +1169,9 @@ class ClearML:
         if etype not in self.EVENT_FIELDS:
             return "unsupported event type %r" % (etype,)
         tid = ev.get("task")
-        if tid not in self.tasks:
-            return "invalid task id"
+        if tid not in self.tasks or \
+                self.tasks[tid]["status"] in ("published", "publishing"):
+            return "Invalid task id"    # locked tasks take no events
         for f in self.EVENT_FIELDS[etype]:
             if f not in ev:
                 return "missing field %s" % f
@@ -1179,6 +1186,12 @@ class ClearML:
             stored.setdefault("level", "info")
         stored["@timestamp"] = iso(time.time())
         self.events.setdefault(tid, []).append(stored)
+        t = self.tasks[tid]
+        if etype == "training_stats_scalar":
+            # as the server does: the task's last_iteration is the highest
+            t["last_iteration"] = max(t.get("last_iteration") or 0,
+                                      int(stored["iter"]))
+        t["last_update"] = time.time()
         return None
 
     def ep_events_add(self, req, ctx):
@@ -1198,6 +1211,8 @@ class ClearML:
                 errors[why] = errors.get(why, 0) + 1
             else:
                 added += 1
+        if not added:
+            raise ApiError(400, 131, **errors)
         return {"added": added, "errors": sum(errors.values()),
                 "errors_info": errors}
 
