@@ -1037,13 +1037,14 @@ class Bench:
         sd = b["scale_down"]
         if sd.get("done"):
             figure("scale-down: terminated", "%d instances in %d "
-                   "TerminateInstances call%s, %d unregister%s" % (
+                   "TerminateInstances call%s" % (
                        sd["terminated"], sd["terminate_calls"],
-                       "" if sd["terminate_calls"] == 1 else "s",
-                       sd["unregister_calls"],
-                       "" if sd["unregister_calls"] == 1 else "s"),
+                       "" if sd["terminate_calls"] == 1 else "s"),
                    "fewer than %d" % sd["instances"],
                    sd["terminate_calls"] < sd["instances"])
+            figure("  workers.unregister calls", "%d (%.1f per instance)" % (
+                sd["unregister_calls"], sd["unregister_calls"] /
+                max(1, sd["instances"])), None, None)
         else:
             figure("scale-down", "the burst's instances were not all "
                    "terminated in time", None, False)
@@ -1063,14 +1064,17 @@ class Bench:
         if sd.get("done"):
             self.note("scale-down of %d instances" % sd["instances"],
                       "%d TerminateInstances" % sd["terminate_calls"],
-                      "OSS: %d" % sd["instances"],
+                      "OSS autoscaler: %d" % sd["instances"],
                       sd["terminate_calls"] < sd["instances"])
 
     def print_api(self, c_default, c_short, b):
         rows = []
         for label, c in (("steady, 30 s polls", c_default),
                          ("steady, 2 s polls", c_short)):
-            n = c["total_polls"] or 1
+            n = c["total_polls"]
+            if n == 0:
+                out("    %s: no poll in the window" % label)
+                continue
             own = c["calls_qscale"]
             sim = c["calls_sim"]
             cml = sum(v for k, v in own.items() if k.startswith("clearml"))
@@ -1108,7 +1112,7 @@ class Bench:
             "one instance at a" % b["tasks"])
         out("      time; scale-down: one TerminateInstances and one "
             "workers.get_all per instance.")
-        steady = rows[0]
+        steady = rows[0] if rows[0][0].startswith("steady") else None
         self.results["figures"]["api_per_poll"] = {
             "per_resource": {lab: {"clearml": c1, "ec2": e1,
                                    "clearml_by_cloud": c2,
@@ -1118,12 +1122,13 @@ class Bench:
             "oss_burst": {"RunInstances": b["tasks"],
                           "CreateTags": b["tasks"]},
         }
-        self.note("API calls per poll per resource, steady",
-                  "%.2f ClearML + %.2f EC2" % (steady[1], steady[2]),
-                  "OSS: %.2f + 0 (no inventory)" % oss_cml, None)
+        if steady is not None:
+            self.note("API calls per poll per resource, steady",
+                      "%.2f ClearML + %.2f EC2" % (steady[1], steady[2]),
+                      "OSS autoscaler: %.2f + 0" % oss_cml, None)
         self.note("API calls, burst of %d" % b["tasks"],
                   "%d RunInstances" % b["runinstances_calls"],
-                  "OSS: %d RunInstances + %d CreateTags" % (
+                  "OSS autoscaler: %d + %d CreateTags" % (
                       b["tasks"], b["tasks"]),
                   b["runinstances_calls"] < b["tasks"])
 

@@ -39,7 +39,7 @@
 
 #define SEC		1000
 #define MIN		(60 * SEC)
-#define T0		((int64_t)1800000000000)	/* an arbitrary epoch ms */
+#define T0		((int64_t)1800000000000)	/* any epoch ms */
 #define PREFIX		"qbench:gpu:g4dn.xlarge"
 #define ROUNDS		5
 #define ROUND_NS	200000000LL
@@ -238,7 +238,8 @@ bench_one(size_t n, long fixed_calls)
 				break;
 			calls *= 2;
 		}
-		calls = (long)((double)calls * ROUND_NS / (double)QS_MAX(t, 1));
+		calls = (long)((double)calls * ROUND_NS /
+		    (double)QS_MAX(t, 1));
 		calls = QS_MAX(calls, 1);
 	}
 	rounds = fixed_calls > 0 ? 1 : ROUNDS;
