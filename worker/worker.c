@@ -5,6 +5,8 @@
  * the supervisor's messages.  It exits when told to stop, on SIGTERM, or
  * when the supervisor goes away, after the call in flight.
  */
+#include <sys/random.h>
+
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +28,26 @@
 
 static void	worker_schedule(struct wproc *);
 static void	worker_stop(struct wproc *, const char *);
+
+/*
+ * random() gives the poll jitter and the ClientToken of every launch, so
+ * no two worker processes may share a sequence.  They are forked within
+ * the same few milliseconds with consecutive pids, so pid ^ time often
+ * gives siblings the same seed: their polls align and their launches in
+ * the same-numbered poll carry the same token, which EC2 refuses with
+ * IdempotentParameterMismatch.  A seed from the kernel practically
+ * never collides; pid, index and time mixed apart are the fallback.
+ */
+static void
+worker_seed(size_t index)
+{
+	unsigned int	 seed;
+
+	if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != sizeof(seed))
+		seed = (unsigned int)getpid() * 2654435761u ^
+		    (unsigned int)index * 40503u ^ (unsigned int)now_ms();
+	srandom(seed);
+}
 
 int
 worker_send(struct wproc *w, uint32_t type, cJSON *body)
@@ -253,7 +275,7 @@ worker_main(struct qscale_conf *conf, size_t index, int fd)
 	w.conf = conf;
 	w.index = index;
 	w.res = &conf->resources[index];
-	srandom((unsigned)(getpid() ^ now_ms()));
+	worker_seed(index);
 	log_libevent();
 	if ((w.base = event_base_new()) == NULL)
 		return 1;

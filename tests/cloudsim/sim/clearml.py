@@ -247,6 +247,7 @@ class ClearML:
             self.projects = {}
             self.events = {}
             self.fault = None
+            self.calls = {}            # client -> endpoint -> count
 
     # ------------------------------------------------------------ calls
 
@@ -258,6 +259,7 @@ class ClearML:
         if not m:
             return self._plain(400, "Invalid request path %s" % path)
         name = m.group("name")
+        self._count_call(headers, name)
         requested = m.group("ver") or MAX_VERSION
         if "." not in requested:
             requested = requested[0] + "." + requested[1:]
@@ -289,6 +291,23 @@ class ClearML:
             return self._envelope(call_id, trx, endpoint, 500, 0,
                                   "General server error (%s)" % e,
                                   traceback.format_exc(), {})
+
+    def _count_call(self, headers, name):
+        """Calls by who made them, for the benchmarks: qscale (its
+        User-Agent), the simulated agents (X-ClearML-Worker), or other."""
+        if (headers.get("User-Agent") or "").startswith("qscale/"):
+            client = "qscale"
+        elif headers.get("X-ClearML-Worker"):
+            client = "agent"
+        else:
+            client = "other"
+        with self.lock:
+            per = self.calls.setdefault(client, {})
+            per[name] = per.get(name, 0) + 1
+
+    def snapshot_calls(self):
+        with self.lock:
+            return {c: dict(per) for c, per in self.calls.items()}
 
     def _plain(self, status, text):
         return status, "text/plain; charset=utf-8", text.encode()
