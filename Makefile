@@ -45,9 +45,11 @@ CTL_OBJ :=	$(patsubst %.c,$(BUILD)/obj/%.o,$(CTL_SRC))
 UNIT_BIN :=	$(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 TOOL_BIN :=	$(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRC))
 FUZZ_SRC :=	$(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN :=	$(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
+FUZZ_SECONDS ?=	30
 
 .PHONY: all unit test integration asan deps demo bench install clean format \
-	check-deps
+	check-deps fuzz fuzz-bins
 
 all: check-deps $(BUILD)/qscaled $(BUILD)/qscalectl $(TOOL_BIN)
 
@@ -105,6 +107,20 @@ asan:
 	@$(MAKE) --no-print-directory BUILD=$(BUILD)/asan OPT="-O1 -g" \
 	    SAN="-fsanitize=address,undefined -fno-omit-frame-pointer \
 	    -fno-sanitize-recover=undefined" unit
+
+# libFuzzer harnesses of every parser of untrusted input (clang):
+# make fuzz [FUZZ_SECONDS=30] runs each for that long.
+$(BUILD)/fuzz/%: $(BUILD)/obj/tests/fuzz/%.o $(BUILD)/libqscale.a
+	@mkdir -p $(dir $@)
+	$(CC) $(QS_LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LIBS)
+
+fuzz-bins: $(FUZZ_BIN)
+
+fuzz:
+	@$(MAKE) --no-print-directory BUILD=$(BUILD)/fuzzing CC=clang \
+	    OPT="-O1 -g" SAN="-fsanitize=address,undefined,fuzzer-no-link \
+	    -fno-omit-frame-pointer" fuzz-bins
+	@tests/fuzz/run.sh $(BUILD)/fuzzing $(FUZZ_SECONDS)
 
 deps:
 	@contrib/deps.sh

@@ -42,6 +42,7 @@ struct cml_req {
 	char			 endpoint[64];
 	char			*body;
 	int			 is_login;	/* the auth.login request */
+	int			 lines;		/* body is JSON lines */
 	int			 login_waiter;	/* a cml_login() caller */
 	int			 retries;
 	int			 relogged;	/* its one 401 retry is used */
@@ -394,7 +395,8 @@ req_send(struct cml_req *req)
 	struct cml_error	 err;
 	char			*url;
 
-	hdrs[0] = "Content-Type: application/json";
+	hdrs[0] = req->lines ? "Content-Type: application/json-lines" :
+	    "Content-Type: application/json";
 	hdrs[1] = "Accept: application/json";
 	hdrs[2] = req->is_login ? c->basic_hdr : c->bearer_hdr;
 	hdrs[3] = NULL;
@@ -631,6 +633,27 @@ cml_call(struct cml_client *c, const char *endpoint, const cJSON *params,
 {
 	return call_start(c, endpoint, params, done, arg, NULL) != NULL ? 0 :
 	    -1;
+}
+
+/*
+ * POSTs body as it is, as application/json-lines: one JSON object a
+ * line, the form the batch endpoints (events.add_batch) read.
+ */
+int
+cml_call_lines(struct cml_client *c, const char *endpoint, const char *body,
+    cml_json_fn done, void *arg)
+{
+	struct cml_req	*req;
+
+	if (c == NULL || endpoint == NULL || body == NULL || done == NULL ||
+	    strlen(endpoint) >= sizeof(req->endpoint))
+		return -1;
+	req = req_new(c, endpoint, NULL, NULL, done, arg);
+	free(req->body);
+	req->body = xstrdup(body);
+	req->lines = 1;
+	req_dispatch(req);
+	return 0;
 }
 
 /* The typed calls: a context carries the caller's callback. */

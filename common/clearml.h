@@ -125,6 +125,8 @@ const char	*cml_server_version(const struct cml_client *);
 const char	*cml_api_version(const struct cml_client *);
 int		 cml_call(struct cml_client *, const char *, const cJSON *,
 		    cml_json_fn, void *);
+int		 cml_call_lines(struct cml_client *, const char *,
+		    const char *, cml_json_fn, void *);
 int		 cml_queue_resolve(struct cml_client *, const char *,
 		    cml_id_fn, void *);
 int		 cml_queue_get(struct cml_client *, const char *,

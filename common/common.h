@@ -72,6 +72,7 @@ void		 log_set_level(int);
 int		 log_get_level(void);
 void		 log_set_stderr(int);
 void		 log_set_sink(log_sink_fn, void *);
+void		 log_libevent(void);
 const char	*log_level_name(int);
 int		 log_level_parse(const char *);
 void		 log_format_line(char *, size_t, int64_t, int, const char *,

@@ -362,6 +362,14 @@ aws_creds_provider_new(struct event_base *base, struct http_client *http,
 		ep = IMDS_DEFAULT;
 	xasprintf(&p->imds, "%s%s", ep, ep[strlen(ep) - 1] == '/' ? "" : "/");
 	creds_resolve(p, &conf->aws);
+	if (p->have)
+		log_info("AWS credentials from %s (%s)", p->creds.source,
+		    p->creds.access_key_id);
+	else if (p->kind == CREDS_ROLE)
+		log_info("AWS credentials from the instance role, through %s",
+		    p->imds);
+	else
+		log_warnx("%s", p->error);
 	return p;
 }
 

@@ -68,6 +68,7 @@ struct ec2_req {
 	struct event		*ev;		/* retry, deferred error */
 	struct ec2_error	 deferred;	/* what ev delivers */
 	int			 failed;
+	int			 retry_wait;	/* ev is a backoff timer */
 	int64_t			 sent_mono;
 	req_done_fn		 done;
 	void			*ctx;
@@ -252,11 +253,28 @@ ec2_client_set_page_size(struct ec2_client *c, int n)
 		c->page_size = n;
 }
 
+/*
+ * The retry budget, in tokens.  0 stops every retry, including those
+ * waiting for their backoff: they end now with their last error (a
+ * worker process that is stopping does this).
+ */
 void
 ec2_client_set_retry_budget(struct ec2_client *c, int tokens)
 {
-	if (tokens >= 0)
-		c->budget = c->budget_max = tokens;
+	struct ec2_req	*r;
+
+	if (tokens < 0)
+		return;
+	c->budget = c->budget_max = tokens;
+	if (tokens > 0)
+		return;
+	TAILQ_FOREACH(r, &c->reqs, entry) {
+		if (!r->retry_wait)
+			continue;
+		r->retry_wait = 0;
+		r->failed = 1;
+		timer_add_ms(r->ev, 0);
+	}
 }
 
 void
@@ -334,6 +352,7 @@ req_deferred_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	r->retry_wait = 0;
 	if (r->failed) {
 		/* the handler frees r: hand it a copy */
 		e = r->deferred;
@@ -413,6 +432,8 @@ req_retry(struct ec2_req *r, const struct ec2_error *e, int timed_out)
 	delay = ec2_retry_delay_ms(r->attempts - 1, c->base_delay,
 	    c->max_delay, arc4random());
 	c->stats[r->act].retries++;
+	r->deferred = *e;	/* what ends it if retries are stopped */
+	r->retry_wait = 1;
 	log_debug("ec2: %s: %s (%s) on attempt %d of %d, retrying in "
 	    "%lld ms", act_names[r->act], *e->code != '\0' ? e->code :
 	    e->message, ec2_err_class_name(e->cls), r->attempts,

@@ -405,8 +405,9 @@ error_without_code(long status, const char *body, size_t len,
 	if (len == 0)
 		snprintf(e->message, sizeof(e->message), "HTTP %ld with an "
 		    "empty body", status);
-	else if (*body == '<' && (strncasecmp(body, "<!doctype html", 14) ==
-	    0 || strncasecmp(body, "<html", 5) == 0)) {
+	else if (*body == '<' && ((len >= 14 &&
+	    strncasecmp(body, "<!doctype html", 14) == 0) ||
+	    (len >= 5 && strncasecmp(body, "<html", 5) == 0))) {
 		html_title(body, len, title, sizeof(title));
 		snprintf(e->message, sizeof(e->message), "HTTP %ld with an "
 		    "HTML page%s%s%s", status, *title != '\0' ? " (\"" : "",

@@ -392,27 +392,3 @@ http_check_done(struct http_client *c)
 		http_finish(call, msg->data.result);
 	}
 }
-
-/* Percent-encodes everything but the unreserved characters (RFC 3986). */
-char *
-http_urlencode(const char *s)
-{
-	static const char	 hex[] = "0123456789ABCDEF";
-	size_t			 n = strlen(s), i, j = 0;
-	char			*out = xmalloc(n * 3 + 1);
-	unsigned char		 ch;
-
-	for (i = 0; i < n; i++) {
-		ch = (unsigned char)s[i];
-		if (isalnum(ch) || ch == '-' || ch == '_' || ch == '.' ||
-		    ch == '~')
-			out[j++] = (char)ch;
-		else {
-			out[j++] = '%';
-			out[j++] = hex[ch >> 4];
-			out[j++] = hex[ch & 15];
-		}
-	}
-	out[j] = '\0';
-	return out;
-}

@@ -51,6 +51,5 @@ struct http_call *http_request(struct http_client *, const struct http_req *,
 void		 http_call_cancel(struct http_call *);
 size_t		 http_inflight(const struct http_client *);
 const char	*http_resp_header(const struct http_resp *, const char *);
-char		*http_urlencode(const char *);
 
 #endif /* QSCALE_HTTP_H */

@@ -10,6 +10,8 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
 #include "common.h"
 
 #define LOG_MAX_TEXT	8192
@@ -231,4 +233,22 @@ fatalx(const char *fmt, ...)
 	log_verr(LOG_LVL_ERROR, fmt, ap, 0);
 	va_end(ap);
 	exit(1);
+}
+
+/*
+ * libevent's own messages join ours instead of going to stderr.  Its
+ * warnings (a new event base taking over the signals in a freshly forked
+ * worker process, say) are for debugging; its errors are warnings.
+ */
+static void
+log_libevent_cb(int severity, const char *msg)
+{
+	log_msg(severity >= EVENT_LOG_ERR ? LOG_LVL_WARN : LOG_LVL_DEBUG,
+	    "libevent: %s", msg);
+}
+
+void
+log_libevent(void)
+{
+	event_set_log_callback(log_libevent_cb);
 }

@@ -740,9 +740,9 @@ px_gauges(FILE *f, struct sup *sup)
 		if ((cr = mx_conf(c)) != NULL)
 			px_sample(f, "qscale_max_instances", cr->max_instances,
 			    "resource", c->name, NULL);
-	px_family(f, "qscale_max_instances_total", "gauge", "The global cap "
+	px_family(f, "qscale_global_max_instances", "gauge", "The global cap "
 	    "on instances across resources (max_instances_total; 0: none).");
-	px_sample(f, "qscale_max_instances_total",
+	px_sample(f, "qscale_global_max_instances",
 	    sup->conf->max_instances_total, NULL);
 }
 

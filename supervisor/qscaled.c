@@ -315,6 +315,7 @@ main(int argc, char **argv)
 	sup.debug = o.debug;
 	sup.foreground = o.foreground;
 	sup.started_ms = now_ms();
+	log_libevent();
 	if ((sup.base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
 

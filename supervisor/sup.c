@@ -19,6 +19,21 @@
 #include "proto.h"
 #include "supervisor.h"
 
+static cJSON *
+sup_report_status(void *arg)
+{
+	return sup_status_json(arg);
+}
+
+static void
+sup_report_env(struct sup *sup, struct report_env *env)
+{
+	env->base = sup->base;
+	env->conf_path = sup->conf_path;
+	env->status = sup_report_status;
+	env->arg = sup;
+}
+
 static void
 sup_stop_timeout_cb(evutil_socket_t fd, short ev, void *arg)
 {
@@ -137,6 +152,7 @@ sup_reload(struct sup *sup, char **err)
 	struct conf_errors	 errs = { NULL, 0 };
 	struct qscale_conf	*conf, *old = sup->conf;
 	struct sup_child	*c;
+	struct report_env	 env;
 	char			 lerr[256];
 	size_t			 i;
 
@@ -177,6 +193,8 @@ sup_reload(struct sup *sup, char **err)
 				sup_child_set_log_level(c, conf->log_level);
 	}
 	sup_reload_children(sup);
+	sup_report_env(sup, &env);
+	sup->report = report_reload(sup->report, &env, conf);
 	conf_free(old);
 	log_info("configuration reloaded");
 	return 0;
@@ -261,6 +279,9 @@ sup_status_json(struct sup *sup)
 	cJSON_AddStringToObject(o, "last_reload_error",
 	    sup->last_reload_error);
 	cJSON_AddItemToObject(o, "global", sup_global_status(sup));
+	if (sup->report != NULL)
+		cJSON_AddItemToObject(o, "report",
+		    report_status_json(sup->report));
 	arr = cJSON_AddArrayToObject(o, "resources");
 	TAILQ_FOREACH(c, &sup->children, entry)
 		cJSON_AddItemToArray(arr, child_status_json(c));
@@ -274,6 +295,7 @@ sup_run(struct sup *sup)
 	static const int sigs[] = { SIGHUP, SIGTERM, SIGINT, SIGUSR1,
 	    SIGCHLD };
 	struct sup_child	*c;
+	struct report_env	 env;
 	size_t			 i;
 
 	signal(SIGPIPE, SIG_IGN);
@@ -289,6 +311,9 @@ sup_run(struct sup *sup)
 	    sup->conf->nresources == 1 ? "" : "s", sup->conf_path);
 	for (i = 0; i < sup->conf->nresources; i++)
 		sup_child_spawn(sup_child_new(sup, i));
+	/* after the first fork: no worker process starts with its state */
+	sup_report_env(sup, &env);
+	sup->report = report_start(&env, sup->conf);
 
 	event_base_dispatch(sup->base);
 
@@ -299,6 +324,8 @@ sup_run(struct sup *sup)
 			waitpid(c->pid, NULL, 0);
 			c->pid = 0;
 		}
+	report_finish(sup->report);
+	sup->report = NULL;
 	while ((c = TAILQ_FIRST(&sup->children)) != NULL)
 		sup_child_free(c);
 	for (i = 0; i < QS_ARRAYLEN(sigs); i++)

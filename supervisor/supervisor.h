@@ -21,6 +21,7 @@ struct evbuffer;
 struct qscale_conf;
 struct proto_msg;
 struct metrics;
+struct report;
 
 #define SUP_BACKOFF_MIN_MS	1000
 #define SUP_BACKOFF_MAX_MS	60000
@@ -82,6 +83,7 @@ struct sup {
 	struct event		*ev_stop_timer;
 	struct event		*ev_tick;
 	struct sup_blackout	 blackout;
+	struct report		*report;	/* report.c; NULL: off */
 	int			 reloads;
 	int			 reload_failures;
 	char			 last_reload_error[512];
@@ -112,6 +114,80 @@ void		 sup_global_message(struct sup_child *, struct proto_msg *);
 void		 sup_global_tick(struct sup *);
 void		 sup_global_child_started(struct sup_child *);
 cJSON		*sup_global_status(struct sup *);
+
+/* report.c: the autoscaler as a task in its ClearML server */
+#define REPORT_MIN_INTERVAL_MS	10000	/* polling_interval, at least */
+#define REPORT_MAX_SCALARS	10000	/* kept while the server is away */
+#define REPORT_MAX_LOGS		5000	/* log lines kept, and ... */
+#define REPORT_MAX_LOG_BYTES	(2 * 1024 * 1024)	/* their text */
+#define REPORT_BATCH_EVENTS	500	/* one events.add_batch */
+#define REPORT_BATCH_BYTES	(512 * 1024)
+
+struct report_ev {
+	TAILQ_ENTRY(report_ev)	 entry;
+	uint64_t		 seq;
+	int64_t			 ts;		/* epoch ms */
+	int64_t			 iter;		/* scalar */
+	const char		*metric;	/* scalar, static */
+	char			*variant;	/* scalar */
+	double			 value;		/* scalar */
+	int			 level;		/* log */
+	char			*msg;		/* log, masked */
+};
+TAILQ_HEAD(report_evs, report_ev);
+
+/* What waits for the server, oldest first, bounded. */
+struct report_backlog {
+	struct report_evs	 scalars;
+	struct report_evs	 logs;
+	size_t			 nscalars;
+	size_t			 nlogs;
+	size_t			 log_bytes;
+	size_t			 max_scalars;
+	size_t			 max_logs;
+	size_t			 max_log_bytes;
+	uint64_t		 seq;
+	uint64_t		 dropped_scalars;	/* not yet told */
+	uint64_t		 dropped_logs;
+};
+
+/* What one batch carried. */
+struct report_sent {
+	uint64_t		 scalar_seq;	/* scalars up to this one */
+	uint64_t		 log_seq;	/* lines up to this one */
+	uint64_t		 dropped_scalars;	/* told in its note */
+	uint64_t		 dropped_logs;
+	size_t			 nevents;
+	int			 full;		/* more was left behind */
+};
+
+typedef cJSON	*(*report_status_fn)(void *);	/* sup_status_json */
+struct report_env {
+	struct event_base	*base;
+	const char		*conf_path;
+	report_status_fn	 status;
+	void			*arg;
+};
+
+struct report	*report_start(const struct report_env *,
+		    const struct qscale_conf *);
+struct report	*report_reload(struct report *, const struct report_env *,
+		    const struct qscale_conf *);
+void		 report_finish(struct report *);
+void		 report_free(struct report *);
+cJSON		*report_status_json(const struct report *);
+void		 report_backlog_init(struct report_backlog *, size_t, size_t,
+		    size_t);
+void		 report_backlog_clear(struct report_backlog *);
+void		 report_backlog_move(struct report_backlog *,
+		    struct report_backlog *);
+void		 report_backlog_line(struct report_backlog *, const char *);
+size_t		 report_backlog_status(struct report_backlog *, const cJSON *,
+		    int64_t, int64_t);
+char		*report_batch(const struct report_backlog *, const char *,
+		    int64_t, size_t, size_t, struct report_sent *);
+void		 report_backlog_sent(struct report_backlog *,
+		    const struct report_sent *);
 
 /* logsink.c */
 int		 logsink_open(const char *, char *, size_t);

@@ -217,8 +217,9 @@ act_launch_next(struct act_launch *l)
 	const char		*subnet = act_launch_subnet(l, l->subnet);
 	char			 token[64];
 
-	snprintf(token, sizeof(token), "qs-%08lx%08lx-%llu-%zu",
-	    (unsigned long)random(), (unsigned long)random(),
+	/* unique per call; the resource's index keeps resources apart */
+	snprintf(token, sizeof(token), "qs%zu-%08lx%08lx-%llu-%zu",
+	    p->w->index, (unsigned long)random(), (unsigned long)random(),
 	    (unsigned long long)p->w->polls, l->subnet);
 	l->subnet++;
 	l->attempts++;

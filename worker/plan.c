@@ -314,7 +314,8 @@ plan_gone(const struct plan_obs *obs, struct plan_memory *mem,
 	snprintf(a->task, sizeof(a->task), "%s", m->task);
 	a->reason = m->terminating ? m->reason : PLAN_R_INTERRUPTED;
 	snprintf(a->why, sizeof(a->why), "%s", state_reason);
-	if (m->worker[0] != '\0') {
+	/* one qscale terminated was unregistered right after the call */
+	if (m->worker[0] != '\0' && !m->terminating) {
 		a = plan_add(out, PLAN_UNREGISTER);
 		snprintf(a->worker, sizeof(a->worker), "%s", m->worker);
 		snprintf(a->instance, sizeof(a->instance), "%s", m->id);

@@ -485,6 +485,16 @@ poll_message(struct wproc *w, uint32_t type, cJSON *body)
 		poll_grant(w->poll, body);
 }
 
+/* The process is stopping: let the calls in flight end, retry nothing. */
+void
+poll_stopping(struct wpoll *p)
+{
+	if (p->ec2 != NULL)
+		ec2_client_set_retry_budget(p->ec2, 0);
+	if (p->cml != NULL)
+		cml_client_set_retry(p->cml, 0, 0, 0);
+}
+
 void
 poll_start(struct wproc *w)
 {

@@ -5,6 +5,8 @@
  * the supervisor's messages.  It exits when told to stop, on SIGTERM, or
  * when the supervisor goes away, after the call in flight.
  */
+#include <sys/random.h>
+
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,9 +24,30 @@
 /* Past a timer's expiry, so that plan() sees it expired. */
 #define WORKER_WAKE_SLACK_MS	50
 #define WORKER_MIN_GAP_MS	250
+#define WORKER_STOP_DEADLINE_S	5
 
 static void	worker_schedule(struct wproc *);
 static void	worker_stop(struct wproc *, const char *);
+
+/*
+ * random() gives the poll jitter and the ClientToken of every launch, so
+ * no two worker processes may share a sequence.  They are forked within
+ * the same few milliseconds with consecutive pids, so pid ^ time often
+ * gives siblings the same seed: their polls align and their launches in
+ * the same-numbered poll carry the same token, which EC2 refuses with
+ * IdempotentParameterMismatch.  A seed from the kernel practically
+ * never collides; pid, index and time mixed apart are the fallback.
+ */
+static void
+worker_seed(size_t index)
+{
+	unsigned int	 seed;
+
+	if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != sizeof(seed))
+		seed = (unsigned int)getpid() * 2654435761u ^
+		    (unsigned int)index * 40503u ^ (unsigned int)now_ms();
+	srandom(seed);
+}
 
 int
 worker_send(struct wproc *w, uint32_t type, cJSON *body)
@@ -72,12 +95,24 @@ worker_exit_when_flushed(struct wproc *w)
 static void
 worker_stop(struct wproc *w, const char *why)
 {
-	if (!w->stopping)
-		log_info("stopping: %s", why);
+	static const struct timeval deadline = { WORKER_STOP_DEADLINE_S, 0 };
+
+	if (w->stopping)
+		return;
+	log_info("stopping: %s", why);
 	w->stopping = 1;
 	evtimer_del(w->ev_poll);
-	if (!w->polling)
+	if (!w->polling) {
 		worker_exit_when_flushed(w);
+		return;
+	}
+	/*
+	 * The calls in flight finish, but nothing is retried any more, and
+	 * past the deadline the process goes anyway: everything it knows
+	 * is in EC2's tags and ClearML, so the next one picks it up.
+	 */
+	poll_stopping(w->poll);
+	event_base_loopexit(w->base, &deadline);
 }
 
 static void
@@ -240,7 +275,8 @@ worker_main(struct qscale_conf *conf, size_t index, int fd)
 	w.conf = conf;
 	w.index = index;
 	w.res = &conf->resources[index];
-	srandom((unsigned)(getpid() ^ now_ms()));
+	worker_seed(index);
+	log_libevent();
 	if ((w.base = event_base_new()) == NULL)
 		return 1;
 	set_nonblock(fd);

@@ -303,6 +303,7 @@ void		 poll_error(struct wpoll *, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
 void		 poll_event(struct wpoll *, const char *, struct cJSON *);
 void		 poll_acted(struct wpoll *);
+void		 poll_stopping(struct wpoll *);
 
 /* dryrun.c */
 int		 poll_dry_run(struct qscale_conf *);

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # A worker process that keeps crashing is respawned later and later:
+# qscale-test: serial
 # 1 s, then 2 s, then 4 s.
 . "$(dirname "$0")/lib.sh"
 

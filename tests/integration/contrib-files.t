@@ -374,7 +374,7 @@ check "and its match block applies" \
 # ---- Grafana dashboard
 METRICS="qscale_instances qscale_queue_pending qscale_queue_oldest_wait_seconds
 qscale_workers qscale_instances_booting qscale_max_instances
-qscale_max_instances_total qscale_launches_total
+qscale_global_max_instances qscale_launches_total
 qscale_launched_instances_total qscale_terminations_total
 qscale_requeues_total qscale_api_calls_total qscale_api_errors_total
 qscale_api_retries_total qscale_api_latency_seconds

@@ -91,35 +91,35 @@ CRED
 SECRETS="$SECRETS shared-SECRET-value-5 shared-SECRET-value-6 shared-TOKEN-value-8"
 export AWS_SHARED_CREDENTIALS_FILE=$T/credentials
 faults_reset
-ncall --endpoint "$FAULT_URL/" describe >"$out"
+ncall --endpoint "$FAULT_URL/" describe >"$out" 2>>"$T/stderr.log"
 check "the shared file's default profile" \
     jqt ".ok and .creds_source == \"shared file $T/credentials [default]\" and .access_key_id == \"AKIDSHAREDDEFAULT\"" "$out"
-ncall --endpoint "$FAULT_URL/" --profile other describe >"$out"
+ncall --endpoint "$FAULT_URL/" --profile other describe >"$out" 2>>"$T/stderr.log"
 check "aws.profile picks a profile" jqt '.ok and .access_key_id == "AKIDSHAREDOTHER"' "$out"
 check "its session token is sent" test "$(faults_log | jq -r '.[-1].token')" = shared-TOKEN-value-8
-AWS_PROFILE=other ncall --endpoint "$FAULT_URL/" describe >"$out"
+AWS_PROFILE=other ncall --endpoint "$FAULT_URL/" describe >"$out" 2>>"$T/stderr.log"
 check "AWS_PROFILE picks a profile" jqt '.ok and .access_key_id == "AKIDSHAREDOTHER"' "$out"
-ncall --endpoint "$FAULT_URL/" --profile nosuch describe >"$out"
+ncall --endpoint "$FAULT_URL/" --profile nosuch describe >"$out" 2>>"$T/stderr.log"
 check "a profile that is not there is an error naming it and the file" \
     jqt ".ok == false and (.error.message | test(\"profile \\\\[nosuch\\\\] not found in $T/credentials\"))" "$out"
 printf '[default\naws_access_key_id = x\n' >"$T/broken"
-AWS_SHARED_CREDENTIALS_FILE=$T/broken ncall --endpoint "$FAULT_URL/" describe >"$out"
+AWS_SHARED_CREDENTIALS_FILE=$T/broken ncall --endpoint "$FAULT_URL/" describe >"$out" 2>>"$T/stderr.log"
 check "a broken file is an error naming file and line" \
     jqt ".ok == false and (.error.message | test(\"$T/broken:1: unterminated section\"))" "$out"
 printf '[default]\naws_access_key_id = x\n' >"$T/half"
-AWS_SHARED_CREDENTIALS_FILE=$T/half ncall --endpoint "$FAULT_URL/" describe >"$out"
+AWS_SHARED_CREDENTIALS_FILE=$T/half ncall --endpoint "$FAULT_URL/" describe >"$out" 2>>"$T/stderr.log"
 check "a profile without its secret is an error" \
     jqt '.ok == false and (.error.message | test("lacks aws_secret_access_key"))' "$out"
 
 # the order: configuration (or environment) keys, shared file, role
 AWS_ACCESS_KEY_ID=AKIDFROMENV AWS_SECRET_ACCESS_KEY=env-SECRET-value-4 \
-    "$EC2CALL" --endpoint "$FAULT_URL/" describe >"$out"
+    "$EC2CALL" --endpoint "$FAULT_URL/" describe >"$out" 2>>"$T/stderr.log"
 SECRETS="$SECRETS env-SECRET-value-4"
 check "environment keys come before the shared file" \
     jqt '.ok and .creds_source == "environment" and .access_key_id == "AKIDFROMENV"' "$out"
 start_imds
 AWS_EC2_METADATA_SERVICE_ENDPOINT=$IMDS_URL ncall --endpoint "$FAULT_URL/" \
-    --iam-role describe >"$out"
+    --iam-role describe >"$out" 2>>"$T/stderr.log"
 check "the shared file comes before the instance role" \
     jqt '.ok and .access_key_id == "AKIDSHAREDDEFAULT"' "$out"
 unset AWS_SHARED_CREDENTIALS_FILE

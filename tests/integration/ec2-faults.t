@@ -119,6 +119,16 @@ check "with the budget gone the error returns: attempts 3" \
     jqt '.ok == false and .error.attempts == 3 and .budget == 2' "$out"
 check "the exhausted budget is logged" grep -q 'retry budget is exhausted' "$T/err.log"
 
+# retries stopped (budget 0, as a stopping worker process does) while
+# one waits for its backoff: it ends at once with its last error
+faults_reset
+faults '[{"action":"DescribeInstances","status":503,"code":"RequestLimitExceeded","times":10}]'
+run --base-delay 5000 --max-delay 5000 --stop-retries 300 describe
+check "a retry waiting for its backoff ends when retries stop" \
+    jqt '.ok == false and .error.code == "RequestLimitExceeded" and .elapsed_ms < 2000' "$out"
+check "the retry that waited was never sent" \
+    test "$(faults_log | jq length)" = "$(jq .error.attempts "$out")"
+
 # a body larger than the cap is cut off, not retried
 faults_reset
 faults '[{"kind":"big","bytes":300000,"times":3}]'

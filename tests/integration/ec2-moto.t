@@ -63,14 +63,14 @@ maws ec2 describe-instance-attribute --instance-id "$ID" --attribute userData \
 check "read back: user data byte for byte" cmp -s "$T/ud.sh" "$T/ud.back"
 
 # our own DescribeInstances sees it with every field
-mcall describe -f tag:qscale:resource=gpu -f instance-state-name=pending,running >"$out"
+mcall describe -f tag:qscale:resource=gpu -f instance-state-name=pending,running >"$out" 2>>"$T/stderr.log"
 check "DescribeInstances by the ownership tag finds it" jqt ".ok and .count == 1 and .instances[0].id == \"$ID\"" "$out"
 check "its fields: state, zone, image, ip, tags, launch time" \
     jqt '.instances[0] | .state == "running" and .state_code == 16 and .az == "us-east-1b" and .image == "ami-1e749f67" and (.private_ip | length) > 6 and .tags["qscale:autoscaler"] == "test" and .launch_ms > 1600000000000' "$out"
 
 # a spot launch with a custom launch spec merged in
 mcall run --image ami-1e749f67 --type c5.large --az us-east-1c --spot \
-    --tag qscale:resource=spot --custom '{"EbsOptimized": true, "Monitoring": {"Enabled": true}}' >"$out"
+    --tag qscale:resource=spot --custom '{"EbsOptimized": true, "Monitoring": {"Enabled": true}}' >"$out" 2>>"$T/stderr.log"
 SPOT=$(jq -r '.instances[0].id' "$out")
 check "a spot launch works and says spot" jqt '.ok and .instances[0].spot and .instances[0].az == "us-east-1c"' "$out"
 maws ec2 describe-instances --instance-ids "$SPOT" --query 'Reservations[0].Instances[0]' >"$T/spot.json"
@@ -79,9 +79,9 @@ check "read back: custom launch spec (EbsOptimized, Monitoring)" jqt '.EbsOptimi
 
 # more than two pages (moto pages by reservation)
 for _ in 1 2 3 4 5; do
-	mcall run --image ami-1e749f67 --type t3.nano --tag qscale:resource=paged >/dev/null
+	mcall run --image ami-1e749f67 --type t3.nano --tag qscale:resource=paged >/dev/null 2>&1
 done
-mcall --page-size 2 describe -f tag:qscale:resource=paged >"$out"
+mcall --page-size 2 describe -f tag:qscale:resource=paged >"$out" 2>>"$T/stderr.log"
 check "DescribeInstances follows every page: 5 instances" jqt '.ok and .count == 5' "$out"
 check "in 3 pages of 2" jqt '.stats.DescribeInstances.calls == 3' "$out"
 check "no instance twice" jqt '[.instances[].id] | unique | length == 5' "$out"
@@ -89,13 +89,13 @@ check "no instance twice" jqt '[.instances[].id] | unique | length == 5' "$out"
 # CreateTags, then filter on it
 P1=$(jq -r '.instances[0].id' "$out")
 P2=$(jq -r '.instances[1].id' "$out")
-mcall tags -t draining=yes -t 'note=x y' "$P1" "$P2" >"$out"
+mcall tags -t draining=yes -t 'note=x y' "$P1" "$P2" >"$out" 2>>"$T/stderr.log"
 check "CreateTags works" jqt '.ok' "$out"
-mcall describe -f tag:draining=yes >"$out"
+mcall describe -f tag:draining=yes >"$out" 2>>"$T/stderr.log"
 check "the new tag filters" test "$(jq -r '[.instances[].id] | sort | join(" ")' "$out")" = "$(printf '%s\n' "$P1" "$P2" | sort | tr '\n' ' ' | sed 's/ $//')"
 
 # GetConsoleOutput
-mcall console "$ID" >"$out"
+mcall console "$ID" >"$out" 2>>"$T/stderr.log"
 check "GetConsoleOutput comes back decoded" jqt '.ok and (.output | test("Linux version"))' "$out"
 
 # a batch terminate with an unknown id: the others are terminated
@@ -112,16 +112,16 @@ states=$(maws ec2 describe-instances --instance-ids "$P1" "$P2" \
 check "moto says both are terminated ($states)" test "$states" = "terminated terminated"
 
 # dry runs, and errors moto produces
-mcall run --image ami-1e749f67 --type t3.micro --subnet "$SUB" --dry-run >"$out"
+mcall run --image ami-1e749f67 --type t3.micro --subnet "$SUB" --dry-run >"$out" 2>>"$T/stderr.log"
 check "a dry run that would work is a success without instances" jqt '.ok and .count == 0' "$out"
 # (moto answers a dry run before it looks at the parameters)
-mcall run --image ami-1e749f67 --type t3.micro --subnet subnet-0nothere >"$out"
+mcall run --image ami-1e749f67 --type t3.micro --subnet subnet-0nothere >"$out" 2>>"$T/stderr.log"
 check "a bad subnet: InvalidSubnetID.NotFound, not found, one attempt" \
     jqt '.ok == false and .error.code == "InvalidSubnetID.NotFound" and .error.class == "not found" and .error.attempts == 1' "$out"
-mcall run --image ami-1e749f67 --type t3.micro --iam-name no-such-profile >"$out"
+mcall run --image ami-1e749f67 --type t3.micro --iam-name no-such-profile >"$out" 2>>"$T/stderr.log"
 check "a missing instance profile: NoSuchEntity, not found" \
     jqt '.error.code == "NoSuchEntity" and .error.class == "not found" and .error.http_status == 404' "$out"
-mcall run --image ami-1e749f67 --type t3.micro --sg sg-0nothere >"$out"
+mcall run --image ami-1e749f67 --type t3.micro --sg sg-0nothere >"$out" 2>>"$T/stderr.log"
 check "a missing group: InvalidGroup.NotFound" jqt '.error.code == "InvalidGroup.NotFound" and .error.class == "not found"' "$out"
 
 # a wrong secret
@@ -141,17 +141,17 @@ read -r SAK SSK STOK < <(maws sts assume-role --role-arn \
     --query 'Credentials.[AccessKeyId,SecretAccessKey,SessionToken]' --output text)
 SECRETS="$SECRETS $SSK $STOK"
 AWS_ACCESS_KEY_ID=$SAK AWS_SECRET_ACCESS_KEY=$SSK AWS_SESSION_TOKEN=$STOK \
-    "$EC2CALL" --endpoint "$MOTO_URL/" describe -f tag:qscale:resource=gpu >"$out"
+    "$EC2CALL" --endpoint "$MOTO_URL/" describe -f tag:qscale:resource=gpu >"$out" 2>>"$T/stderr.log"
 check "session credentials work (token signed)" jqt ".ok and .count == 1 and .access_key_id == \"$SAK\"" "$out"
 AWS_ACCESS_KEY_ID=$SAK AWS_SECRET_ACCESS_KEY=$SSK AWS_SESSION_TOKEN=wrong-token-value \
-    "$EC2CALL" --endpoint "$MOTO_URL/" describe >"$out"
+    "$EC2CALL" --endpoint "$MOTO_URL/" describe >"$out" 2>>"$T/stderr.log"
 check "a wrong session token fails with an auth error" jqt '.ok == false and .error.class == "auth"' "$out"
 AWS_ACCESS_KEY_ID=$SAK AWS_SECRET_ACCESS_KEY=$SSK \
-    "$EC2CALL" --endpoint "$MOTO_URL/" describe >"$out"
+    "$EC2CALL" --endpoint "$MOTO_URL/" describe >"$out" 2>>"$T/stderr.log"
 check "session keys without their token fail" jqt '.ok == false and .error.class == "auth"' "$out"
 
 # another region is another state: the scope carries the region
-mcall --region eu-west-1 describe -f tag:qscale:resource=gpu >"$out"
+mcall --region eu-west-1 describe -f tag:qscale:resource=gpu >"$out" 2>>"$T/stderr.log"
 check "the region goes into the signature scope (eu-west-1 is empty)" jqt '.ok and .count == 0' "$out"
 
 # a configuration file (-c): keys and place from it, the launch request
@@ -180,7 +180,7 @@ resources = (
 );
 CONF
 chmod 600 "$T/qs.conf"
-"$EC2CALL" -c "$T/qs.conf" describe -f tag:qscale:resource=gpu >"$out"
+"$EC2CALL" -c "$T/qs.conf" describe -f tag:qscale:resource=gpu >"$out" 2>>"$T/stderr.log"
 n=$(grep -n 'access_key_id = ' "$T/qs.conf" | cut -d: -f1)
 check "-c: the keys of the file, and where they were set (line $n)" \
     jqt ".ok and .count == 1 and .creds_source == \"config $T/qs.conf:$n\"" "$out"

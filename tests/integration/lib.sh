@@ -14,11 +14,14 @@ _tap_n=0
 _tap_fail=0
 _cleanups=""
 
-ok() { _tap_n=$((_tap_n + 1)); echo "ok $_tap_n - $*"; }
+# TAP lines go to the test's own stdout (fd 3) even when a checked
+# command's output is redirected: check "..." cmd >/dev/null.
+exec 3>&1
+ok() { _tap_n=$((_tap_n + 1)); echo "ok $_tap_n - $*" >&3; }
 not_ok() {
 	_tap_n=$((_tap_n + 1))
 	_tap_fail=$((_tap_fail + 1))
-	echo "not ok $_tap_n - $*"
+	echo "not ok $_tap_n - $*" >&3
 }
 diag() { printf '%s\n' "$@" | sed 's/^/# /'; }
 # check DESCRIPTION COMMAND...: ok when the command succeeds.

@@ -22,8 +22,18 @@ check "the control socket is mode 0600" \
     test "$(stat -c %a "$T/run/control.socket")" = 600
 check "status names each resource and its queue" \
     sh -c "'$QSCALECTL' -s '$T/run/control.socket' status | grep -q '^gpu '"
-check "status tells honestly that nothing scales yet" \
-    sh -c "'$QSCALECTL' -s '$T/run/control.socket' status | grep -q 'no ClearML/EC2 client yet'"
+# The test config points at 127.0.0.1:9, where nothing answers: the
+# worker processes must say so, not pretend to scale.
+degraded() {
+	ctl status -j | jq -e '[.resources[].worker.state] | length == 3 and
+	    all(. == "degraded")' >/dev/null
+}
+check "status says honestly that nothing can be observed" \
+    wait_for 20 degraded
+check "status says which observation failed and why" \
+    sh -c "'$QSCALECTL' -s '$T/run/control.socket' status | grep -q 'observation failed'"
+check "and nothing is launched or terminated meanwhile" \
+    sh -c "! grep -qE 'launch(ing|ed) [0-9]|terminated i-' '$T/log/qscaled.log'"
 
 # kill -9 of a worker process: a new one within 2 s, and a log line.
 old=$(child_pid gpu)
@@ -79,8 +89,9 @@ check "a removed resource's worker process stops" wait_for 5 gone "$spot"
 check "a new resource's worker process starts" wait_for 5 sh -c "[ \"\$('$QSCALECTL' -s '$T/run/control.socket' status -j | jq -r '.resources[]|select(.name==\"cpu2\")|.state')\" = running ]"
 check "an unchanged resource keeps its pid through that reload" \
     test "$(child_pid gpu)" = "$gpu"
-check "status lists exactly the new set" \
-    test "$(ctl status -j | jq -r '[.resources[].name]|sort|join(",")')" = "cpu2,gpu"
+new_set() { test "$(ctl status -j | jq -r '[.resources[].name]|sort|join(",")')" = "cpu2,gpu"; }
+check "status lists exactly the new set once the removed ones stopped" \
+    wait_for 10 new_set
 
 # TERM: children first, then the supervisor; nothing left behind.
 kids=$(children_of "$SUP_PID")

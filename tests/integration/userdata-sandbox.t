@@ -81,7 +81,9 @@ resources = (
 CONF
 }
 write_min_conf "$T/min.conf"
-write_min_conf "$T/exit.conf" 'init_script = "echo before exit\nexit 3\n";'
+# (under the init script's other name, as ClearML's autoscaler calls it)
+write_min_conf "$T/exit.conf" \
+    'extra_vm_bash_script = "echo before exit\nexit 3\n";'
 chmod 600 "$T"/*.conf
 
 # prepare NAME CONF RESOURCE: the script of RESOURCE and an empty

@@ -20,7 +20,9 @@
  * AWS_ENDPOINT_URL, AWS_REGION), --iam-role, --profile P, --page-size N,
  * --budget N, --max-body N, --attempts N, --base-delay MS,
  * --max-delay MS, --timeout MS, --repeat N, --interval MS, --tick MS
- * (a timer that must keep firing while calls are in flight), -v.
+ * (a timer that must keep firing while calls are in flight),
+ * --stop-retries MS (the retry budget goes to 0 then, as when a worker
+ * process stops), -v.
  * Exit: 0 when every call worked, 1 when one failed, 2 on usage errors.
  */
 #include <errno.h>
@@ -67,10 +69,10 @@ struct tool {
 	size_t			 res_index;
 	const char		*res_subnet;
 	int			 page_size, budget, repeat, failed, done;
-	int64_t			 interval, tick, max_body;
+	int64_t			 interval, tick, max_body, stop_after;
 	int64_t			 started, last_tick, max_gap;
 	uint64_t		 ticks;
-	struct event		*ev_tick, *ev_next;
+	struct event		*ev_tick, *ev_next, *ev_stop;
 };
 
 static void	start_call(struct tool *);
@@ -153,7 +155,7 @@ read_file(const char *path)
 enum {
 	O_ENDPOINT = 256, O_REGION, O_ROLE, O_PROFILE, O_PAGE, O_BUDGET,
 	O_MAXBODY, O_ATTEMPTS, O_BASE, O_MAXDELAY, O_TIMEOUT, O_REPEAT,
-	O_INTERVAL, O_TICK,
+	O_INTERVAL, O_TICK, O_STOP,
 };
 
 static void
@@ -174,6 +176,7 @@ parse_global(struct tool *t, int argc, char **argv)
 		{ "repeat", required_argument, NULL, O_REPEAT },
 		{ "interval", required_argument, NULL, O_INTERVAL },
 		{ "tick", required_argument, NULL, O_TICK },
+		{ "stop-retries", required_argument, NULL, O_STOP },
 		{ NULL, 0, NULL, 0 }
 	};
 	struct conf_aws	*a = &t->set;
@@ -201,6 +204,7 @@ parse_global(struct tool *t, int argc, char **argv)
 		case O_REPEAT: t->repeat = (int)num(optarg, "repeat"); break;
 		case O_INTERVAL: t->interval = num(optarg, "interval"); break;
 		case O_TICK: t->tick = num(optarg, "tick"); break;
+		case O_STOP: t->stop_after = num(optarg, "stop"); break;
 		case 'v': log_set_level(LOG_LVL_DEBUG); break;
 		default: usage("bad option");
 		}
@@ -625,6 +629,16 @@ next_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
+stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct tool	*t = arg;
+
+	(void)fd;
+	(void)what;
+	ec2_client_set_retry_budget(t->ec2, 0);
+}
+
+static void
 tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct tool	*t = arg;
@@ -672,8 +686,14 @@ main(int argc, char **argv)
 		tv.tv_usec = (t.tick % 1000) * 1000;
 		event_add(t.ev_tick, &tv);
 	}
+	if (t.stop_after > 0) {
+		t.ev_stop = evtimer_new(t.base, stop_cb, &t);
+		timer_add_ms(t.ev_stop, t.stop_after);
+	}
 	start_call(&t);
 	event_base_dispatch(t.base);
+	if (t.ev_stop != NULL)
+		event_free(t.ev_stop);
 	ec2_client_free(t.ec2);
 	http_client_free(t.http);
 	if (t.ev_tick != NULL)

@@ -1,7 +1,9 @@
 /*
  * test_ec2_query.c: the Query parameters of RunInstances (every field,
  * spot, the custom launch spec merge, user data that needs escaping),
- * the body encoding against the recorded request bodies, base64.
+ * the body encoding against the request bodies botocore sent (the tree's,
+ * see data/ec2/record.py, and the reference samples' when they are
+ * there), base64.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,6 +27,16 @@ static const struct ec2_tag tags[] = {
 	{ "qscale:resource", "gpu" },
 	{ "team", "a b&c=d" },
 };
+
+/*
+ * User data that trips base64 and form encoding both (its base64 has +
+ * / and =); data/ec2/record.py launched with the same script.
+ */
+static const char escaping_ud[] = "#!/bin/bash\n"
+    "echo '+/=&%' \"$HOME\" \\ `date` ~\n"
+    "printf 'caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x9a\x80\\n'\n"
+    "x=\x01\x7f\n"
+    "# ?\?>>\n";
 
 static void
 full_launch(struct ec2_launch *l)
@@ -216,9 +228,135 @@ test_run_instances_refused(void **state)
 	assert_int_equal(p.n, 0);
 }
 
-/* The recorded botocore request: every one of its fields, ours too. */
+/*
+ * Our parameters are exactly the pairs of a request body botocore sent
+ * (Action and Version aside, which the client adds): the same names,
+ * the same values once encoded as we encode them, nothing more.
+ */
 static void
-test_run_instances_like_recorded(void **state)
+same_as_recorded(const struct ec2_params *p, const char *body,
+    const char *what)
+{
+	struct ec2_params	 one;
+	char			*copy, *pair, *save, *eq, *enc, *hay, *needle;
+	size_t			 n = 0, i;
+
+	copy = xstrdup(body);
+	copy[strcspn(copy, "\r\n")] = '\0';
+	xasprintf(&hay, "&%s&", copy);
+	for (pair = strtok_r(copy, "&", &save); pair != NULL;
+	    pair = strtok_r(NULL, "&", &save)) {
+		assert_non_null(eq = strchr(pair, '='));
+		*eq = '\0';
+		if (strcmp(pair, "Action") == 0 || strcmp(pair, "Version") == 0)
+			continue;
+		if (ec2_params_get(p, pair) == NULL)
+			fail_msg("%s: %s=%s is not in our request", what, pair,
+			    eq + 1);
+		memset(&one, 0, sizeof(one));
+		ec2_params_add(&one, pair, ec2_params_get(p, pair));
+		enc = ec2_params_encode(&one);
+		if (strcmp(strchr(enc, '=') + 1, eq + 1) != 0)
+			fail_msg("%s: %s, botocore sent %s=%s", what, enc,
+			    pair, eq + 1);
+		free(enc);
+		ec2_params_clear(&one);
+		n++;
+	}
+	for (i = 0; i < p->n; i++) {
+		xasprintf(&needle, "&%s=", p->key[i]);
+		if (strstr(hay, needle) == NULL)
+			fail_msg("%s: our %s=%s was not sent by botocore", what,
+			    p->key[i], p->value[i]);
+		free(needle);
+	}
+	assert_int_equal(n, p->n);
+	free(hay);
+	free(copy);
+}
+
+/* The full RunInstances data/ec2/record.py made, as qscale makes it. */
+static void
+tree_run_instances_like_recorded(void)
+{
+	static const char *const vnames[] = { "run-instances-full" };
+	struct ec2_launch	 l;
+	struct ec2_params	 p = { NULL, NULL, 0 };
+	const cJSON		*launch, *sgs, *vec;
+	const char		*groups2[2];
+	cJSON			*index, *spec, *vecs;
+	char			*body, *text, err[256];
+	size_t			 i;
+
+	assert_non_null(index = fixture_index());
+	launch = cJSON_GetObjectItemCaseSensitive(index, "launch");
+	sgs = cJSON_GetObjectItemCaseSensitive(launch, "security_group_ids");
+	assert_int_equal(cJSON_GetArraySize(sgs), 2);
+	for (i = 0; i < 2; i++)
+		assert_non_null(groups2[i] = cJSON_GetStringValue(
+		    cJSON_GetArrayItem(sgs, (int)i)));
+	/* the extras a custom_launch_spec brings, merged as qscale merges */
+	spec = cJSON_Parse("{\"EbsOptimized\": true, \"Monitoring\": "
+	    "{\"Enabled\": true}, \"CpuOptions\": {\"CoreCount\": 2, "
+	    "\"ThreadsPerCore\": 1}, \"MetadataOptions\": "
+	    "{\"HttpPutResponseHopLimit\": 2}}");
+	assert_non_null(spec);
+	memset(&l, 0, sizeof(l));
+	l.image_id = "ami-1e749f67";
+	l.instance_type = "g4dn.xlarge";
+	l.min_count = 2;
+	l.max_count = 3;
+	l.subnet_id = fx_str(launch, "subnet_id");
+	l.availability_zone = "us-east-1b";	/* the subnet's: not sent */
+	l.security_groups = groups2;
+	l.nsecurity_groups = 2;
+	l.key_name = "ops key";
+	l.user_data = escaping_ud;
+	l.iam_profile_arn = fx_str(launch, "iam_profile_arn");
+	l.iam_profile_name = "worker-profile";	/* the arn wins */
+	l.ebs_device = "/dev/sda1";
+	l.ebs_size_gb = 100;
+	l.ebs_type = "gp3";
+	l.tags = tags;
+	l.ntags = QS_ARRAYLEN(tags);
+	l.spot = 1;
+	l.client_token = "qscale-rec-0001";
+	l.custom_launch_spec = spec;
+	assert_non_null(l.subnet_id);
+	assert_non_null(l.iam_profile_arn);
+	assert_int_equal(ec2_build_run_instances(&l, &p, err, sizeof(err)), 0);
+	assert_non_null(body = fixture_read("RunInstances_full.request.txt",
+	    NULL));
+	same_as_recorded(&p, body, "RunInstances_full.request.txt");
+	/* 44 of them: nothing of the launch went missing on either side */
+	assert_int_equal(p.n, 44);
+	free(body);
+	ec2_params_clear(&p);
+	cJSON_Delete(spec);
+	cJSON_Delete(index);
+
+	/* full_launch() with that user data is the run-instances vector */
+	assert_non_null(text = fixture_read("sigv4_vectors.json", NULL));
+	assert_non_null(vecs = cJSON_Parse(text));
+	free(text);
+	for (i = 0; i < QS_ARRAYLEN(vnames); i++) {
+		cJSON_ArrayForEach(vec, vecs)
+			if (strcmp(fx_str(vec, "name"), vnames[i]) == 0)
+				break;
+		assert_non_null(vec);
+		full_launch(&l);
+		l.user_data = escaping_ud;
+		assert_int_equal(ec2_build_run_instances(&l, &p, err,
+		    sizeof(err)), 0);
+		same_as_recorded(&p, fx_str(vec, "body"), vnames[i]);
+		ec2_params_clear(&p);
+	}
+	cJSON_Delete(vecs);
+}
+
+/* The reference set's botocore request: every one of its fields, ours too. */
+static void
+ref_run_instances_like_recorded(void)
 {
 	static const char *const sg[] = { "sg-948e3e4e5861f9559" };
 	static const struct ec2_tag rtags[] = { { "asg", "pool-a" },
@@ -228,7 +366,6 @@ test_run_instances_like_recorded(void **state)
 	char			*body, *pair, *save, *eq, err[256];
 	int			 n = 0;
 
-	(void)state;
 	memset(&l, 0, sizeof(l));
 	l.image_id = "ami-1e749f67";
 	l.instance_type = "t3.micro";
@@ -276,13 +413,21 @@ test_run_instances_like_recorded(void **state)
 }
 
 static void
+test_run_instances_like_recorded(void **state)
+{
+	int	 ref = samples_dir() != NULL;
+
+	(void)state;
+	tree_run_instances_like_recorded();
+	if (ref)
+		ref_run_instances_like_recorded();
+	sets_checked("test_run_instances_like_recorded", ref);
+}
+
+static void
 test_user_data_escaping(void **state)
 {
-	static const char ud[] = "#!/bin/bash\n"
-	    "echo '+/=&%' \"$HOME\" \\ `date` ~\n"
-	    "printf 'caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x9a\x80\\n'\n"
-	    "x=\x01\x7f\n"
-	    "# ?\?>>\n";		/* so that the base64 has + / and = */
+	const char		*ud = escaping_ud;
 	struct ec2_launch	 l;
 	struct ec2_params	 p = { NULL, NULL, 0 };
 	char			 err[256], *body, *b64, *dec, *s;
@@ -401,6 +546,65 @@ test_custom_launch_spec(void **state)
 	assert_int_equal(p.n, 0);
 }
 
+/* A recorded body, decoded into parameters, encodes back to itself. */
+static void
+reencode(const char *body, const char *what)
+{
+	struct ec2_params	 p;
+	char			*copy, *pair, *save, *eq, *out, *k, *v;
+	size_t			 i, n;
+	int			 klen, vlen;
+
+	memset(&p, 0, sizeof(p));
+	copy = xstrdup(body);
+	copy[strcspn(copy, "\r\n")] = '\0';
+	for (k = copy; *k != '\0'; k++)
+		if (*k == '+')
+			*k = ' ';
+	for (pair = strtok_r(copy, "&", &save); pair != NULL;
+	    pair = strtok_r(NULL, "&", &save)) {
+		assert_non_null(eq = strchr(pair, '='));
+		*eq = '\0';
+		k = curl_easy_unescape(NULL, pair, 0, &klen);
+		v = curl_easy_unescape(NULL, eq + 1, 0, &vlen);
+		ec2_params_add(&p, k, v);
+		curl_free(k);
+		curl_free(v);
+	}
+	out = ec2_params_encode(&p);
+	n = strcspn(body, "\r\n");
+	for (i = 0; i < n && out[i] == body[i]; i++)
+		;
+	if (i < n || out[i] != '\0')
+		fail_msg("%s: encodes differently from byte %zu on: ours "
+		    "\"%.48s\", recorded \"%.*s\"", what, i, out + i,
+		    (int)(n - i < 48 ? n - i : 48), body + i);
+	free(out);
+	free(copy);
+	ec2_params_clear(&p);
+}
+
+/* The non-empty bodies of a file of vectors; how many. */
+static size_t
+reencode_vectors(const char *text)
+{
+	const cJSON	*vec;
+	cJSON		*vecs;
+	const char	*b;
+	size_t		 n = 0;
+
+	assert_non_null(text);
+	assert_non_null(vecs = cJSON_Parse(text));
+	cJSON_ArrayForEach(vec, vecs) {
+		if ((b = fx_str(vec, "body")) == NULL || *b == '\0')
+			continue;
+		reencode(b, fx_str(vec, "name"));
+		n++;
+	}
+	cJSON_Delete(vecs);
+	return n;
+}
+
 static void
 test_encode_like_recorded(void **state)
 {
@@ -414,56 +618,43 @@ test_encode_like_recorded(void **state)
 	    "TerminateInstances_2ids.request_body.txt",
 	    "error_InvalidInstanceID.NotFound.request_body.txt",
 	};
-	struct ec2_params	 p;
-	char			*body, *copy, *pair, *save, *eq, *out, *k, *v;
-	char			*text;
-	size_t			 i, nv = 0;
-	int			 klen, vlen;
-	cJSON			*vecs, *vec, *b;
+	const cJSON	*e;
+	const char	*name;
+	cJSON		*index;
+	char		*body;
+	size_t		 i, n = 0;
+	int		 ref = samples_dir() != NULL;
 
 	(void)state;
-	/* the request bodies, and the bodies of botocore's signed vectors */
-	assert_non_null(text = sample_read("sigv4_vectors.json", NULL));
-	assert_non_null(vecs = cJSON_Parse(text));
-	free(text);
-	for (i = 0; i < QS_ARRAYLEN(files) + (size_t)cJSON_GetArraySize(vecs);
-	    i++) {
-		memset(&p, 0, sizeof(p));
-		if (i < QS_ARRAYLEN(files)) {
-			assert_non_null(body = sample_read(files[i], NULL));
-			body[strcspn(body, "\r\n")] = '\0';
-		} else {
-			vec = cJSON_GetArrayItem(vecs, (int)(i -
-			    QS_ARRAYLEN(files)));
-			b = cJSON_GetObjectItem(vec, "body");
-			if (!cJSON_IsString(b) || *b->valuestring == '\0')
-				continue;
-			body = xstrdup(b->valuestring);
-			nv++;
-		}
-		copy = xstrdup(body);
-		for (k = copy; *k != '\0'; k++)
-			if (*k == '+')
-				*k = ' ';
-		for (pair = strtok_r(copy, "&", &save); pair != NULL;
-		    pair = strtok_r(NULL, "&", &save)) {
-			assert_non_null(eq = strchr(pair, '='));
-			*eq = '\0';
-			k = curl_easy_unescape(NULL, pair, 0, &klen);
-			v = curl_easy_unescape(NULL, eq + 1, 0, &vlen);
-			ec2_params_add(&p, k, v);
-			curl_free(k);
-			curl_free(v);
-		}
-		out = ec2_params_encode(&p);
-		assert_string_equal(out, body);
-		free(out);
-		free(copy);
+	/* the tree's request bodies, and its vectors' */
+	assert_non_null(index = fixture_index());
+	cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(index,
+	    "responses")) {
+		if ((name = fx_str(e, "request")) == NULL)
+			continue;
+		assert_non_null(body = fixture_read(name, NULL));
+		reencode(body, name);
 		free(body);
-		ec2_params_clear(&p);
+		n++;
 	}
-	assert_true(nv >= 5);
-	cJSON_Delete(vecs);
+	cJSON_Delete(index);
+	assert_true(n >= 9);
+	body = fixture_read("sigv4_vectors.json", NULL);
+	assert_int_equal(reencode_vectors(body), 6);
+	free(body);
+
+	if (ref) {
+		/* the reference request bodies, and its vectors' */
+		for (i = 0; i < QS_ARRAYLEN(files); i++) {
+			assert_non_null(body = sample_read(files[i], NULL));
+			reencode(body, files[i]);
+			free(body);
+		}
+		body = sample_read("sigv4_vectors.json", NULL);
+		assert_true(reencode_vectors(body) >= 5);
+		free(body);
+	}
+	sets_checked("test_encode_like_recorded", ref);
 }
 
 static void

@@ -248,7 +248,7 @@ test_exposition(void **state)
 	    "\"gpu\"}"), 1);
 	assert_int_equal(value_of(text, "qscale_max_instances{resource="
 	    "\"cpu\"}"), 4);
-	assert_int_equal(value_of(text, "qscale_max_instances_total"), 0);
+	assert_int_equal(value_of(text, "qscale_global_max_instances"), 0);
 	assert_int_equal(value_of(text, "qscale_launches_total{resource="
 	    "\"gpu\",market=\"spot\",result=\"ok\"}"), 1);
 	assert_int_equal(value_of(text, "qscale_launches_total{resource="

@@ -744,6 +744,8 @@ test_terminated_by_us_no_requeue(void **state)
 	    "Client.UserInitiatedShutdown");
 	run();
 	assert_int_equal(count_type(PLAN_REQUEUE), 0);
+	/* its worker was unregistered right after the terminate call */
+	assert_int_equal(count_type(PLAN_UNREGISTER), 0);
 	assert_int_equal(find_action(PLAN_FORGET, "i-1")->reason,
 	    PLAN_R_VANISHED);
 }

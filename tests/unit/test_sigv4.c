@@ -1,6 +1,7 @@
 /*
- * test_sigv4.c: the signer against every vector of sigv4_vectors.json
- * (read at test time from the recorded samples), the choice of signed
+ * test_sigv4.c: the signer against every vector of the tree's
+ * sigv4_vectors.json (botocore's signatures, see data/ec2/record.py) and
+ * of the reference samples' when they are there, the choice of signed
  * headers, and the date format.
  */
 #include <stdarg.h>
@@ -51,7 +52,7 @@ url_path(const char *url)
 }
 
 static void
-check_vector(const cJSON *vec)
+check_vector(const cJSON *vec, const char *set)
 {
 	struct aws_creds	 cr;
 	struct sigv4_req	 r;
@@ -59,6 +60,12 @@ check_vector(const cJSON *vec)
 	const char		*name = jstr(vec, "name"), *want;
 	char			 keyhex[65];
 
+	/* a vector missing a part fails here, not in a strcmp(NULL) */
+	assert_non_null(name);
+	assert_non_null(jstr(vec, "url"));
+	assert_non_null(jstr(vec, "host"));
+	assert_non_null(jstr(vec, "method"));
+	assert_non_null(jstr(vec, "region"));
 	memset(&cr, 0, sizeof(cr));
 	cr.access_key_id = (char *)jstr(vec, "access_key_id");
 	cr.secret_access_key = (char *)jstr(vec, "secret_access_key");
@@ -77,7 +84,7 @@ check_vector(const cJSON *vec)
 	assert_non_null(name);
 	assert_string_equal(r.host, vheader(vec, "Host") != NULL ?
 	    vheader(vec, "Host") : r.host);
-	print_message("# vector %s\n", name);
+	print_message("# vector %s: %s\n", set, name);
 	assert_int_equal(sigv4_sign(&cr, &r, &sig), 0);
 	assert_string_equal(sig.canonical_request,
 	    jstr(vec, "canonical_request"));
@@ -95,26 +102,67 @@ check_vector(const cJSON *vec)
 	sigv4_sig_clear(&sig);
 }
 
+/* What a file of vectors exercises, beyond the signatures themselves. */
+struct coverage {
+	int	 n;
+	int	 with_token;
+	int	 with_port;	/* host:port */
+	int	 get;		/* no body, no content type */
+	int	 regions;	/* other than us-east-1 */
+};
+
+/* Every vector of a JSON array of them, each checked in full. */
 static void
-test_vectors(void **state)
+check_vectors(const char *text, const char *set, struct coverage *c)
 {
 	cJSON		*root, *vec;
-	char		*text;
-	int		 n = 0;
+	const char	*s;
 
-	(void)state;
-	text = sample_read("sigv4_vectors.json", NULL);
+	memset(c, 0, sizeof(*c));
 	assert_non_null(text);
 	root = cJSON_Parse(text);
 	assert_true(cJSON_IsArray(root));
 	cJSON_ArrayForEach(vec, root) {
-		check_vector(vec);
-		n++;
+		check_vector(vec, set);
+		c->n++;
+		if ((s = jstr(vec, "session_token")) != NULL && *s != '\0')
+			c->with_token++;
+		if (strchr(jstr(vec, "host"), ':') != NULL)
+			c->with_port++;
+		if (strcmp(jstr(vec, "method"), "GET") == 0)
+			c->get++;
+		if (strcmp(jstr(vec, "region"), "us-east-1") != 0)
+			c->regions++;
 	}
-	/* the file has seven; every one of them must have been checked */
-	assert_true(n >= 7);
+	assert_int_equal(c->n, cJSON_GetArraySize(root));
 	cJSON_Delete(root);
+}
+
+static void
+test_vectors(void **state)
+{
+	struct coverage	 c;
+	char		*text;
+	int		 ref = samples_dir() != NULL;
+
+	(void)state;
+	/* the tree's: seven, botocore's SigV4Auth each, of every kind */
+	text = fixture_read("sigv4_vectors.json", NULL);
+	check_vectors(text, "tree", &c);
 	free(text);
+	assert_int_equal(c.n, 7);
+	assert_true(c.with_token >= 1);
+	assert_true(c.with_port >= 1);
+	assert_true(c.get >= 1);
+	assert_true(c.regions >= 2);
+	if (ref) {
+		/* the reference file has seven too */
+		text = sample_read("sigv4_vectors.json", NULL);
+		check_vectors(text, "reference", &c);
+		free(text);
+		assert_true(c.n >= 7);
+	}
+	sets_checked("test_vectors", ref);
 }
 
 static void

@@ -392,8 +392,8 @@ lines = "\n".join(json.dumps(e) for e in [
     {"type": "log", "task": pt, "level": "info", "msg": "hello",
      "timestamp": 2, "worker": "w"},
     {"type": "log", "task": "0" * 32, "msg": "lost"}])
-st, _, data = raw("POST", "/events.add_batch", lines.encode(),
-                  {"Authorization": BASIC})
+JSONL = {"Authorization": BASIC, "Content-Type": "application/json-lines"}
+st, _, data = raw("POST", "/events.add_batch", lines.encode(), JSONL)
 d = json.loads(data)["data"]
 st, _, data = raw("GET", "/sim/events?task=" + pt)
 evs = json.loads(data)["events"]
@@ -401,6 +401,23 @@ t.check("events.add_batch takes newline-delimited events; /sim/events "
         "returns them", d.get("added") == 2 and d.get("errors") == 1 and
         [e["type"] for e in evs] == ["training_stats_scalar", "log"] and
         evs[0]["value"] == 3 and evs[1]["msg"] == "hello", (d, evs))
+st, doc = call("tasks.get_all", {"id": [pt],
+                                 "only_fields": ["last_iteration"]})
+t.check("a scalar's iter becomes the task's last_iteration",
+        doc["data"]["tasks"][0].get("last_iteration") == 7, doc["data"])
+st, _, data = raw("POST", "/events.add_batch", lines.encode(),
+                  {"Authorization": BASIC,
+                   "Content-Type": "application/json"})
+meta = json.loads(data)["meta"]
+t.check("a batch not sent as application/json-lines is empty (400/17)",
+        (st, meta["result_code"], meta["result_subcode"]) == (400, 400, 17),
+        (st, meta))
+st, _, data = raw("POST", "/events.add_batch", json.dumps(
+    {"type": "log", "task": "0" * 32, "msg": "lost"}).encode(), JSONL)
+meta = json.loads(data)["meta"]
+t.check("a batch with nothing added is 400/131 naming why",
+        (st, meta["result_subcode"]) == (400, 131) and
+        "Invalid task id" in meta["result_msg"], (st, meta))
 
 # ------------------------------------------------------------------ faults
 raw("POST", "/sim/clearml-fault", b'{"mode": "500", "seconds": 1}')

@@ -58,6 +58,7 @@ ERROR_MSGS = {
     (400, 101): "invalid task id",
     (400, 110): "invalid task status",
     (400, 112): "task in progress (invalid task status)",
+    (400, 131): "events not added",
     (400, 401): "invalid project id",
     (400, 701): "invalid queue id",
     (400, 702): "queue is not empty",
@@ -247,6 +248,7 @@ class ClearML:
             self.projects = {}
             self.events = {}
             self.fault = None
+            self.calls = {}            # client -> endpoint -> count
 
     # ------------------------------------------------------------ calls
 
@@ -258,6 +260,7 @@ class ClearML:
         if not m:
             return self._plain(400, "Invalid request path %s" % path)
         name = m.group("name")
+        self._count_call(headers, name)
         requested = m.group("ver") or MAX_VERSION
         if "." not in requested:
             requested = requested[0] + "." + requested[1:]
@@ -272,7 +275,7 @@ class ClearML:
             ident = None
             if name not in NO_AUTH:
                 ident = self._authenticate(headers)
-            req = self._parse_request(name, body_raw, query)
+            req = self._parse_request(name, body_raw, query, headers)
             fn = getattr(self, "ep_" + name.replace(".", "_"))
             with self.lock:
                 self._expire_workers()
@@ -290,6 +293,23 @@ class ClearML:
                                   "General server error (%s)" % e,
                                   traceback.format_exc(), {})
 
+    def _count_call(self, headers, name):
+        """Calls by who made them, for the benchmarks: qscale (its
+        User-Agent), the simulated agents (X-ClearML-Worker), or other."""
+        if (headers.get("User-Agent") or "").startswith("qscale/"):
+            client = "qscale"
+        elif headers.get("X-ClearML-Worker"):
+            client = "agent"
+        else:
+            client = "other"
+        with self.lock:
+            per = self.calls.setdefault(client, {})
+            per[name] = per.get(name, 0) + 1
+
+    def snapshot_calls(self):
+        with self.lock:
+            return {c: dict(per) for c, per in self.calls.items()}
+
     def _plain(self, status, text):
         return status, "text/plain; charset=utf-8", text.encode()
 
@@ -302,8 +322,13 @@ class ClearML:
                "data": data}
         return code, "application/json", json.dumps(doc).encode()
 
-    def _parse_request(self, name, raw, query):
+    def _parse_request(self, name, raw, query, headers=None):
         if name == "events.add_batch":
+            # the server reads a batch only from this exact content type;
+            # anything else is an ordinary call with no batch in it
+            ctype = (headers or {}).get("Content-Type") or ""
+            if ctype != "application/json-lines":
+                raise ApiError(400, 17, "send application/json-lines")
             req = {"requests": self._parse_batch(raw)}
         else:
             text = raw.decode("utf-8", "replace").strip()
@@ -1148,8 +1173,9 @@ class ClearML:
         if etype not in self.EVENT_FIELDS:
             return "unsupported event type %r" % (etype,)
         tid = ev.get("task")
-        if tid not in self.tasks:
-            return "invalid task id"
+        if tid not in self.tasks or \
+                self.tasks[tid]["status"] in ("published", "publishing"):
+            return "Invalid task id"    # locked tasks take no events
         for f in self.EVENT_FIELDS[etype]:
             if f not in ev:
                 return "missing field %s" % f
@@ -1164,6 +1190,12 @@ class ClearML:
             stored.setdefault("level", "info")
         stored["@timestamp"] = iso(time.time())
         self.events.setdefault(tid, []).append(stored)
+        t = self.tasks[tid]
+        if etype == "training_stats_scalar":
+            # as the server does: the task's last_iteration is the highest
+            t["last_iteration"] = max(t.get("last_iteration") or 0,
+                                      int(stored["iter"]))
+        t["last_update"] = time.time()
         return None
 
     def ep_events_add(self, req, ctx):
@@ -1183,6 +1215,8 @@ class ClearML:
                 errors[why] = errors.get(why, 0) + 1
             else:
                 added += 1
+        if not added:
+            raise ApiError(400, 131, **errors)
         return {"added": added, "errors": sum(errors.values()),
                 "errors_info": errors}
 

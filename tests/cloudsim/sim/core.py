@@ -124,6 +124,7 @@ class Sim:
             else None,
             "p95_wait_s": percentile(waits, 95),
             "max_wait_s": max(waits) if waits else None,
+            "clearml_calls": self.clearml.snapshot_calls(),
         }
         out = {"time": now, "tasks": tasks, "totals": totals}
         with self.clearml.lock:

@@ -421,15 +421,30 @@ class EC2Sim:
                     if i.terminated is None]
         if self.agents is not None:
             self.agents.reset()
-        try:
-            ids = self.all_live_in_moto()
-        except Exception:
-            ids = live
-        for k in range(0, len(ids), 100):
-            params = {"Action": "TerminateInstances", "Version": "2016-11-15"}
-            for j, iid in enumerate(ids[k:k + 100], 1):
-                params["InstanceId.%d" % j] = iid
-            self.moto_signed(params)
+        # Terminate until moto lists nothing live: a call that failed
+        # (a loaded machine, a race with a launch) is tried again.
+        for attempt in range(5):
+            try:
+                ids = self.all_live_in_moto()
+            except Exception as e:
+                self.log("reset-error", error=str(e))
+                ids = live
+            if not ids:
+                break
+            for k in range(0, len(ids), 100):
+                params = {"Action": "TerminateInstances",
+                          "Version": "2016-11-15"}
+                for j, iid in enumerate(ids[k:k + 100], 1):
+                    params["InstanceId.%d" % j] = iid
+                try:
+                    st, _, body = self.moto_signed(params)
+                    if st != 200:
+                        self.log("reset-error", status=st,
+                                 body=body[:200].decode("utf-8", "replace"))
+                except Exception as e:
+                    self.log("reset-error", error=str(e))
+            live = []
+            time.sleep(0.05 * (attempt + 1))
         self.reset_state()
 
     def all_live_in_moto(self):
