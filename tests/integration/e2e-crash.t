@@ -4,6 +4,7 @@
 # and a restart: nothing launched twice, nothing leaked, busy instances
 # untouched, idle ones terminated on time (a restart never shortens idle
 # time), the instances found again logged as adopted.
+# qscale-test: serial
 # shellcheck source-path=SCRIPTDIR disable=SC2016,SC2119  # jq in quotes
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/e2e-lib.sh"

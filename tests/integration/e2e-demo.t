@@ -11,7 +11,7 @@ if ! command -v moto_server >/dev/null 2>&1; then
 fi
 start=$(date +%s)
 DEMO_SECONDS=60 TMPDIR=$T "$QSCALE_TOP/tests/demo.sh" "$QSCALE_BUILD" \
-    >"$T/demo.out" 2>&1 &
+    >"$T/demo.out" 2>&1 3>&- &
 DEMO=$!
 on_exit "kill -TERM $DEMO 2>/dev/null; wait $DEMO 2>/dev/null"
 wait "$DEMO"

@@ -4,6 +4,7 @@
 # console output logged with the secrets masked, its task served by a
 # replacement), a ClearML outage while instances sit idle, a task enqueued
 # just as an idle timeout expires, and one task reported by two workers.
+# qscale-test: serial
 # shellcheck source-path=SCRIPTDIR disable=SC2016,SC2119  # jq in quotes
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/e2e-lib.sh"

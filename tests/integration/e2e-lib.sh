@@ -22,8 +22,12 @@
 #                               p95 wait, launches, as TAP diag lines
 #   e2e_log_times FILE REGEX    epoch seconds of the log lines matching
 #   e2e_enqueue QUEUE N DUR P   simctl enqueue; prints the task ids
-#   e2e_kv FILE JQ              jq -r on a saved stats file
+#   sj [ARGS] JQ FILE           the jq test holds on a saved stats file
 #   qs_status                   qscalectl status -j of the running daemon
+#   e2e_no_secret               TAP: no secret in the scenario's logs
+#   E2E_DONE, E2E_TASKS_DONE    jq: every task finished (and every
+#                               instance terminated)
+#   E2E_NO_OVERSHOOT            jq: no launch ran ahead of its demand
 #
 # Every scenario runs its own qscaled with its own autoscaler name and
 # workers prefix, so the instances of another scenario are never its own.
@@ -63,7 +67,6 @@ sim_admin() {	# METHOD PATH [JSON]
 }
 sim_stats() { curl -sf --max-time 20 "$QSCALE_SIM_ADMIN_URL/stats"; }
 e2e_snap() { sim_stats >"$1"; }
-e2e_kv() { jq -r "$2" "$1"; }
 
 # A new scenario on the same cloud: nothing of the last one remains.
 e2e_scenario() {
@@ -136,7 +139,7 @@ ctl() { "$QSCALECTL" -s "$E2E_DIR/run/control.socket" "$@"; }
 qs_status() { ctl status -j 2>/dev/null; }
 
 e2e_start() {
-	"$QSCALED" -f -c "$E2E_DIR/qscale.conf" >>"$E2E_DIR/qscaled.out" 2>&1 &
+	"$QSCALED" -f -c "$E2E_DIR/qscale.conf" >>"$E2E_DIR/qscaled.out" 2>&1 3>&- &
 	QPID=$!
 	E2E_PIDS="$E2E_PIDS $QPID"
 	if [ -z "$_e2e_stop_armed" ]; then
@@ -245,9 +248,6 @@ e2e_log_times() {
 	    (.[0:19] + "Z" | fromdateiso8601) + (.[20:23] | tonumber) / 1000' \
 	    "$1"
 }
-
-# Lines of the log of the daemon (all resources).
-e2e_qlog() { cat "$E2E_DIR/log/qscaled.log" 2>/dev/null; }
 
 # Fail loudly on any secret in the scenario's logs and outputs.
 e2e_no_secret() {

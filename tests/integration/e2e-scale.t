@@ -3,6 +3,7 @@
 # down.  A burst larger than max_instances (with the bars of DESIGN 9:
 # reaction, no overshoot, idle precision), two resources on two queues at
 # once, subnet failover within one poll, and 30% of EC2 calls throttled.
+# qscale-test: serial
 # shellcheck source-path=SCRIPTDIR disable=SC2016,SC2119  # jq in quotes
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/e2e-lib.sh"

@@ -4,6 +4,7 @@
 # the blackout it starts reaches another spot resource within a poll and
 # ends after spot_blackout_period; a spot interruption of a busy instance
 # puts its task back in the queue, at most max_requeues times.
+# qscale-test: serial
 # shellcheck source-path=SCRIPTDIR disable=SC2016,SC2119  # jq in quotes
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/e2e-lib.sh"
