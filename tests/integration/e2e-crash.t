@@ -12,8 +12,8 @@
 e2e_sim_start || { not_ok "the simulated cloud starts"; exit 1; }
 
 polls_ge() {
-	qs_status | jq -e --argjson n "$1" \
-	    'all(.resources[]; .worker.polls >= $n)' >/dev/null
+	qs_status | jqt 'all(.resources[]; .worker.polls >= $n)' \
+	    --argjson n "$1"
 }
 child() { qs_status | jq -r '.resources[0].pid // 0'; }
 child_is_new() {	# OLD_PID

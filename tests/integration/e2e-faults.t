@@ -12,8 +12,8 @@
 e2e_sim_start || { not_ok "the simulated cloud starts"; exit 1; }
 
 polls_ge() {
-	qs_status | jq -e --argjson n "$1" \
-	    'all(.resources[]; .worker.polls >= $n)' >/dev/null
+	qs_status | jqt 'all(.resources[]; .worker.polls >= $n)' \
+	    --argjson n "$1"
 }
 
 # A ClearML API call as a user would make it (Basic auth, JSON body).
@@ -76,8 +76,8 @@ scenario_never_boot() {
 
 # ---- 7. A ClearML outage while instances sit idle ---------------------------
 both_idle() {
-	qs_status | jq -e '[.resources[0].worker.instances[] |
-	    select(.idle_since > 0)] | length == 2' >/dev/null
+	qs_status | jqt '[.resources[0].worker.instances[] |
+	    select(.idle_since > 0)] | length == 2'
 }
 
 scenario_outage() {

@@ -146,16 +146,28 @@ e2e_start() {
 		on_exit e2e_stop_all
 		_e2e_stop_armed=1
 	fi
-	if ! wait_for 10 sh -c "'$QSCALECTL' -s '$E2E_DIR/run/control.socket' \
-	    status -j | jq -e '[.resources[] | select(.pid > 0)] | length \
-	    == (.resources | length)'"; then
+	if ! wait_for 10 _e2e_up; then
 		diag "qscaled did not come up:" "$(tail -n 20 \
 		    "$E2E_DIR/qscaled.out")" "$(tail -n 20 \
-		    "$E2E_DIR/log/qscaled.log")" "$(ctl status -j 2>&1 |
-		    head -c 2000)"
+		    "$E2E_DIR/log/qscaled.log")" "last status: rc $(cat \
+		    "$E2E_DIR/up.rc" 2>/dev/null)" "$(head -c 3000 \
+		    "$E2E_DIR/up.json" 2>/dev/null)" "$(jq -e "$_E2E_UP" \
+		    "$E2E_DIR/up.json" 2>&1)"
 		return 1
 	fi
 	e2e_note_children
+}
+
+# Up: the control socket answers and every resource has a process.
+_E2E_UP='(.resources | length) as $n | $n > 0 and
+    ([.resources[] | select(.pid > 0)] | length) == $n'
+_e2e_up() {
+	ctl status -j >"$E2E_DIR/up.json" 2>&1
+	_rc=$?
+	echo "$_rc" >"$E2E_DIR/up.rc"
+	# (jq -e is content with an empty input: the answer must be there)
+	[ "$_rc" -eq 0 ] && [ -s "$E2E_DIR/up.json" ] &&
+	    jq -e "$_E2E_UP" "$E2E_DIR/up.json" >/dev/null 2>&1
 }
 
 # Remember the worker processes, to be sure none outlives the test.
@@ -198,7 +210,7 @@ e2e_stop_all() {
 e2e_until() {
 	_end=$(($(date +%s%N) / 1000000 + $1 * 1000))
 	while :; do
-		sim_stats 2>/dev/null | jq -e "$2" >/dev/null 2>&1 && return 0
+		sim_stats 2>/dev/null | jqt "$2" && return 0
 		[ "$(($(date +%s%N) / 1000000))" -ge "$_end" ] && return 1
 		sleep 0.25
 	done
@@ -255,5 +267,16 @@ e2e_no_secret() {
 	    no_secret_in "$E2E_DIR/log" "$E2E_DIR/qscaled.out"
 }
 
-# sj [JQ ARGS] EXPR FILE: the jq test holds on a saved stats file.
-sj() { jq -e "$@" >/dev/null; }
+# jq -e alone is content with an empty input (a failed fetch): these
+# want one JSON value and the test to hold on it.
+#   sj [JQ ARGS] EXPR FILE      on a saved file
+#   jqt EXPR [JQ ARGS]          on stdin
+sj() {
+	_sj_file=${*: -1}
+	[ -s "$_sj_file" ] && jq -e "$@" >/dev/null
+}
+jqt() {
+	_jqt_f=$1
+	shift
+	jq -en "$@" "input | ($_jqt_f)" >/dev/null 2>&1
+}

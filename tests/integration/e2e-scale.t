@@ -27,6 +27,8 @@ IDLE_GAPS='. as $s | [.instances[] | . as $i |
     {id, gap: (.terminated - ([$s.tasks[] | select(.instance == $i.id) |
     .ended] | max))}]'
 
+polled_twice() { qs_status | jqt '.resources[0].worker.polls >= 2'; }
+
 # ---- 1. A burst larger than max_instances ---------------------------------
 scenario_burst() {
 	e2e_scenario burst
@@ -35,8 +37,7 @@ scenario_burst() {
 	simctl queue eb-cpu >/dev/null
 	e2e_start || { not_ok "burst: qscaled starts"; return 1; }
 	# qscaled has polled the empty queue: the enqueue lands between polls
-	wait_for 10 sh -c "'$QSCALECTL' -s '$E2E_DIR/run/control.socket' \
-	    status -j | jq -e '.resources[0].worker.polls >= 2'"
+	wait_for 10 polled_twice
 	e2e_enqueue eb-cpu 7 3 burst >/dev/null
 	e2e_wait 60 "burst: 7 tasks on 3 instances all done, all terminated" \
 	    "$E2E_DONE"

@@ -12,8 +12,8 @@
 e2e_sim_start || { not_ok "the simulated cloud starts"; exit 1; }
 
 polls_ge() {	# N: every worker process has polled N times
-	qs_status | jq -e --argjson n "$1" \
-	    'all(.resources[]; .worker.polls >= $n)' >/dev/null
+	qs_status | jqt 'all(.resources[]; .worker.polls >= $n)' \
+	    --argjson n "$1"
 }
 
 # ---- 3. Spot capacity failure, rollback, blackout ---------------------------
@@ -146,7 +146,7 @@ watch_status() {	# OUT SECS JQ TASKS...
 			jq -r --arg t "$_t" '.tasks[] | select(.id == $t) |
 			    "\(.id) \(.status)"' "$_o.now" >>"$_o"
 		done
-		jq -e "$_cond" "$_o.now" >/dev/null 2>&1 && return 0
+		sj "$_cond" "$_o.now" 2>/dev/null && return 0
 		sleep 0.2
 	done
 	return 1
