@@ -158,5 +158,41 @@ s=$(jq '.totals.instances_alive' "$T/sim.json")
 check "instances alive now: /metrics $m, the cloud $s" test "$m" = "$s"
 check "nothing pending in the queues any more" \
     test "$(sum '^qscale_queue_pending[{]')" = 0
+m=$(sum '^qscale_instance_seconds_total[{]')
+s=$(jq '.totals.instance_seconds' "$T/sim.json")
+# qscale counts from what it observes, a poll at a time: within a few
+# polls' worth of the cloud's exact figure
+check "instance-seconds: /metrics $m, the cloud $s" \
+    awk -v m="$m" -v s="$s" 'BEGIN { d = m - s; if (d < 0) d = -d;
+	exit !(m > 0 && d <= 0.25 * s + 10) }'
+
+# After a real run, /metrics passes promtool and has every family.
+promtool check metrics <"$T/metrics.txt" >"$T/promtool.out" 2>&1
+rc=$?
+[ "$rc" -eq 0 ] || diag "promtool: $(cat "$T/promtool.out")"
+check "promtool check metrics accepts /metrics after the run (rc $rc)" \
+    test "$rc" -eq 0
+missing=""
+for f in qscale_instances qscale_queue_pending \
+    qscale_queue_oldest_wait_seconds qscale_workers \
+    qscale_instances_booting qscale_max_instances \
+    qscale_global_max_instances qscale_launches_total \
+    qscale_launched_instances_total qscale_terminations_total \
+    qscale_requeues_total qscale_api_calls_total qscale_api_errors_total \
+    qscale_api_retries_total qscale_api_latency_seconds_bucket \
+    qscale_api_latency_seconds_sum qscale_api_latency_seconds_count \
+    qscale_child_restarts_total qscale_child_up qscale_polls_total \
+    qscale_last_poll_timestamp_seconds qscale_spot_blackout_active \
+    qscale_instance_seconds_total qscale_duplicate_tasks_total; do
+	grep -qE "^$f([{ ]|$)" "$T/metrics.txt" || missing="$missing $f"
+done
+check "every metric family has samples after the run${missing:+ (missing:$missing)}" \
+    test -z "$missing"
+for want in 'qscale_instances{resource="gpu",state="running",market="spot"}' \
+    'qscale_workers{resource="cpu",state="idle"}' \
+    'qscale_api_calls_total{resource="gpu",api="clearml",action="workers.get_all"}' \
+    'qscale_api_calls_total{resource="cpu",api="ec2",action="TerminateInstances"}'; do
+	check "a sample of $want" grep -qF "$want" "$T/metrics.txt"
+done
 stop_qscaled
 check "no secret in the logs" no_secret_in "$T/log"
