@@ -70,6 +70,10 @@ scenario_never_boot() {
 	check "never-boot: the task completed on the replacement" \
 	    sj --arg nb "$NB" '.tasks[0].status == "completed" and
 	    .tasks[0].instance != $nb' "$S"
+	m=$(e2e_metric '^qscale_terminations_total[{].*reason="spin_up_timeout"')
+	check "never-boot: /metrics counts 1 spin-up timeout ($m)" test "$m" = 1
+	m=$(e2e_metric '^qscale_terminations_total[{].*reason="idle"')
+	check "never-boot: ... and 1 idle termination ($m)" test "$m" = 1
 	e2e_stop
 	e2e_no_secret
 }

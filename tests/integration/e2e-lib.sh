@@ -138,6 +138,15 @@ CONF
 ctl() { "$QSCALECTL" -s "$E2E_DIR/run/control.socket" "$@"; }
 qs_status() { ctl status -j 2>/dev/null; }
 
+# The sum of the samples of qscaled's /metrics whose line matches the
+# awk regex $1 (e2e_metric '^qscale_requeues_total[{]').
+e2e_metric() {
+	_port=$(sed -n 's/^status = { listen = "127\.0\.0\.1:\([0-9]*\)".*/\1/p' \
+	    "$E2E_DIR/qscale.conf")
+	curl -sf --max-time 10 "http://127.0.0.1:$_port/metrics" |
+	    awk -v re="$1" '$0 ~ re { s += $NF } END { print s + 0 }'
+}
+
 e2e_start() {
 	"$QSCALED" -f -c "$E2E_DIR/qscale.conf" >>"$E2E_DIR/qscaled.out" 2>&1 3>&- &
 	QPID=$!

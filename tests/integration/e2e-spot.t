@@ -223,6 +223,11 @@ scenario_interrupt() {
 	    sj '.totals.max_alive.spi <= 3' "$S"
 	check "interrupt: the zombie workers of gone instances unregistered" \
 	    sj '.workers | length == 0' "$S"
+	m=$(e2e_metric '^qscale_terminations_total[{].*reason="interrupted"')
+	check "interrupt: /metrics counts the 4 interruptions ($m)" \
+	    test "$m" = "$(jq '.totals.interruptions' "$S")"
+	m=$(e2e_metric '^qscale_requeues_total[{]')
+	check "interrupt: /metrics counts 3 re-queues ($m)" test "$m" = 3
 	e2e_stop
 	e2e_no_secret
 }
