@@ -2,7 +2,8 @@
 # End to end, the real qscaled on the simulated cloud: what goes wrong.
 # An instance that never boots (terminated after max_spin_up_time, its
 # console output logged with the secrets masked, its task served by a
-# replacement), a ClearML outage while instances sit idle, a task enqueued
+# replacement), an agent that dies on its instance (terminated after
+# vanished_worker_grace), a ClearML outage while instances sit idle, a task enqueued
 # just as an idle timeout expires, and one task reported by two workers.
 # qscale-test: serial
 # shellcheck source-path=SCRIPTDIR disable=SC2016,SC2119  # jq in quotes
@@ -74,6 +75,64 @@ scenario_never_boot() {
 	check "never-boot: /metrics counts 1 spin-up timeout ($m)" test "$m" = 1
 	m=$(e2e_metric '^qscale_terminations_total[{].*reason="idle"')
 	check "never-boot: ... and 1 idle termination ($m)" test "$m" = 1
+	e2e_stop
+	e2e_no_secret
+}
+
+# ---- An agent that dies on a running instance -----------------------------
+# Its worker stops reporting (worker_last_seen 4 s drops it from ClearML's
+# list), and vanished_worker_grace (4 s) after qscale missed it the
+# instance goes; the other, idle one waits for max_idle_time.
+worker_gone() {
+	sim_stats | jq -e --arg w "$1" 'all(.workers[]; . != $w)' >/dev/null
+}
+
+scenario_vanished() {
+	e2e_scenario vanished
+	E2E_IDLE=25s E2E_LAST_SEEN=4s E2E_EXTRA='vanished_worker_grace = "4s";' \
+	    e2e_conf evan 'name = "van"; queue = "evan";
+	    instance_type = "c5.large"; max_instances = 2;' || return 1
+	simctl queue evan >/dev/null
+	e2e_start || { not_ok "vanished: qscaled starts"; return 1; }
+	wait_for 10 polls_ge 2
+	e2e_enqueue evan 2 1 van >/dev/null
+	e2e_wait 30 "vanished: two tasks done, two idle workers" \
+	    '([.tasks[] | select(.status == "completed")] | length == 2) and
+	    ([.instances[] | select(.registered != null and
+	    .terminated == null)] | length == 2)'
+	A=$(sim_stats | jq -r '[.instances[] | .id] | sort | .[0]')
+	B=$(sim_stats | jq -r '[.instances[] | .id] | sort | .[1]')
+	WA=$(sim_stats | jq -r --arg a "$A" '.instances[] | select(.id == $a) |
+	    .worker')
+	diag "the agent of $A ($WA) dies; $B stays idle"
+	check "vanished: the agent of $A dies" \
+	    eval 'simctl agent-crash "$A" >/dev/null'
+	e2e_wait 20 "vanished: $A is terminated" \
+	    ".instances[] | select(.id == \"$A\") | .terminated != null"
+	S=$E2E_DIR/vanished.json
+	e2e_snap "$S"
+	L=$E2E_DIR/log/van.log
+	check "vanished: ... within [4 s, 12 s] of its agent's death" \
+	    sj --arg a "$A" '.instances[] | select(.id == $a) |
+	    (.terminated - .agent_crashed) as $d | $d >= 4 and $d <= 12' "$S"
+	check "vanished: $B, idle and reporting, still runs" \
+	    sj --arg b "$B" '.instances[] | select(.id == $b) |
+	    .terminated == null' "$S"
+	check "vanished: the log tells why (vanished agent)" \
+	    grep -q "terminated $A (vanished agent): its worker $WA has been missing from ClearML for [0-9]*s" "$L"
+	check "vanished: its worker unregistered from ClearML" \
+	    wait_for 5 worker_gone "$WA"
+	m=$(e2e_metric '^qscale_terminations_total[{].*reason="vanished_agent"')
+	check "vanished: /metrics counts 1 vanished agent ($m)" test "$m" = 1
+	e2e_wait 40 "vanished: $B terminated once idle for max_idle_time" \
+	    "$E2E_DONE"
+	e2e_snap "$S"
+	e2e_stats_diag "$S"
+	check "vanished: ... no sooner than 25 s after it went idle" \
+	    sj --arg b "$B" '(.tasks | map(.ended) | max) as $e |
+	    .instances[] | select(.id == $b) | .terminated - $e >= 25' "$S"
+	check "vanished: two instances in all, nothing relaunched" \
+	    sj '.instances | length == 2' "$S"
 	e2e_stop
 	e2e_no_secret
 }
@@ -325,6 +384,7 @@ scenario_duplicate() {
 }
 
 scenario_never_boot
+scenario_vanished
 scenario_outage
 scenario_race
 scenario_duplicate

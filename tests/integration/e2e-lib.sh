@@ -10,7 +10,8 @@
 #                               NAME; each RES is the inside of one resource
 #                               block (ami, security group and both
 #                               subnets are added unless given); knobs:
-#                               E2E_POLL E2E_IDLE E2E_SPINUP E2E_EXTRA
+#                               E2E_POLL E2E_IDLE E2E_SPINUP E2E_LAST_SEEN
+#                               E2E_EXTRA
 #   e2e_start                   qscaled -f on it; QPID
 #   e2e_stop                    SIGTERM, then SIGKILL of what is left
 #   e2e_kill9                   kill -9 of the supervisor and its children
@@ -88,7 +89,7 @@ workers_prefix = "$_n";
 polling_interval = "${E2E_POLL:-1s}";
 max_idle_time = "${E2E_IDLE:-4s}";
 max_spin_up_time = "${E2E_SPINUP:-30s}";
-worker_last_seen = "60s";
+worker_last_seen = "${E2E_LAST_SEEN:-60s}";
 log_level = "${E2E_LOG_LEVEL:-info}";
 log_dir = "$E2E_DIR/log";
 pid_file = "$E2E_DIR/run/qscaled.pid";

@@ -420,6 +420,22 @@ class Agents:
         with self.lock:
             return [dict(e) for e in self.errors]
 
+    def crash(self, iid):
+        """The agent of a running instance dies as a process would: no
+        unregister, no more reports; the instance runs on."""
+        with self.lock:
+            a = self.agents.get(iid)
+        if a is None or a.inst.terminated is not None:
+            raise ValueError("no agent runs on instance %r" % (iid,))
+        if a.state not in ("idle", "busy"):
+            raise ValueError("the agent of %s is %s, not registered" %
+                             (iid, a.state))
+        a.inst.agent_crashed = time.time()
+        a.gone.set()
+        self.log("agent-crash", instance=iid, worker=a.worker,
+                 state=a.state)
+        return {"agent_crashed": iid, "worker": a.worker}
+
     def vanish(self, iid):
         with self.lock:
             a = self.agents.get(iid)

@@ -31,6 +31,7 @@ class Sim:
             "DELETE faults": self._ec2("faults_clear"),
             "POST interrupt": self._ec2("interrupt"),
             "POST never-boot": self._ec2("never_boot"),
+            "POST agent-crash": self.agent_crash,
             "GET capacity": self._ec2("capacity_get"),
             "POST capacity": self._ec2("capacity_set"),
         }
@@ -50,6 +51,12 @@ class Sim:
                 return 404, {"error": "EC2 is not simulated (--no-ec2)"}
             return getattr(self.ec2, name)(doc)
         return call
+
+    def agent_crash(self, doc, query):
+        if self.agents is None:
+            return 404, {"error": "no simulated agents (--no-ec2)"}
+        iid = doc.get("instance_id") if isinstance(doc, dict) else None
+        return self.agents.crash(iid)
 
     def clearml_fault(self, doc, query):
         if not isinstance(doc, dict) or "mode" not in doc:

@@ -139,6 +139,7 @@ class Instance:
         self.terminated = None
         self.reason = None       # (code, message) once terminated
         self.never_boot = False
+        self.agent_crashed = None  # when its agent died, if it did
         self.worker = None
 
     @property
@@ -158,7 +159,8 @@ class Instance:
                 "terminated": self.terminated,
                 "state": self.state(pending_delay),
                 "state_reason": self.reason[0] if self.reason else None,
-                "never_boot": self.never_boot, "worker": self.worker,
+                "never_boot": self.never_boot,
+                "agent_crashed": self.agent_crashed, "worker": self.worker,
                 "autoscaler": self.tags.get("qscale:autoscaler")}
 
 
