@@ -67,9 +67,19 @@ struct report {
 	struct event		*ev_retry;	/* setup, resend, first batch */
 	struct report_backlog	 bl;
 	struct report_sent	 sent;		/* what is in flight */
+	const char		*stop_reason;	/* for tasks.stopped */
+	struct event		*ev_retire;	/* frees a retired reporter */
+	LIST_ENTRY(report)	 retired;	/* while it is retiring */
 	void			*sub;		/* logsink subscription */
 	char			 err_key[200];	/* the error last logged */
 };
+
+/*
+ * Reporters a reload replaced (another server or task, or reporting
+ * turned off) mark their task stopped on their own, then free
+ * themselves; report_finish() waits for them too.
+ */
+static LIST_HEAD(, report) retired = LIST_HEAD_INITIALIZER(retired);
 
 static void	setup_start(struct report *);
 static void	flush(struct report *);
@@ -805,6 +815,15 @@ setup_start(struct report *r)
 
 /* Batches */
 
+/* The task is stopped, or will not be: a retired reporter goes now. */
+static void
+stop_done(struct report *r)
+{
+	r->state = RS_DONE;
+	if (r->ev_retire != NULL)
+		event_active(r->ev_retire, EV_TIMEOUT, 1);
+}
+
 static void
 stopped_cb(const struct cml_error *err, const cJSON *data, void *arg)
 {
@@ -813,7 +832,10 @@ stopped_cb(const struct cml_error *err, const cJSON *data, void *arg)
 	(void)data;
 	if (err != NULL)
 		report_error(r, "tasks.stopped", err);
-	r->state = RS_DONE;
+	else if (r->ev_retire != NULL)
+		log_info("ClearML reporting: task %s marked stopped",
+		    r->task_id);
+	stop_done(r);
 }
 
 static void
@@ -822,10 +844,11 @@ task_stop(struct report *r)
 	cJSON	*p = cJSON_CreateObject();
 
 	cJSON_AddStringToObject(p, "task", r->task_id);
-	cJSON_AddStringToObject(p, "status_reason", "qscaled stopped");
+	cJSON_AddStringToObject(p, "status_reason", r->stop_reason != NULL ?
+	    r->stop_reason : "qscaled stopped");
 	cJSON_AddStringToObject(p, "status_message", r->comment);
 	if (cml_call(r->cml, "tasks.stopped", p, stopped_cb, r) == -1)
-		r->state = RS_DONE;
+		stop_done(r);
 	cJSON_Delete(p);
 }
 
@@ -864,7 +887,8 @@ batch_failed(struct report *r, const struct cml_error *err)
 
 	report_error(r, "events.add_batch", err);
 	if (r->state == RS_STOPPING) {
-		r->state = RS_DONE;
+		/* the task is still to be stopped, its last lines or not */
+		task_stop(r);
 		return;
 	}
 	if (batch_hopeless(err)) {
@@ -1119,6 +1143,10 @@ report_free(struct report *r)
 	http_client_free(r->http);
 	event_free(r->ev_tick);
 	event_free(r->ev_retry);
+	if (r->ev_retire != NULL) {
+		event_free(r->ev_retire);
+		LIST_REMOVE(r, retired);
+	}
 	report_backlog_clear(&r->bl);
 	free(r->api_server);
 	freezero_str(r->access_key);
@@ -1140,6 +1168,48 @@ same_target(const struct report *r, const struct conf_clearml *cc)
 	    str_eq(r->name, cc->report_name);
 }
 
+static void
+retire_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct report	*r = arg;
+
+	(void)fd;
+	(void)what;
+	if (r->state != RS_DONE)
+		log_warnx("ClearML reporting: task %s not marked stopped "
+		    "within %ds; left as it is", r->task_id,
+		    REPORT_STOP_MS / 1000);
+	report_free(r);
+}
+
+/*
+ * A reporter that a reload replaces: it takes no more lines, marks its
+ * task stopped (after the batch under way, if one is) and frees itself,
+ * within REPORT_STOP_MS, without holding up the loop.  One that has no
+ * task ready yet goes at once.
+ */
+static void
+report_retire(struct report *r, const char *why)
+{
+	if (r->state != RS_READY) {
+		report_free(r);
+		return;
+	}
+	logsink_unsubscribe(r->sub);
+	r->sub = NULL;
+	evtimer_del(r->ev_tick);
+	evtimer_del(r->ev_retry);
+	r->state = RS_STOPPING;
+	r->stop_reason = why;
+	if ((r->ev_retire = evtimer_new(r->env.base, retire_cb, r)) == NULL)
+		fatalx("%s: evtimer_new", __func__);
+	LIST_INSERT_HEAD(&retired, r, retired);
+	timer_add_ms(r->ev_retire, REPORT_STOP_MS);
+	log_info("ClearML reporting: marking task %s stopped (%s)",
+	    r->task_id, why);
+	flush(r);
+}
+
 /*
  * A reload: the same reporter when the server, credentials, project and
  * task name are the same (the interval follows polling_interval), else a
@@ -1155,7 +1225,7 @@ report_reload(struct report *old, const struct report_env *env,
 		return report_start(env, conf);
 	if (!conf->clearml.report) {
 		log_info("ClearML reporting turned off");
-		report_free(old);
+		report_retire(old, "reporting turned off");
 		return NULL;
 	}
 	if (same_target(old, &conf->clearml)) {
@@ -1171,12 +1241,12 @@ report_reload(struct report *old, const struct report_env *env,
 	log_info("ClearML reporting: the server, credentials or task "
 	    "changed; starting again");
 	if ((r = report_create(env, conf)) == NULL) {
-		report_free(old);
+		report_retire(old, "reporting elsewhere");
 		return NULL;
 	}
 	report_backlog_move(&r->bl, &old->bl);
 	r->iter = old->iter;
-	report_free(old);
+	report_retire(old, "reporting elsewhere");
 	setup_start(r);
 	return r;
 }
@@ -1191,27 +1261,38 @@ deadline_cb(evutil_socket_t fd, short what, void *arg)
 
 /*
  * A graceful stop, after the supervisor's loop ended: the last lines,
- * then the task marked stopped, for at most REPORT_STOP_MS; then frees.
+ * then the task marked stopped, for at most REPORT_STOP_MS, while those
+ * a reload retired finish theirs; then frees them all.
  */
 void
 report_finish(struct report *r)
 {
-	struct event	*deadline;
-	int		 late = 0;
+	struct event_base	*base = NULL;
+	struct event		*deadline;
+	struct report		*o;
+	int			 late = 0;
 
-	if (r == NULL)
-		return;
-	if (r->state == RS_READY) {
+	if (r != NULL && r->state == RS_READY) {
 		r->state = RS_STOPPING;
 		evtimer_del(r->ev_tick);
 		evtimer_del(r->ev_retry);
-		deadline = evtimer_new(r->env.base, deadline_cb, &late);
-		timer_add_ms(deadline, REPORT_STOP_MS);
 		flush(r);
-		while (r->state != RS_DONE && !late)
-			event_base_loop(r->env.base, EVLOOP_ONCE);
+	}
+	if (r != NULL && r->state == RS_STOPPING)
+		base = r->env.base;
+	else if (!LIST_EMPTY(&retired))
+		base = LIST_FIRST(&retired)->env.base;
+	if (base != NULL) {
+		if ((deadline = evtimer_new(base, deadline_cb, &late)) == NULL)
+			fatalx("%s: evtimer_new", __func__);
+		timer_add_ms(deadline, REPORT_STOP_MS);
+		while (!late && ((r != NULL && r->state == RS_STOPPING) ||
+		    !LIST_EMPTY(&retired)))
+			event_base_loop(base, EVLOOP_ONCE);
 		event_free(deadline);
 	}
+	while ((o = LIST_FIRST(&retired)) != NULL)
+		report_free(o);
 	report_free(r);
 }
 

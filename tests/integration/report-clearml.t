@@ -4,7 +4,8 @@
 # scalars per resource with increasing iterations, the console lines; a
 # ClearML outage that stalls neither the daemon nor its worker processes,
 # logged once, with reporting resuming after it; a restart that reuses
-# the task and goes on counting; no secret in any event.
+# the task and goes on counting; reloads that move reporting to another
+# task or turn it off, stopping the old task; no secret in any event.
 . "$(dirname "$0")/lib.sh"
 . "$QSCALE_TOP/tests/cloudsim/simlib.sh"
 
@@ -212,6 +213,44 @@ check "its iterations go on from where they were ($old_max + 1)" \
 check "the second start is in the console" \
     log_has "qscaled 0.1.0 started (pid $SUP_PID)"
 
+# --- a reload that names another task, then one that turns reporting off --
+task_named() {	# NAME: its status and reason
+	api tasks.get_all "{\"project\": [\"$PROJECT\"], \"name\": \"^$1\$\", \"only_fields\": [\"id\", \"name\", \"status\", \"status_reason\"]}" |
+	    jq -r --arg n "$1" '[.tasks[] | select(.name == $n)] | .[0] |
+	    if . == null then empty else "\(.status) \(.status_reason)" end'
+}
+is_stopped() { [ "$(task_named "$1")" = "stopped $2" ]; }
+is_running() { task_named "$1" | grep -q '^in_progress '; }
+events
+before_iter=$(max_iter)
+sed -i 's/^  report = true;/  report = true; report_name = "qscale rtest2";/' "$T/qscale.conf"
+kill -HUP "$SUP_PID"
+check "a reload to another task name marks the old task stopped" \
+    wait_for 10 is_stopped "qscale rtest" "reporting elsewhere"
+check "... without a stop of qscaled: its pid is the same" \
+    kill -0 "$SUP_PID"
+check "the new task is created and in progress" \
+    wait_for 10 is_running "qscale rtest2"
+TASK2=$(api tasks.get_all "{\"project\": [\"$PROJECT\"], \"name\": \"^qscale rtest2\$\", \"only_fields\": [\"id\"]}" | jq -r '.tasks[0].id')
+events2() { curl -sf "$QSCALE_SIM_ADMIN_URL/events?task=$TASK2" >"$T/events.json"; }
+more2() { events2; [ "$(max_iter)" -gt "$before_iter" ]; }
+check "scalars reach the new task, their iterations going on" \
+    wait_for 20 more2
+check "the old task's last lines and the reload are in the new one" \
+    log_has "marking task $TASK stopped (reporting elsewhere)"
+check "the log says the old task is stopped" \
+    grep -q "ClearML reporting: task $TASK marked stopped" "$T/log/qscaled.log"
+sed -i 's/^  report = true; report_name/  report = false; report_name/' "$T/qscale.conf"
+kill -HUP "$SUP_PID"
+check "a reload with report = false marks the task stopped" \
+    wait_for 10 is_stopped "qscale rtest2" "reporting turned off"
+check "the log says reporting is off" \
+    grep -q "ClearML reporting turned off" "$T/log/qscaled.log"
+check "qscalectl status shows no reporting any more" \
+    test "$(ctl status -j | jq -r '.report // "none"')" = none
+curl -sf "$QSCALE_SIM_ADMIN_URL/events?task=$TASK" >"$T/events1.json"
+events2
+
 # --- secrets ------------------------------------------------------------
 no_secret() {
 	for s in $MY_SECRETS; do
@@ -220,5 +259,6 @@ no_secret() {
 	if grep -q 'eyJ' "$@"; then diag "a JWT in $*"; return 1; fi
 	return 0
 }
-check "no secret and no token in any event" no_secret "$T/events.json"
+check "no secret and no token in any event" \
+    no_secret "$T/events.json" "$T/events1.json"
 check "no secret and no token in any log" no_secret "$T/log"/*.log "$T/qscaled.out"
