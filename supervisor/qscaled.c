@@ -46,8 +46,9 @@ usage(void)
 	    "  -d        debug: foreground, debug level, log to stderr\n"
 	    "  -n        check the configuration and exit\n"
 	    "  -v        with -n, print the normalised configuration\n"
-	    "  --check   try the configuration against AWS (credentials, a\n"
-	    "            dry-run launch per resource and subnet) and exit\n"
+	    "  --check   try the configuration against AWS and ClearML\n"
+	    "            (credentials, a dry-run launch per resource and\n"
+	    "            subnet, the queues) and exit\n"
 	    "  --plan    observe once and print what one poll would launch\n"
 	    "            or terminate, and why; nothing is changed\n"
 	    "  -V        print the version and exit\n",
