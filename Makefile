@@ -50,6 +50,9 @@ FUZZ_SECONDS ?=	30
 
 .PHONY: all unit test integration asan deps demo bench install clean format \
 	check-deps fuzz fuzz-bins
+# Objects of the test and tool binaries stay: make would otherwise remove
+# them after the summary line, as intermediate files.
+.SECONDARY:
 
 all: check-deps $(BUILD)/qscaled $(BUILD)/qscalectl $(TOOL_BIN)
 
