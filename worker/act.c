@@ -482,8 +482,9 @@ act_terminated(struct act_term *t, const struct plan_action *a,
 
 /*
  * A worker that took a task between the fresh look and the termination
- * lost it with its instance: the task goes back to the queue, within
- * max_requeues, as a task lost to an interruption does.
+ * lost it with its instance, as did a vanished agent the task it held:
+ * the task goes back to the queue, within max_requeues, as a task lost
+ * to an interruption does (if ClearML still has it in progress there).
  */
 static void
 act_lost_task(struct wpoll *p, const struct plan_action *a,
@@ -495,9 +496,14 @@ act_lost_task(struct wpoll *p, const struct plan_action *a,
 	q.type = PLAN_REQUEUE;
 	snprintf(q.worker, sizeof(q.worker), "%s", worker);
 	snprintf(q.task, sizeof(q.task), "%s", task);
-	log_warnx("task %s was taken by worker %s as its instance %s was "
-	    "being terminated (%s)", task, worker, a->instance,
-	    plan_reason_name(a->reason));
+	if (a->reason == PLAN_R_VANISHED && strcmp(task, a->task) == 0)
+		log_warnx("task %s was last seen running on worker %s, whose "
+		    "agent vanished; its instance %s is terminated", task,
+		    worker, a->instance);
+	else
+		log_warnx("task %s was taken by worker %s as its instance %s "
+		    "was being terminated (%s)", task, worker, a->instance,
+		    plan_reason_name(a->reason));
 	if ((n = plan_memory_requeued(&p->mem, task)) > max) {
 		q.count = -1;
 		snprintf(q.why, sizeof(q.why), "already re-queued %d time%s "
@@ -542,6 +548,9 @@ act_after_cb(const struct cml_error *err, const struct cml_worker *ws,
 				act_lost_task(t->p, a, worker, ws[j].task);
 			break;
 		}
+		if (j == n && a->reason == PLAN_R_VANISHED &&
+		    a->task[0] != '\0' && !act_stopping(t->p))
+			act_lost_task(t->p, a, worker, a->task);
 		act_unregister(t->p, worker);
 	}
 	act_op_done(t->p);
@@ -746,6 +755,8 @@ act_requeue_how(const struct plan_action *a)
 {
 	if (a->reason == PLAN_R_NONE || a->reason == PLAN_R_INTERRUPTED)
 		return "was interrupted while it ran";
+	if (a->reason == PLAN_R_VANISHED)
+		return "was terminated after its agent vanished";
 	return "was terminated as its worker took the task";
 }
 

@@ -500,6 +500,9 @@ plan_terminate(struct plan_output *out, const struct plan_inst *m,
 	a->spot = m->spot;
 	snprintf(a->instance, sizeof(a->instance), "%s", m->id);
 	snprintf(a->worker, sizeof(a->worker), "%s", m->worker);
+	/* the task a vanished agent last held dies with the instance */
+	if (reason == PLAN_R_VANISHED)
+		snprintf(a->task, sizeof(a->task), "%s", m->task);
 	va_start(ap, fmt);
 	vsnprintf(a->why, sizeof(a->why), fmt, ap);
 	va_end(ap);
@@ -589,9 +592,10 @@ plan_count(const struct plan_obs *obs, const struct plan_conf *pc,
 			if (now - m->missing_since_ms >= pc->vanished_grace_ms)
 				plan_terminate(out, m, PLAN_R_VANISHED,
 				    "its worker %s has been missing from "
-				    "ClearML for %llds", m->worker,
+				    "ClearML for %llds%s%s", m->worker,
 				    (long long)((now - m->missing_since_ms) /
-				    1000));
+				    1000), m->task[0] != '\0' ? ", last seen "
+				    "running task " : "", m->task);
 			else
 				plan_wake(out, m->missing_since_ms +
 				    pc->vanished_grace_ms, now);

@@ -2,9 +2,10 @@
 # End to end, the real qscaled on the simulated cloud: what goes wrong.
 # An instance that never boots (terminated after max_spin_up_time, its
 # console output logged with the secrets masked, its task served by a
-# replacement), an agent that dies on its instance (terminated after
-# vanished_worker_grace), a ClearML outage while instances sit idle, a task enqueued
-# just as an idle timeout expires, and one task reported by two workers.
+# replacement), an agent that dies while it runs a task (its instance
+# terminated after vanished_worker_grace, the task re-queued), a ClearML
+# outage while instances sit idle, a task enqueued just as an idle timeout
+# expires, and one task reported by two workers.
 # qscale-test: serial
 # shellcheck source-path=SCRIPTDIR disable=SC2016,SC2119  # jq in quotes
 . "$(dirname "$0")/lib.sh"
@@ -79,32 +80,37 @@ scenario_never_boot() {
 	e2e_no_secret
 }
 
-# ---- An agent that dies on a running instance -----------------------------
+# ---- An agent that dies while it runs a task -----------------------------
 # Its worker stops reporting (worker_last_seen 4 s drops it from ClearML's
-# list), and vanished_worker_grace (4 s) after qscale missed it the
-# instance goes; the other, idle one waits for max_idle_time.
+# list); vanished_worker_grace (4 s) after qscale missed it the instance
+# is terminated and the task it held is put back in the queue, where the
+# other, idle instance takes it; that one goes after max_idle_time.
 worker_gone() {
 	sim_stats | jq -e --arg w "$1" 'all(.workers[]; . != $w)' >/dev/null
 }
 
 scenario_vanished() {
 	e2e_scenario vanished
-	E2E_IDLE=25s E2E_LAST_SEEN=4s E2E_EXTRA='vanished_worker_grace = "4s";' \
+	E2E_IDLE=20s E2E_LAST_SEEN=4s E2E_EXTRA='vanished_worker_grace = "4s";' \
 	    e2e_conf evan 'name = "van"; queue = "evan";
 	    instance_type = "c5.large"; max_instances = 2;' || return 1
 	simctl queue evan >/dev/null
 	e2e_start || { not_ok "vanished: qscaled starts"; return 1; }
 	wait_for 10 polls_ge 2
-	e2e_enqueue evan 2 1 van >/dev/null
-	e2e_wait 30 "vanished: two tasks done, two idle workers" \
-	    '([.tasks[] | select(.status == "completed")] | length == 2) and
+	simctl enqueue evan --count 1 --duration 12 --name vlong >/dev/null
+	simctl enqueue evan --count 1 --duration 1 --name vshort >/dev/null
+	e2e_wait 30 "vanished: the short task done, the long one running" \
+	    '([.tasks[] | select(.status == "completed")] | length == 1) and
+	    ([.tasks[] | select(.status == "in_progress")] | length == 1) and
 	    ([.instances[] | select(.registered != null and
 	    .terminated == null)] | length == 2)'
-	A=$(sim_stats | jq -r '[.instances[] | .id] | sort | .[0]')
-	B=$(sim_stats | jq -r '[.instances[] | .id] | sort | .[1]')
-	WA=$(sim_stats | jq -r --arg a "$A" '.instances[] | select(.id == $a) |
-	    .worker')
-	diag "the agent of $A ($WA) dies; $B stays idle"
+	S=$E2E_DIR/before.json
+	e2e_snap "$S"
+	TL=$(jq -r '.tasks[] | select(.status == "in_progress") | .id' "$S")
+	A=$(jq -r '.tasks[] | select(.status == "in_progress") | .instance' "$S")
+	B=$(jq -r --arg a "$A" '.instances[] | select(.id != $a) | .id' "$S")
+	WA=$(jq -r --arg a "$A" '.instances[] | select(.id == $a) | .worker' "$S")
+	diag "task $TL runs on $A ($WA), whose agent dies; $B is idle"
 	check "vanished: the agent of $A dies" \
 	    eval 'simctl agent-crash "$A" >/dev/null'
 	e2e_wait 20 "vanished: $A is terminated" \
@@ -115,24 +121,34 @@ scenario_vanished() {
 	check "vanished: ... within [4 s, 12 s] of its agent's death" \
 	    sj --arg a "$A" '.instances[] | select(.id == $a) |
 	    (.terminated - .agent_crashed) as $d | $d >= 4 and $d <= 12' "$S"
-	check "vanished: $B, idle and reporting, still runs" \
-	    sj --arg b "$B" '.instances[] | select(.id == $b) |
-	    .terminated == null' "$S"
-	check "vanished: the log tells why (vanished agent)" \
-	    grep -q "terminated $A (vanished agent): its worker $WA has been missing from ClearML for [0-9]*s" "$L"
+	check "vanished: the log tells why (vanished agent), and the task" \
+	    grep -q "terminated $A (vanished agent): its worker $WA has been missing from ClearML for [0-9]*s, last seen running task $TL" "$L"
 	check "vanished: its worker unregistered from ClearML" \
 	    wait_for 5 worker_gone "$WA"
+	check "vanished: the log tells $TL was re-queued (1 of 2)" \
+	    wait_for 5 grep -q "task $TL re-queued (1 of max_requeues 2): its instance $A was terminated after its agent vanished" "$L"
+	e2e_wait 10 "vanished: $TL runs again, on $B" \
+	    ".tasks[] | select(.id == \"$TL\") | .status == \"in_progress\" and
+	    .instance == \"$B\""
 	m=$(e2e_metric '^qscale_terminations_total[{].*reason="vanished_agent"')
 	check "vanished: /metrics counts 1 vanished agent ($m)" test "$m" = 1
-	e2e_wait 40 "vanished: $B terminated once idle for max_idle_time" \
+	m=$(e2e_metric '^qscale_requeues_total[{]')
+	check "vanished: ... and 1 re-queue ($m)" test "$m" = 1
+	e2e_wait 60 "vanished: $TL completes, then $B goes once idle" \
 	    "$E2E_DONE"
+	S=$E2E_DIR/final.json
 	e2e_snap "$S"
 	e2e_stats_diag "$S"
-	check "vanished: ... no sooner than 25 s after it went idle" \
+	check "vanished: $TL completed on $B" \
+	    sj --arg t "$TL" --arg b "$B" '.tasks[] | select(.id == $t) |
+	    .status == "completed" and .instance == $b' "$S"
+	check "vanished: $B went no sooner than 20 s after it went idle" \
 	    sj --arg b "$B" '(.tasks | map(.ended) | max) as $e |
-	    .instances[] | select(.id == $b) | .terminated - $e >= 25' "$S"
+	    .instances[] | select(.id == $b) | .terminated - $e >= 20' "$S"
 	check "vanished: two instances in all, nothing relaunched" \
 	    sj '.instances | length == 2' "$S"
+	check "vanished: $TL started twice only" \
+	    test "$(grep -c "task-start .*task=$TL" "$SIM_LOG")" -eq 2
 	e2e_stop
 	e2e_no_secret
 }
@@ -332,10 +348,23 @@ scenario_race() {
 	    sj --arg t "$first" '(.tasks[] | select(.name == "warm-1") |
 	    .instance) as $i | .tasks[] | select(.id == $t) |
 	    .instance == $i' "$S"
-	check "race: no other task started twice (none interrupted)" \
-	    sh -c "! grep -o 'task-start .*task=[0-9a-f]*' '$SIM_LOG' |
-	    sed 's/.*task=//' | grep -v '^${DOOMED:-none}\$' | sort |
-	    uniq -d | grep -q ."
+	# A task enqueued in the moment between the fresh look and the
+	# TerminateInstances call can be taken by the dying instance's agent
+	# (ClearML cannot stop an agent from pulling): qscale must then see
+	# it and put it back; any other second start is a task killed.
+	twice=$(grep -o 'task-start .*task=[0-9a-f]*' "$SIM_LOG" |
+	    sed 's/.*task=//' | grep -v "^${DOOMED:-none}\$" | sort | uniq -d)
+	unexplained=""
+	for t in $twice; do
+		diag "task $t started twice:" "$(grep -F "$t" \
+		    "$E2E_DIR/log/cpu.log" | grep -v DEBUG)"
+		grep -q "task $t was taken by worker .* as its instance .* was being terminated" \
+		    "$E2E_DIR/log/cpu.log" &&
+		    grep -q "task $t re-queued (1 of max_requeues 2)" \
+		    "$E2E_DIR/log/cpu.log" || unexplained="$unexplained $t"
+	done
+	check "race: no other task started twice but one qscale saw taken and re-queued${unexplained:+ (not:$unexplained)}" \
+	    test -z "$unexplained"
 	check "race: no instance terminated before its task ended" \
 	    sj '. as $s | all(.tasks[]; . as $t | $s.instances[] |
 	    select(.id == $t.instance) | .terminated >= $t.ended)' "$S"

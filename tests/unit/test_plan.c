@@ -512,6 +512,36 @@ test_vanished_agent(void **state)
 	assert_true(a->recheck);
 }
 
+/* A busy agent that vanished: its task goes with the terminate action. */
+static void
+test_vanished_busy_agent(void **state)
+{
+	const struct plan_action *a;
+
+	(void)state;
+	fx_reset();
+	mem_launched("i-1", 0, T0 - 60 * MIN);
+	obs_begin(T0, 0);
+	obs_inst("i-1", PLAN_ST_RUNNING, 0, T0 - 60 * MIN, NULL);
+	obs_worker("i-1", "t-1", T0 - 59 * MIN);
+	run();
+	assert_int_equal(count_type(PLAN_TERMINATE), 0);
+	obs_begin(T0 + 6 * MIN, 0);
+	obs_inst("i-1", PLAN_ST_RUNNING, 0, T0 - 60 * MIN, NULL);
+	run();
+	assert_int_equal(count_type(PLAN_TERMINATE), 0);	/* grace */
+	obs_begin(T0 + 12 * MIN, 0);
+	obs_inst("i-1", PLAN_ST_RUNNING, 0, T0 - 60 * MIN, NULL);
+	run();
+	a = find_action(PLAN_TERMINATE, "i-1");
+	assert_non_null(a);
+	assert_int_equal(a->reason, PLAN_R_VANISHED);
+	assert_string_equal(a->task, "t-1");
+	assert_non_null(strstr(a->why, "last seen running task t-1"));
+	/* and plan() itself re-queues nothing: act does, after the call */
+	assert_int_equal(count_type(PLAN_REQUEUE), 0);
+}
+
 static void
 test_adoption_after_restart(void **state)
 {
@@ -1076,6 +1106,7 @@ main(void)
 		cmocka_unit_test(test_spin_up_timeout),
 		cmocka_unit_test(test_spin_up_from_launch_return),
 		cmocka_unit_test(test_vanished_agent),
+		cmocka_unit_test(test_vanished_busy_agent),
 		cmocka_unit_test(test_adoption_after_restart),
 		cmocka_unit_test(test_adopted_unregistered_times_out_from_launch),
 		cmocka_unit_test(test_failed_observation),
