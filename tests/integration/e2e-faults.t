@@ -352,8 +352,10 @@ scenario_race() {
 	# TerminateInstances call can be taken by the dying instance's agent
 	# (ClearML cannot stop an agent from pulling): qscale must then see
 	# it and put it back; any other second start is a task killed.
+	# (the cloud's log holds the earlier scenarios too: this one's tasks)
 	twice=$(grep -o 'task-start .*task=[0-9a-f]*' "$SIM_LOG" |
-	    sed 's/.*task=//' | grep -v "^${DOOMED:-none}\$" | sort | uniq -d)
+	    sed 's/.*task=//' | grep -v "^${DOOMED:-none}\$" |
+	    grep -Fx -f <(jq -r '.tasks[].id' "$S") | sort | uniq -d)
 	unexplained=""
 	for t in $twice; do
 		diag "task $t started twice:" "$(grep -F "$t" \
