@@ -151,11 +151,12 @@
 			g.lineWidth = s.dash ? 1.5 : 2;
 			g.setLineDash(s.dash ? [5, 4] : []);
 			g.beginPath();
-			let open = false, prev = 0;
+			let open = false, prev = 0, last = null;
 			for (let i = 0; i < s.t.length; i++) {
 				const t = s.t[i], v = s.v[i];
 				if (t < t0 || v === null || v === undefined) {
 					open = false;
+					last = null;
 					continue;
 				}
 				if (open && t - prev > gap)
@@ -166,9 +167,17 @@
 					g.moveTo(X(t), Y(v));
 				open = true;
 				prev = t;
+				last = [X(t), Y(v)];
 				if (!s.dash) points++;
 			}
 			g.stroke();
+			/* the current value, seen even when it is a lone point */
+			if (last && !s.dash) {
+				g.fillStyle = s.color;
+				g.beginPath();
+				g.arc(last[0], last[1], 3, 0, 2 * Math.PI);
+				g.fill();
+			}
 		}
 		g.setLineDash([]);
 		canvas.dataset.points = String(points);
