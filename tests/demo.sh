@@ -172,6 +172,16 @@ while :; do
 	fi
 	sleep 2
 done
+# qscale's own view comes a poll after the cloud's: show it caught up
+none_live() {
+	ctl status -j 2>/dev/null | jq -e 'all(.resources[];
+	    (.worker.counts.live // 0) == 0)' >/dev/null 2>&1
+}
+if all_done; then
+	for _ in $(seq 1 50); do none_live && break; sleep 0.2; done
+	printf '%s\n' "--- $(( $(date +%s) - start ))s"
+	show
+fi
 
 echo
 "$simctl" --env-file "$D/sim.env" stats >"$D/stats.json"
