@@ -378,6 +378,24 @@ json_keys(cJSON *o, const struct conf_key *tab, size_t n, const void *base,
 	}
 }
 
+/* A secret that also sits in another value is hidden there too. */
+static void
+json_mask(cJSON *j)
+{
+	cJSON	*e;
+	char	*m;
+
+	if (cJSON_IsString(j) && j->valuestring != NULL) {
+		m = mask_dup(j->valuestring);
+		if (strcmp(m, j->valuestring) != 0)
+			cJSON_SetValuestring(j, m);
+		free(m);
+		return;
+	}
+	cJSON_ArrayForEach(e, j)
+		json_mask(e);
+}
+
 cJSON *
 conf_to_json(const struct qscale_conf *conf, int with_secrets)
 {
@@ -393,6 +411,8 @@ conf_to_json(const struct qscale_conf *conf, int with_secrets)
 		    &conf->resources[i], with_secrets, 0);
 		cJSON_AddItemToArray(rs, r);
 	}
+	if (!with_secrets)
+		json_mask(o);
 	return o;
 }
 

@@ -1227,6 +1227,22 @@ test_export(void **state)
 	conf_free(b);
 	conf_free(a);
 
+	/* a secret that also sits in another value is masked there too */
+	m = must_load(put("embedded.conf", 0600, CML
+	    "git = { user = \"bot\"; password = \"EMB-git-pw-77\"; };\n"
+	    "agent = { init_script = \"git clone https://bot:EMB-git-pw-77@"
+	    "example.org/x\"; };\n" ONE));
+	conf_register_secrets(m);
+	ma = json_text(m, 0);
+	assert_null(strstr(ma, "EMB-git-pw-77"));
+	assert_non_null(strstr(ma, "https://bot:********@example.org/x"));
+	free(ma);
+	ma = json_text(m, 1);			/* --with-secrets: all of it */
+	assert_non_null(strstr(ma, "https://bot:EMB-git-pw-77@example.org"));
+	free(ma);
+	conf_free(m);
+	mask_clear();
+
 	/* a minimal configuration round-trips too, unset keys as null */
 	m = must_load(put("min.conf", 0600, CML ONE));
 	ja = json_text(m, 1);
