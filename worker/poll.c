@@ -113,6 +113,9 @@ poll_new(struct wproc *w)
 	}
 	p->cml = cml_client_new(w->base, p->http, conf->clearml.api_server,
 	    conf->clearml.access_key, conf->clearml.secret_key);
+	if (p->cml != NULL)
+		cml_client_set_retry(p->cml, -1, 0,
+		    conf->clearml.request_timeout);
 	p->ec2 = ec2_client_new(w->base, p->http, conf, err, sizeof(err));
 	if (p->ec2 == NULL)
 		snprintf(p->init_error, sizeof(p->init_error), "EC2 client: "

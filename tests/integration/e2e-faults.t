@@ -213,6 +213,23 @@ idle_since() {
 
 has_idle() { [ "$(idle_since)" != 0 ]; }
 
+# A task of DURATION seconds, made beforehand so that enqueueing it is
+# one quick call; prints its id.
+new_task() {	# NAME DURATION
+	clearml_call tasks.create "{\"name\": \"$1\", \"type\": \"training\",
+	    \"comment\": \"sim-duration=$2 sim-exit=0\"}" | jq -r .data.id
+}
+
+# Enqueue TASK OFFSET ms after the 3 s idle timeout that began at SINCE
+# (ms) expires.
+enqueue_at() {	# TASK OFFSET SINCE
+	_at=$(echo "($3 + 3000 + $2) / 1000" | bc -l)
+	_delay=$(echo "$_at - $(date +%s.%N)" | bc -l)
+	[ "$(echo "$_delay > 0" | bc)" -eq 1 ] && sleep "$_delay"
+	clearml_call tasks.enqueue "{\"task\": \"$1\",
+	    \"queue\": \"$QID\"}" >/dev/null
+}
+
 scenario_race() {
 	e2e_scenario race
 	E2E_IDLE=3s e2e_conf erace 'name = "cpu"; queue = "erace";
@@ -226,8 +243,7 @@ scenario_race() {
 	: >"$R"
 	# The poll that terminates wakes 50 ms after the expiry, looks at
 	# the queue and the workers, looks again at the workers, terminates:
-	# enqueue before, at and through that moment.  The task exists
-	# beforehand, so that enqueueing it is one quick call.
+	# enqueue before, at and through that moment.
 	for off in ${E2E_RACE_OFFSETS:--80 0 30 60 120}; do
 		if ! e2e_until 30 "[.tasks[] | select(.status == \"completed\")]
 		    | length == $n"; then
@@ -239,17 +255,8 @@ scenario_race() {
 			break
 		fi
 		since=$(idle_since)
-		tid=$(clearml_call tasks.create "{\"name\": \"race$off\",
-		    \"type\": \"training\",
-		    \"comment\": \"sim-duration=1 sim-exit=0\"}" |
-		    jq -r .data.id)
-		at=$(echo "($since + 3000 + $off) / 1000" | bc -l)
-		delay=$(echo "$at - $(date +%s.%N)" | bc -l)
-		if [ "$(echo "$delay > 0" | bc)" -eq 1 ]; then
-			sleep "$delay"
-		fi
-		clearml_call tasks.enqueue "{\"task\": \"$tid\",
-		    \"queue\": \"$QID\"}" >/dev/null
+		tid=$(new_task "race$off" 1)
+		enqueue_at "$tid" "$off" "$since"
 		echo "$tid $since" >>"$R"
 		n=$((n + 1))
 	done
@@ -263,16 +270,10 @@ scenario_race() {
 		keeper=$(sim_stats | jq -r '[.tasks[] | select(.status ==
 		    "completed")] | max_by(.ended) | .instance')
 		since=$(idle_since)
-		tid=$(clearml_call tasks.create '{"name": "race-late",
-		    "type": "training", "comment": "sim-duration=1"}' |
-		    jq -r .data.id)
+		tid=$(new_task race-late 1)
 		simctl fault '{"action": "DescribeInstances",
 		    "latency_ms": 250}' >/dev/null
-		at=$(echo "($since + 3000 + 150) / 1000" | bc -l)
-		delay=$(echo "$at - $(date +%s.%N)" | bc -l)
-		[ "$(echo "$delay > 0" | bc)" -eq 1 ] && sleep "$delay"
-		clearml_call tasks.enqueue "{\"task\": \"$tid\",
-		    \"queue\": \"$QID\"}" >/dev/null
+		enqueue_at "$tid" 150 "$since"
 		echo "$tid $since" >>"$R"
 		n=$((n + 1))
 		e2e_until 10 ".tasks[] | select(.id == \"$tid\") |
@@ -297,16 +298,10 @@ scenario_race() {
 		victim=$(sim_stats | jq -r '[.tasks[] | select(.status ==
 		    "completed")] | max_by(.ended) | .instance')
 		since=$(idle_since)
-		DOOMED=$(clearml_call tasks.create '{"name": "race-doomed",
-		    "type": "training", "comment": "sim-duration=4"}' |
-		    jq -r .data.id)
+		DOOMED=$(new_task race-doomed 4)
 		simctl fault '{"action": "TerminateInstances",
 		    "latency_ms": 1500}' >/dev/null
-		at=$(echo "($since + 3000 + 300) / 1000" | bc -l)
-		delay=$(echo "$at - $(date +%s.%N)" | bc -l)
-		[ "$(echo "$delay > 0" | bc)" -eq 1 ] && sleep "$delay"
-		clearml_call tasks.enqueue "{\"task\": \"$DOOMED\",
-		    \"queue\": \"$QID\"}" >/dev/null
+		enqueue_at "$DOOMED" 300 "$since"
 		n=$((n + 1))
 		e2e_wait 20 "race: the task taken by a dying instance completes" \
 		    ".tasks[] | select(.id == \"$DOOMED\") |
