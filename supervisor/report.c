@@ -844,6 +844,7 @@ task_stop(struct report *r)
 	cJSON	*p = cJSON_CreateObject();
 
 	cJSON_AddStringToObject(p, "task", r->task_id);
+	cJSON_AddBoolToObject(p, "force", 1);	/* whatever the UI made of it */
 	cJSON_AddStringToObject(p, "status_reason", r->stop_reason != NULL ?
 	    r->stop_reason : "qscaled stopped");
 	cJSON_AddStringToObject(p, "status_message", r->comment);
@@ -1158,14 +1159,20 @@ report_free(struct report *r)
 	free(r);
 }
 
+/* The same task on the same server, whatever the credentials. */
+static int
+same_task(const struct report *r, const struct conf_clearml *cc)
+{
+	return str_eq(r->api_server, cc->api_server) &&
+	    str_eq(r->project, cc->report_project) &&
+	    str_eq(r->name, cc->report_name);
+}
+
 static int
 same_target(const struct report *r, const struct conf_clearml *cc)
 {
-	return str_eq(r->api_server, cc->api_server) &&
-	    str_eq(r->access_key, cc->access_key) &&
-	    str_eq(r->secret_key, cc->secret_key) &&
-	    str_eq(r->project, cc->report_project) &&
-	    str_eq(r->name, cc->report_name);
+	return same_task(r, cc) && str_eq(r->access_key, cc->access_key) &&
+	    str_eq(r->secret_key, cc->secret_key);
 }
 
 static void
@@ -1246,7 +1253,11 @@ report_reload(struct report *old, const struct report_env *env,
 	}
 	report_backlog_move(&r->bl, &old->bl);
 	r->iter = old->iter;
-	report_retire(old, "reporting elsewhere");
+	/* new credentials for the same task: the new reporter takes it on */
+	if (same_task(old, &conf->clearml))
+		report_free(old);
+	else
+		report_retire(old, "reporting elsewhere");
 	setup_start(r);
 	return r;
 }
