@@ -251,6 +251,7 @@ void		 conf_errors_clear(struct conf_errors *);
 void		 conf_register_secrets(const struct qscale_conf *);
 char		*conf_print(const struct qscale_conf *, int);
 cJSON		*conf_to_json(const struct qscale_conf *, int);
+void		 conf_json_merge(cJSON *, const cJSON *);
 char		*conf_resource_fingerprint(const struct qscale_conf *,
 		    size_t);
 const struct conf_resource *conf_resource_find(const struct qscale_conf *,

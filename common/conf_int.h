@@ -170,6 +170,5 @@ void		 conf_origin_set(struct qscale_conf *, const char *,
 		    const char *, int);
 
 /* conf_out.c */
-void		 conf_json_merge(cJSON *, const cJSON *);
 
 #endif /* QSCALE_CONF_INT_H */

@@ -286,7 +286,8 @@ st_log(struct evhttp_request *req, struct evkeyvalq *q)
 {
 	int64_t		 limit = st_query_int(q, "limit", 1, ST_LOG_REPLY,
 			    200);
-	int64_t		 after = st_query_int(q, "after", -1, INT64_MAX, -2);
+	int64_t		 after = st_query_int(q, "after", -1, INT64_MAX - 1,
+			    -2);
 	uint64_t	 from, seq, first = st_log_first();
 	cJSON		*o = cJSON_CreateObject(), *arr;
 

@@ -811,9 +811,7 @@ act_requeue(struct wpoll *p, const struct plan_action *a)
 	if (a->count < 0) {
 		log_warnx("task %s ran on instance %s, which %s; not "
 		    "re-queueing it: %s", a->task, a->instance,
-		    a->reason == PLAN_R_NONE ||
-		    a->reason == PLAN_R_INTERRUPTED ? "was interrupted" :
-		    "was terminated", a->why);
+		    act_requeue_how(a), a->why);
 		return;
 	}
 	q = xcalloc(1, sizeof(*q));

@@ -39,26 +39,6 @@ launch_profile(const struct qscale_conf *c, const struct conf_resource *r)
 	return &c->iam_instance_profile;
 }
 
-/* Objects merge key by key, anything else replaces. */
-static void
-spec_merge(cJSON *dst, const cJSON *src)
-{
-	const cJSON	*it;
-	cJSON		*cur;
-
-	cJSON_ArrayForEach(it, src) {
-		cur = cJSON_GetObjectItemCaseSensitive(dst, it->string);
-		if (cur != NULL && cJSON_IsObject(cur) && cJSON_IsObject(it))
-			spec_merge(cur, it);
-		else if (cur != NULL)
-			cJSON_ReplaceItemInObjectCaseSensitive(dst, it->string,
-			    cJSON_Duplicate(it, 1));
-		else
-			cJSON_AddItemToObject(dst, it->string,
-			    cJSON_Duplicate(it, 1));
-	}
-}
-
 /*
  * The global custom_launch_spec with the resource's merged over it (the
  * configuration's resolved copy when it has one); the caller owns it.
@@ -78,7 +58,7 @@ launch_custom_spec(const struct qscale_conf *c, const struct conf_resource *r)
 	else
 		spec = cJSON_CreateObject();
 	if (cJSON_IsObject(r->custom_launch_spec))
-		spec_merge(spec, r->custom_launch_spec);
+		conf_json_merge(spec, r->custom_launch_spec);
 	return spec;
 }
 

@@ -202,7 +202,7 @@ scenario_interrupt() {
 	diag "$T2 ran on $Y1, $Y2, $Y3"
 	simctl interrupt "$Y3" >/dev/null
 	check "interrupt: the third loss is not re-queued (max_requeues 2)" \
-	    wait_for 10 grep -q "task $T2 ran on instance $Y3, which was interrupted; not re-queueing it: already re-queued 2 times" "$L"
+	    wait_for 10 grep -q "task $T2 ran on instance $Y3, which was interrupted while it ran; not re-queueing it: already re-queued 2 times" "$L"
 	sleep 2
 	e2e_snap "$E2E_DIR/after.json"
 	check "interrupt: $T2 was not put back in the queue a third time" \
