@@ -248,8 +248,9 @@ conf_for "$T/badsecret.conf" cpu
 sed -i "s|\"$CLEARML_API_SECRET_KEY\"|\"wrong-SECRET-$$\"|" "$T/badsecret.conf"
 cml check -c "$T/badsecret.conf" >/dev/null
 rc=$?
-check "a bad secret fails the login as auth, naming the keys" \
-    test "$rc" = 1 -a "$(tail -n 1 "$OUT/$_nout.json")" = "1 failed" &&
+check "a bad secret fails the check: exit 1, 1 failed" \
+    test "$rc" = 1 -a "$(tail -n 1 "$OUT/$_nout.json")" = "1 failed"
+check "... the login, as auth, naming the keys" \
     grep -q '^FAIL clearml login to .*: auth: auth.login: .*(key clearml.access_key, clearml.secret_key)' \
     "$OUT/$_nout.json"
 

@@ -88,7 +88,8 @@ project_id() {
 	api projects.get_all '{"name": "^DevOps$"}' |
 	    jq -r '[.projects[] | select(.name == "DevOps") | .id] | if length == 1 then .[0] else empty end'
 }
-check "the project DevOps is created" wait_for 10 test -n "$(project_id)"
+has_project() { [ -n "$(project_id)" ]; }
+check "the project DevOps is created" wait_for 10 has_project
 PROJECT=$(project_id)
 task_of() {
 	api tasks.get_all "{\"project\": [\"$PROJECT\"], \"name\": \"^qscale rtest\$\", \"only_fields\": [\"id\", \"name\", \"type\", \"status\", \"comment\", \"last_iteration\"]}" |

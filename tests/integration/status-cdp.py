@@ -37,6 +37,7 @@ PROBE = """JSON.stringify((() => {
     log_count: Number(d('log').dataset.count),
     log_updates: Number(d('log').dataset.updates),
     log_tail: d('log').textContent.slice(-30000),
+    page_text: document.body.textContent,
     disconnected: !d('conn').hidden,
     title: document.title,
     in_use: d('in-use').textContent,
@@ -200,9 +201,6 @@ def main():
         out["console"] = b.console
         b.close()
         shutil.rmtree(profile, ignore_errors=True)
-    for k in ("first", "last"):
-        if out.get(k):
-            out[k]["log_tail"] = out[k]["log_tail"][-2000:]
     print(json.dumps(out))
 
 

@@ -75,7 +75,7 @@ if [ -n "$CLOUD" ]; then
 	simctl enqueue q-gpu --count 2 --duration 5 --name dash-gpu >/dev/null
 	launched() {
 		curl -sf "$URL/api/series?range=300" |
-		    jq -e '[.global.in_use[] | values] | max > 0' >/dev/null
+		    jq -en 'input | [.global.in_use[] | values] | max > 0' >/dev/null
 	}
 	check "tasks in the queues bring instances up" wait_for 30 launched
 fi
@@ -104,8 +104,11 @@ check "no script error on the page" cdp '.console == []'
     jq -r '.console[]' "$T/cdp.json" | sed 's/^/# /'
 check "a screenshot is kept" test -s "$SHOT"
 diag "screenshot: $SHOT"
-jq -r '.last.log_tail // empty' "$T/cdp.json" >"$T/page-log.txt"
-check "no secret on the page" no_secret_in "$T/page-log.txt"
+jq -r '.first.page_text // empty, .last.page_text // empty' "$T/cdp.json" \
+    >"$T/page-text.txt"
+check "the whole page's text was read (its log among it)" \
+    grep -q 'qscaled: status server on' "$T/page-text.txt"
+check "no secret anywhere on the page" no_secret_in "$T/page-text.txt"
 
 if [ -z "$CLOUD" ]; then
 	echo "ok $((_tap_n + 1)) - # SKIP /metrics against /sim/stats: tests/cloudsim/cloudsim or moto_server is absent"
@@ -116,7 +119,7 @@ fi
 check "the instances plot drew instances running" cdp '.first.max[0] > 0'
 check "the queue plot drew the waiting tasks" cdp '.first.max[2] > 0 or .last.max[2] > 0'
 drained() {
-	simctl stats | jq -e '
+	simctl stats | jq -en 'input |
 	    ([.tasks[] | select(.status != "completed")] | length == 0) and
 	    ([.instances[] | select(.terminated == null)] | length == 0)' \
 	    >/dev/null

@@ -123,11 +123,11 @@ check "/ is the dashboard, with its script and style" \
 check "/ forbids scripts from anywhere else" \
     sh -c "curl -sfI '$URL/' | grep -qi \"^Content-Security-Policy: default-src 'none'; script-src 'self'\""
 check "/api/series has points for the global line and each resource" \
-    sh -c "curl -sf '$URL/api/series?range=900' | jq -e '(.global.t | length) >= 1 and (.resources | length) == 2 and (.resources[0].t | length) == (.resources[0].idle | length)' >/dev/null"
+    sh -c "curl -sf '$URL/api/series?range=900' | jq -en 'input | (.global.t | length) >= 1 and (.resources | length) == 2 and (.resources[0].t | length) == (.resources[0].idle | length)' >/dev/null"
 last=$(curl -sf "$URL/api/log?limit=1" | jq '.last')
 ctl log-level info >/dev/null
 newline() {
-	curl -sf "$URL/api/log?after=$last" | jq -e '.lines |
+	curl -sf "$URL/api/log?after=$last" | jq -en 'input | .lines |
 	    any(test("log level set to INFO everywhere"))' >/dev/null
 }
 check "/api/log?after=N brings the lines logged since" wait_for 5 newline
@@ -170,7 +170,7 @@ sleep 1
 fds=$(ls /proc/"$SUP_PID"/fd | wc -l)
 check "200 idle connections: the supervisor holds at most 64 ($fds_before -> $fds fds)" \
     test "$fds" -le $((fds_before + 66))
-check "qscalectl status still answers meanwhile" sh -c "'$QSCALECTL' -s '$T/run/control.socket' status -j | jq -e .ok >/dev/null"
+check "qscalectl status still answers meanwhile" sh -c "'$QSCALECTL' -s '$T/run/control.socket' status -j | jq -en 'input | .ok' >/dev/null"
 wait "$slow_pid"
 slow=$(cat "$T/slow.out")
 check "a half-sent request is dropped after the 10 s timeout (${slow} s)" \

@@ -25,7 +25,7 @@ check "status names each resource and its queue" \
 # The test config points at 127.0.0.1:9, where nothing answers: the
 # worker processes must say so, not pretend to scale.
 degraded() {
-	ctl status -j | jq -e '[.resources[].worker.state] | length == 3 and
+	ctl status -j | jq -en 'input | [.resources[].worker.state] | length == 3 and
 	    all(. == "degraded")' >/dev/null
 }
 check "status says honestly that nothing can be observed" \
