@@ -478,7 +478,13 @@ req_http_done(const struct http_resp *resp, void *arg)
 	int			 rc;
 
 	req->http = NULL;	/* http.c frees it after we return */
-	if (resp->too_large || resp->curl_code != 0) {
+	if (http_tls_refused(resp)) {
+		/* a certificate that does not verify will not on a retry */
+		rc = -1;
+		memset(&err, 0, sizeof(err));
+		cml_error_set(&err, CML_ERR_SERVER, req->endpoint, "TLS: %s",
+		    resp->error);
+	} else if (resp->too_large || resp->curl_code != 0) {
 		/* cut off: a reset or a timeout mid-body is transient */
 		rc = -1;
 		memset(&err, 0, sizeof(err));

@@ -442,17 +442,6 @@ req_retry(struct ec2_req *r, const struct ec2_error *e, int timed_out)
 	return 1;
 }
 
-/* The endpoint's certificate was refused: asking again cannot help. */
-static int
-tls_refused(int code)
-{
-	return code == CURLE_PEER_FAILED_VERIFICATION ||
-	    code == CURLE_SSL_CACERT_BADFILE ||
-	    code == CURLE_SSL_CERTPROBLEM ||
-	    code == CURLE_SSL_ISSUER_ERROR ||
-	    code == CURLE_SSL_PINNEDPUBKEYNOTMATCH;
-}
-
 static void
 req_error(struct ec2_req *r, const struct http_resp *resp,
     struct ec2_error *e)
@@ -465,7 +454,7 @@ req_error(struct ec2_req *r, const struct http_resp *resp,
 		e->http_status = (int)resp->status;
 		snprintf(e->message, sizeof(e->message), "the response was "
 		    "cut off: larger than %zu bytes", r->c->max_body);
-	} else if (tls_refused(resp->curl_code)) {
+	} else if (http_tls_refused(resp)) {
 		memset(e, 0, sizeof(*e));
 		e->cls = EC2_ERR_UNKNOWN;
 		snprintf(e->message, sizeof(e->message), "TLS: %s",

@@ -246,6 +246,17 @@ http_header_cb(char *data, size_t size, size_t nmemb, void *arg)
 	return n;
 }
 
+/* The server's certificate was refused: asking again cannot help. */
+int
+http_tls_refused(const struct http_resp *r)
+{
+	return r->curl_code == CURLE_PEER_FAILED_VERIFICATION ||
+	    r->curl_code == CURLE_SSL_CACERT_BADFILE ||
+	    r->curl_code == CURLE_SSL_CERTPROBLEM ||
+	    r->curl_code == CURLE_SSL_ISSUER_ERROR ||
+	    r->curl_code == CURLE_SSL_PINNEDPUBKEYNOTMATCH;
+}
+
 /* Value of a response header (name in any case), or NULL. */
 const char *
 http_resp_header(const struct http_resp *r, const char *name)

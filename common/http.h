@@ -51,5 +51,6 @@ struct http_call *http_request(struct http_client *, const struct http_req *,
 void		 http_call_cancel(struct http_call *);
 size_t		 http_inflight(const struct http_client *);
 const char	*http_resp_header(const struct http_resp *, const char *);
+int		 http_tls_refused(const struct http_resp *);
 
 #endif /* QSCALE_HTTP_H */

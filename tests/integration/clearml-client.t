@@ -254,6 +254,30 @@ check "... the login, as auth, naming the keys" \
     grep -q '^FAIL clearml login to .*: auth: auth.login: .*(key clearml.access_key, clearml.secret_key)' \
     "$OUT/$_nout.json"
 
+# --- TLS is verified: a self-signed server is refused at once ----------
+openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -days 1 \
+    -keyout "$T/tls.key" -out "$T/tls.crt" >/dev/null 2>&1
+TLS_PORT=$(free_port)
+python3 - "$TLS_PORT" "$T/tls.crt" "$T/tls.key" >"$T/tls.log" 2>&1 <<'PY' &
+import http.server, ssl, sys
+srv = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])),
+                             http.server.BaseHTTPRequestHandler)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[2], sys.argv[3])
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+srv.serve_forever()
+PY
+TLS_PID=$!
+on_exit "kill $TLS_PID"
+wait_for 10 sh -c "echo | openssl s_client -connect 127.0.0.1:$TLS_PORT >/dev/null 2>&1"
+cml -u "https://127.0.0.1:$TLS_PORT" -r 3 -b 100 login >/dev/null
+check "a certificate that does not verify fails the login as TLS" \
+    test "$(line 1 | jq -r '[.ok, .error.class, (.error.message |
+    contains("TLS: "))] | @tsv')" = "$(printf 'false\tserver\ttrue')"
+check "... at once, not retried" \
+    sh -c "! grep -q 'retry 1 of' '$OUT/$_nout.err'"
+rm -f "$T/tls.key"
+
 # --- secrets -----------------------------------------------------------
 basic=$(printf '%s:%s' "$CLEARML_API_ACCESS_KEY" "$CLEARML_API_SECRET_KEY" |
     base64 -w0)
