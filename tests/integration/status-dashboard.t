@@ -78,6 +78,23 @@ if [ -n "$CLOUD" ]; then
 		    jq -en 'input | [.global.in_use[] | values] | max > 0' >/dev/null
 	}
 	check "tasks in the queues bring instances up" wait_for 30 launched
+	# While they run, the gauges say what the cloud says (qscale sees
+	# it a poll late, so the two agree within a few polls).
+	msum() { awk -v rx="$1" '$1 ~ rx { s += $2 } END { print s + 0 }' \
+	    "$T/live-metrics.txt"; }
+	gauges_match() {
+		curl -sf "$URL/metrics" >"$T/live-metrics.txt" &&
+		    simctl stats >"$T/live-sim.json" || return 1
+		gm="$(msum '^qscale_instances[{].*state="(pending|running)"') $(msum '^qscale_queue_pending[{]') $(msum '^qscale_workers[{].*state="busy"')"
+		gs="$(jq -r '[.totals.instances_alive, ([.queues[]] | add),
+		    ([.tasks[] | select(.status == "in_progress")] | length)] |
+		    map(tostring) | join(" ")' "$T/live-sim.json")"
+		echo "$gm / $gs" >>"$T/gauges.txt"
+		[ "$gm" = "$gs" ] && [ "${gm%% *}" -gt 0 ]
+	}
+	check "mid-run, /metrics has the cloud's live instances, queued tasks and busy workers" \
+	    wait_for 15 gauges_match
+	diag "/metrics / the cloud (live, queued, busy): $(tail -n 1 "$T/gauges.txt")"
 fi
 
 python3 "$CDP" "$URL/" "$SHOT" 2 \
