@@ -527,16 +527,22 @@ act_after_cb(const struct cml_error *err, const struct cml_worker *ws,
 	const char			*worker;
 	char				 id[32];
 	size_t				 i, j;
+	int				 looked = 1;
 
 	if (err != NULL && err->cls != CML_OK) {
-		log_warnx("look at the workers after terminating: %s: %s",
+		log_warnx("look at the workers after terminating: %s: %s; "
+		    "the next poll looks for tasks they took",
 		    cml_err_class_name(err->cls), err->message);
 		n = 0;
+		looked = 0;
 	}
 	for (i = 0; i < t->n; i++) {
 		if (!t->done[i])
 			continue;
 		a = &t->a[i];
+		if (!looked)
+			/* keep the worker listed for plan() to see its task */
+			plan_memory_unchecked(&t->p->mem, a->instance);
 		worker = a->worker;
 		for (j = 0; j < n; j++) {
 			if (plan_worker_instance(ws[j].id, t->p->prefix_res,
@@ -551,7 +557,8 @@ act_after_cb(const struct cml_error *err, const struct cml_worker *ws,
 		if (j == n && a->reason == PLAN_R_VANISHED &&
 		    a->task[0] != '\0' && !act_stopping(t->p))
 			act_lost_task(t->p, a, worker, a->task);
-		act_unregister(t->p, worker);
+		if (looked)
+			act_unregister(t->p, worker);
 	}
 	act_op_done(t->p);
 	act_term_free(t);
@@ -563,6 +570,7 @@ act_terminate_cb(const struct ec2_error *err, const struct ec2_term_result *r,
 {
 	struct act_term			*t = arg;
 	const struct plan_action	*a;
+	struct cml_error		 cerr;
 	size_t				 i, done = 0;
 
 	if (err != NULL && err->cls != EC2_OK)
@@ -573,11 +581,18 @@ act_terminate_cb(const struct ec2_error *err, const struct ec2_term_result *r,
 			act_terminated(t, a, &r[i]);
 			done++;
 		}
-	if (done > 0 && cml_workers_get_all(t->p->cml, t->p->pattern,
+	if (done == 0) {
+		act_after_cb(NULL, NULL, 0, t);
+		return;
+	}
+	if (cml_workers_get_all(t->p->cml, t->p->pattern,
 	    QS_MAX((int)(t->p->w->conf->worker_last_seen / 1000), 1),
 	    act_after_cb, t) == 0)
 		return;
-	act_after_cb(NULL, NULL, 0, t);
+	memset(&cerr, 0, sizeof(cerr));
+	cml_error_set(&cerr, CML_ERR_TRANSIENT, "workers.get_all",
+	    "the call could not be sent");
+	act_after_cb(&cerr, NULL, 0, t);
 }
 
 /*

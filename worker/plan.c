@@ -196,6 +196,19 @@ plan_memory_terminating(struct plan_memory *mem, const char *id,
 	m->terminate_ms = now;
 }
 
+/*
+ * The look at the workers after terminating it failed: a task its agent
+ * took meanwhile is found, and put back, once the instance is gone.
+ */
+void
+plan_memory_unchecked(struct plan_memory *mem, const char *id)
+{
+	struct plan_inst	*m;
+
+	if ((m = plan_memory_find(mem, id)) != NULL)
+		m->unchecked = 1;
+}
+
 /* Counts one more re-queue of a task; returns how many it has had. */
 int
 plan_memory_requeued(struct plan_memory *mem, const char *task)
@@ -286,6 +299,19 @@ plan_worker_of(const struct plan_obs *obs, const char *instance)
 	return NULL;
 }
 
+static const struct plan_obs_instance *plan_obs_find(const struct plan_obs *,
+    const char *);
+
+/* EC2 lists the instance as going or gone: its workers are zombies. */
+static int
+plan_zombie(const struct plan_obs *obs, const char *id)
+{
+	const struct plan_obs_instance	*o = plan_obs_find(obs, id);
+
+	return o != NULL && (o->state == PLAN_ST_TERMINATED ||
+	    o->state == PLAN_ST_SHUTTING_DOWN);
+}
+
 /*
  * An instance we knew is gone (terminated, or no longer listed).  If it
  * went without qscale while its worker held a task, the task goes back
@@ -299,7 +325,7 @@ plan_gone(const struct plan_obs *obs, struct plan_memory *mem,
     const struct plan_conf *pc, struct plan_inst *m,
     const char *state_reason, struct plan_output *out)
 {
-	const struct plan_obs_worker	*w;
+	const struct plan_obs_worker	*w = NULL;
 	struct plan_action		*a;
 	int				 n;
 
@@ -314,15 +340,23 @@ plan_gone(const struct plan_obs *obs, struct plan_memory *mem,
 	snprintf(a->task, sizeof(a->task), "%s", m->task);
 	a->reason = m->terminating ? m->reason : PLAN_R_INTERRUPTED;
 	snprintf(a->why, sizeof(a->why), "%s", state_reason);
-	/* one qscale terminated was unregistered right after the call */
-	if (m->worker[0] != '\0' && !m->terminating) {
+	/*
+	 * One qscale terminated was unregistered right after the call, and
+	 * a task its agent took by then re-queued, unless that look failed:
+	 * then what the workers list now decides.
+	 */
+	if (m->worker[0] != '\0' && (!m->terminating || m->unchecked) &&
+	    !(w != NULL && plan_zombie(obs, m->id))) {
 		a = plan_add(out, PLAN_UNREGISTER);
 		snprintf(a->worker, sizeof(a->worker), "%s", m->worker);
 		snprintf(a->instance, sizeof(a->instance), "%s", m->id);
 	}
-	if (m->terminating || m->task[0] == '\0')
+	if (m->terminating && !(m->unchecked && w != NULL && w->task != NULL))
+		return;
+	if (m->task[0] == '\0')
 		return;
 	a = plan_add(out, PLAN_REQUEUE);
+	a->reason = m->terminating ? m->reason : PLAN_R_INTERRUPTED;
 	snprintf(a->task, sizeof(a->task), "%s", m->task);
 	snprintf(a->worker, sizeof(a->worker), "%s", m->worker);
 	snprintf(a->instance, sizeof(a->instance), "%s", m->id);
@@ -442,7 +476,6 @@ plan_sync_workers(const struct plan_obs *obs, struct plan_memory *mem,
     struct plan_output *out)
 {
 	const struct plan_obs_worker	*w;
-	const struct plan_obs_instance	*o;
 	struct plan_inst		*m;
 	struct plan_action		*a;
 	size_t				 i;
@@ -472,9 +505,7 @@ plan_sync_workers(const struct plan_obs *obs, struct plan_memory *mem,
 	/* Workers of instances EC2 shows gone: zombies to unregister. */
 	for (i = 0; i < obs->nworkers; i++) {
 		w = &obs->workers[i];
-		o = plan_obs_find(obs, w->instance);
-		if (o == NULL || (o->state != PLAN_ST_TERMINATED &&
-		    o->state != PLAN_ST_SHUTTING_DOWN))
+		if (!plan_zombie(obs, w->instance))
 			continue;
 		a = plan_add(out, PLAN_UNREGISTER);
 		snprintf(a->worker, sizeof(a->worker), "%s", w->id);

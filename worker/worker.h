@@ -126,6 +126,8 @@ struct plan_inst {
 	int		 observed;	/* EC2 has listed it at least once */
 	int		 registered;	/* its worker was seen */
 	int		 terminating;	/* qscale asked EC2 to terminate it */
+	int		 unchecked;	/* ... and could not look at its
+					   worker after the call */
 	int64_t		 launch_ms;
 	int64_t		 seen_ms;	/* launched or adopted by this process */
 	int64_t		 idle_since_ms;	/* 0: not idle */
@@ -204,6 +206,7 @@ void		 plan_memory_spot_failed(struct plan_memory *, int64_t);
 void		 plan_memory_backoff(struct plan_memory *, int64_t, int64_t);
 void		 plan_memory_terminating(struct plan_memory *, const char *,
 		    enum plan_reason, int64_t);
+void		 plan_memory_unchecked(struct plan_memory *, const char *);
 int		 plan_memory_requeued(struct plan_memory *, const char *);
 void		 plan_memory_copy(struct plan_memory *,
 		    const struct plan_memory *);

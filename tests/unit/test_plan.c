@@ -780,6 +780,52 @@ test_terminated_by_us_no_requeue(void **state)
 	    PLAN_R_VANISHED);
 }
 
+/*
+ * The look at the workers after the terminate call failed: a task the
+ * agent took meanwhile is re-queued once EC2 shows the instance gone.
+ */
+static void
+test_terminated_unchecked_requeue(void **state)
+{
+	const struct plan_action *a;
+
+	(void)state;
+	fx_reset();
+	mem_launched("i-1", 0, T0);
+	obs_begin(T0 + MIN, 0);
+	obs_inst("i-1", PLAN_ST_RUNNING, 0, T0, NULL);
+	obs_worker("i-1", NULL, T0 + 1);
+	run();
+	plan_memory_terminating(&F.mem, "i-1", PLAN_R_IDLE, T0 + MIN);
+	plan_memory_unchecked(&F.mem, "i-1");
+	obs_begin(T0 + 2 * MIN, 0);
+	obs_inst("i-1", PLAN_ST_TERMINATED, 0, T0,
+	    "Client.UserInitiatedShutdown");
+	obs_worker("i-1", "t-late", T0 + 1);
+	run();
+	a = find_action(PLAN_REQUEUE, "i-1");
+	assert_non_null(a);
+	assert_string_equal(a->task, "t-late");
+	assert_int_equal(a->reason, PLAN_R_IDLE);
+	assert_int_equal(a->count, 1);
+	/* unregistered once: as the zombie of a terminated instance */
+	assert_int_equal(count_type(PLAN_UNREGISTER), 1);
+
+	/* when it holds no task, nothing to re-queue */
+	fx_reset();
+	mem_launched("i-2", 0, T0);
+	obs_begin(T0 + MIN, 0);
+	obs_inst("i-2", PLAN_ST_RUNNING, 0, T0, NULL);
+	obs_worker("i-2", NULL, T0 + 1);
+	run();
+	plan_memory_terminating(&F.mem, "i-2", PLAN_R_IDLE, T0 + MIN);
+	plan_memory_unchecked(&F.mem, "i-2");
+	obs_begin(T0 + 2 * MIN, 0);
+	run();				/* not listed any more, nor its worker */
+	assert_int_equal(count_type(PLAN_REQUEUE), 0);
+	assert_non_null(find_action(PLAN_UNREGISTER, "i-2"));
+}
+
 static void
 test_zombie_worker_unregistered(void **state)
 {
@@ -1114,6 +1160,7 @@ main(void)
 		cmocka_unit_test(test_interruption_requeues),
 		cmocka_unit_test(test_interruption_requeues_unseen_task),
 		cmocka_unit_test(test_terminated_by_us_no_requeue),
+		cmocka_unit_test(test_terminated_unchecked_requeue),
 		cmocka_unit_test(test_zombie_worker_unregistered),
 		cmocka_unit_test(test_spot_rollback_and_blackout),
 		cmocka_unit_test(test_backoff),
