@@ -126,19 +126,19 @@ op_res(const struct check_op *op)
  * Where a key was set ("FILE:LINE", "environment VAR"), as the
  * configuration recorded it, else where its resource block starts.
  */
-static void
-key_where(const struct check_aws *ca, const struct conf_resource *r,
+void
+check_key_where(const struct qscale_conf *conf, const struct conf_resource *r,
     const char *key, char *buf, size_t len)
 {
-	const char	*o = key != NULL ? conf_origin(ca->conf, key) : NULL;
+	const char	*o = key != NULL ? conf_origin(conf, key) : NULL;
 
 	if (o != NULL && strcmp(o, "default") != 0)
 		snprintf(buf, len, "%s", o);
 	else if (r != NULL && r->file != NULL)
 		snprintf(buf, len, "%s:%d", r->file, r->line);
 	else
-		snprintf(buf, len, "%s", ca->conf->file != NULL ?
-		    ca->conf->file : "the configuration");
+		snprintf(buf, len, "%s", conf->file != NULL ?
+		    conf->file : "the configuration");
 }
 
 static int
@@ -208,7 +208,7 @@ profile_key(const struct check_op *op, char *buf, size_t len)
 		    p->arn != NULL ? "arn" : "name");
 		r = NULL;
 	}
-	key_where(op->ca, r, key, where, sizeof(where));
+	check_key_where(op->ca->conf, r, key, where, sizeof(where));
 	snprintf(buf, len, "%s, %s", key, where);
 }
 
@@ -299,7 +299,7 @@ fault_key(const struct check_op *op, const struct ec2_error *e,
 		snprintf(full, sizeof(full), "resources.%s.%s", r->name, key);
 		if ((bracket = strchr(full, '[')) != NULL)
 			*bracket = '\0';
-		key_where(op->ca, r, full, where, sizeof(where));
+		check_key_where(op->ca->conf, r, full, where, sizeof(where));
 		snprintf(buf, len, "resources.%s.%s, %s", r->name, key, where);
 	} else if (r != NULL && (code_starts(c, "InvalidParameter") ||
 	    strcmp(c, "UnknownParameter") == 0) &&
@@ -307,7 +307,7 @@ fault_key(const struct check_op *op, const struct ec2_error *e,
 	    op->ca->conf->custom_launch_spec != NULL)) {
 		snprintf(full, sizeof(full), "resources.%s.custom_launch_spec",
 		    r->name);
-		key_where(op->ca, r, r->custom_launch_spec != NULL ? full :
+		check_key_where(op->ca->conf, r, r->custom_launch_spec != NULL ? full :
 		    "custom_launch_spec", where, sizeof(where));
 		snprintf(buf, len, "custom_launch_spec, %s", where);
 	}

@@ -72,17 +72,14 @@ check_queues_print(struct check_state *st)
 {
 	const struct conf_resource	*r;
 	struct check_queue		*q;
-	char				 where[512];
+	char				 where[512], key[128];
 	size_t				 i;
 
 	for (i = 0; i < st->conf->nresources; i++) {
 		r = &st->conf->resources[i];
 		q = &st->q[i];
-		if (r->file != NULL)
-			snprintf(where, sizeof(where), "%s:%d, ", r->file,
-			    r->line);
-		else
-			where[0] = '\0';
+		snprintf(key, sizeof(key), "resources.%s.queue", r->name);
+		check_key_where(st->conf, r, key, where, sizeof(where));
 		if (q->ok) {
 			check_print("OK clearml queue \"%s\" of resource "
 			    "\"%s\": id %s", r->queue, r->name, q->id);
@@ -90,8 +87,8 @@ check_queues_print(struct check_state *st)
 		}
 		st->failures++;
 		check_print("FAIL clearml queue \"%s\" (resource \"%s\", "
-		    "%skey resources[%zu].queue): %s: %s", r->queue, r->name,
-		    where, i, cml_err_class_name(q->err.cls), q->err.message);
+		    "key %s at %s): %s: %s", r->queue, r->name, key, where,
+		    cml_err_class_name(q->err.cls), q->err.message);
 	}
 }
 

@@ -204,6 +204,10 @@ int		 logsink_tail(const char *, size_t, logsink_sub_fn, void *);
 void		*logsink_subscribe(const char *, logsink_sub_fn, void *);
 void		 logsink_unsubscribe(void *);
 
+/* check.c: where a key was set, for --check's lines */
+void		 check_key_where(const struct qscale_conf *,
+		    const struct conf_resource *, const char *, char *, size_t);
+
 /* check_clearml.c: the ClearML half of qscaled --check */
 struct http_client;
 int		 check_clearml(const struct qscale_conf *, struct event_base *,

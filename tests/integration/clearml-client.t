@@ -240,8 +240,9 @@ check "a missing queue fails, naming resource, file:line and key" \
     test "$rc" = 1 -a "$(grep -c '^FAIL ' "$OUT/$_nout.json")" = 1 -a \
     "$(grep -c '^OK clearml queue' "$OUT/$_nout.json")" = 2 -a \
     "$(tail -n 1 "$OUT/$_nout.json")" = "1 failed"
-check "the FAIL line says which and why" \
-    grep -Eq "^FAIL clearml queue \"q-nope\" \(resource \"nope\", $T/missing.conf:[0-9]+, key resources\[1\]\.queue\): not found: " \
+nope_line=$(grep -n 'name = "nope"' "$T/missing.conf" | cut -d: -f1)
+check "the FAIL line says which, where the key was set, and why" \
+    grep -Fq "FAIL clearml queue \"q-nope\" (resource \"nope\", key resources.nope.queue at $T/missing.conf:$nope_line): not found: " \
     "$OUT/$_nout.json"
 
 conf_for "$T/badsecret.conf" cpu
