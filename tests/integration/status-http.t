@@ -197,11 +197,15 @@ check "and logged as a warning" grep -q \
     "WARN qscaled: status server on http://0.0.0.0:$P2/, which is not a loopback address" \
     "$T/wide/log/qscaled.log"
 kill -TERM "$wide_pid"
+timeout 15 tail --pid="$wide_pid" -f /dev/null ||
+    { not_ok "the 0.0.0.0 daemon stops on TERM"; kill -KILL "$wide_pid"; }
 wait "$wide_pid"
 
-# A listen address that cannot be had stops the start, naming it.
+# A listen address that cannot be had stops the start, naming it (and
+# should one start after all, it is not left running).
 other_conf busy qscale.conf
-"$QSCALED" -f -c "$T/busy/qscale.conf" >"$T/busy/out" 2>&1
+on_exit "pkill -KILL -f -- '-c $T/busy/qscale.conf' 2>/dev/null"
+timeout -k 2 20 "$QSCALED" -f -c "$T/busy/qscale.conf" >"$T/busy/out" 2>&1
 rc=$?
 check "a port in use: qscaled -f exits 1" test "$rc" -eq 1
 check "naming the address and why" grep -q \
@@ -209,13 +213,13 @@ check "naming the address and why" grep -q \
     "$T/busy/out"
 check "and leaving no control socket or pid file behind" \
     test ! -e "$T/busy/run/control.socket" -a ! -e "$T/busy/run/qscaled.pid"
-"$QSCALED" -c "$T/busy/qscale.conf" >"$T/busy/out2" 2>&1
+timeout -k 2 20 "$QSCALED" -c "$T/busy/qscale.conf" >"$T/busy/out2" 2>&1
 rc=$?
 check "daemonizing, the same error reaches the caller (exit $rc)" sh -c \
     "[ $rc -eq 1 ] && grep -q 'status.listen 127.0.0.1:$PORT: cannot listen there' '$T/busy/out2'"
 other_conf far qscale.conf
 sed -i "s|listen = \"127.0.0.1:[0-9]*\"|listen = \"192.0.2.1:$(free_port)\"|" "$T/far/qscale.conf"
-"$QSCALED" -f -c "$T/far/qscale.conf" >"$T/far/out" 2>&1
+timeout -k 2 20 "$QSCALED" -f -c "$T/far/qscale.conf" >"$T/far/out" 2>&1
 rc=$?
 check "an address of another host: exit 1 naming it (exit $rc)" sh -c \
     "[ $rc -eq 1 ] && grep -q 'status.listen 192.0.2.1:[0-9]*: cannot listen there: Cannot assign requested address' '$T/far/out'"
