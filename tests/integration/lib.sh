@@ -101,9 +101,13 @@ SECRETS="clearml-SECRET-value-1 aws-SECRET-value-2 git-SECRET-value-3"
 
 # no_secret_in FILE...: none of the test secrets appears in the files.
 no_secret_in() {
+	_i=0
 	for s in $SECRETS; do
+		_i=$((_i + 1))
 		if grep -rqF -- "$s" "$@"; then
-			diag "secret $s found in $*"
+			# the file, not the secret: the test log is kept
+			diag "secret number $_i of \$SECRETS found in:" \
+			    "$(grep -rlF -- "$s" "$@")"
 			return 1
 		fi
 	done

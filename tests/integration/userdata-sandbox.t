@@ -162,13 +162,15 @@ clean_run() {
 # no_secret: none of the secrets (nor the IMDS session tokens) in the
 # trace, the output, any command line run, or the agent's environment.
 no_secret() {
-	local s f
+	local s f n
 	for f in out err state/calls state/agent-env; do
 		[ -f "$sb/$f" ] || continue
+		n=0
 		for s in "$CLEARML_SECRET" "$AGENT_SECRET" "$GIT_PASS" \
 		    SECRET-3 aws-SECRET AGENTACCESS; do
+			n=$((n + 1))
 			if grep -qF -- "$s" "$sb/$f"; then
-				diag "secret '$s' found in $f"
+				diag "secret number $n found in $f"
 				return 1
 			fi
 		done
