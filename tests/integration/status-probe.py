@@ -13,6 +13,14 @@
                                        them for SECONDS (or until each one is
                                        closed by the server), print how many
                                        the server closed by itself
+  status-probe.py loris PORT N INTERVAL SECONDS READY_FILE
+                                       slow loris: keep N connections
+                                       each sending a request one byte
+                                       every INTERVAL seconds, opening a
+                                       new one for each the server closes;
+                                       after SECONDS print how many it
+                                       closed and how long the longest
+                                       lived ("closed=K longest=S")
 Only ever 127.0.0.1.
 """
 
@@ -107,6 +115,76 @@ def cmd_hold(port, n, seconds, ready):
     print(len(closed))
 
 
+LORIS_REQUEST = b"GET /status HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 200
+
+
+class Loris:
+    def __init__(self, port):
+        self.sock = socket.socket()
+        self.sock.setblocking(False)
+        try:
+            self.sock.connect((HOST, port))
+        except BlockingIOError:
+            pass
+        self.born = time.monotonic()
+        self.sent = 0
+
+    def drip(self):
+        """One more byte; False once the server has hung up."""
+        try:
+            if self.sock.recv(4096) == b"":
+                return False
+        except BlockingIOError:
+            pass
+        except OSError:
+            return False
+        try:
+            self.sock.send(LORIS_REQUEST[self.sent % len(LORIS_REQUEST):][:1])
+            self.sent += 1
+        except BlockingIOError:
+            pass
+        except OSError:
+            return False
+        return True
+
+
+def cmd_loris(port, n, interval, seconds, ready):
+    conns = [Loris(port) for _ in range(n)]
+    time.sleep(0.2)
+    with open(ready, "w") as f:
+        f.write("%d\n" % len(conns))
+    closed, longest = 0, 0.0
+    end = time.monotonic() + seconds
+    next_drip = time.monotonic()
+    while time.monotonic() < end:
+        now = time.monotonic()
+        drip = now >= next_drip
+        if drip:
+            next_drip = now + interval
+        for i, c in enumerate(conns):
+            alive = c.drip() if drip else still_open(c.sock)
+            if not alive:
+                closed += 1
+                longest = max(longest, now - c.born)
+                c.sock.close()
+                conns[i] = Loris(port)
+        time.sleep(0.1)
+    now = time.monotonic()
+    for c in conns:
+        longest = max(longest, now - c.born)
+        c.sock.close()
+    print("closed=%d longest=%.1f" % (closed, longest))
+
+
+def still_open(sock):
+    try:
+        return sock.recv(4096) != b""
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+
+
 def main():
     if len(sys.argv) < 3:
         sys.exit(__doc__)
@@ -119,6 +197,9 @@ def main():
         cmd_slow(port)
     elif cmd == "hold":
         cmd_hold(port, int(sys.argv[3]), float(sys.argv[4]), sys.argv[5])
+    elif cmd == "loris":
+        cmd_loris(port, int(sys.argv[3]), float(sys.argv[4]),
+                  float(sys.argv[5]), sys.argv[6])
     else:
         sys.exit(__doc__)
 
