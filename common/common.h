@@ -39,6 +39,17 @@ int		 xasprintf(char **, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
 void		 freezero_str(char *);
 int		 str_eq(const char *, const char *);
+struct str_index {
+	struct {
+		const char	*key;	/* NULL: free */
+		size_t		 pos;
+	}		*slot;
+	size_t		 cap;		/* a power of two, or 0 */
+	size_t		 n;
+};
+ssize_t		 str_index_find(const struct str_index *, const char *);
+void		 str_index_add(struct str_index *, const char *, size_t);
+void		 str_index_clear(struct str_index *);
 int64_t		 now_ms(void);		/* CLOCK_REALTIME in milliseconds */
 int64_t		 mono_ms(void);		/* CLOCK_MONOTONIC in milliseconds */
 void		 fmt_time_ms(int64_t, char *, size_t);	/* ISO 8601 UTC, ms, Z */
@@ -232,6 +243,8 @@ struct qscale_conf {
 
 	struct conf_origin	*origins;
 	size_t		 norigins;
+	size_t		 origins_cap;
+	struct str_index	 origin_index;	/* key -> origins[] */
 	char		**srcfiles;		/* files read, main first */
 	size_t		 nsrcfiles;
 };

@@ -78,6 +78,8 @@ struct conf_ld {
 	struct qscale_conf	*conf;		/* being built */
 	struct ld_where		*wheres;
 	size_t			 nwheres;
+	size_t			 wheres_cap;
+	struct str_index	 where_index;	/* key -> wheres[] */
 };
 
 void		 ld_err(struct conf_ld *, const char *, int, const char *,

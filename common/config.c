@@ -54,12 +54,10 @@ conf_origin_set(struct qscale_conf *conf, const char *key,
 {
 	struct conf_origin	*o;
 	char			*joined;
-	size_t			 i;
+	ssize_t			 i;
 
-	for (i = 0; i < conf->norigins; i++) {
+	if ((i = str_index_find(&conf->origin_index, key)) != -1) {
 		o = &conf->origins[i];
-		if (strcmp(o->key, key) != 0)
-			continue;
 		if (append && strcmp(o->origin, "default") != 0) {
 			xasprintf(&joined, "%s, %s", o->origin, origin);
 			free(o->origin);
@@ -70,67 +68,69 @@ conf_origin_set(struct qscale_conf *conf, const char *key,
 		}
 		return;
 	}
-	conf->origins = xreallocarray(conf->origins, conf->norigins + 1,
-	    sizeof(*conf->origins));
-	o = &conf->origins[conf->norigins++];
+	if (conf->norigins == conf->origins_cap) {
+		conf->origins_cap = conf->origins_cap > 0 ?
+		    2 * conf->origins_cap : 64;
+		conf->origins = xreallocarray(conf->origins,
+		    conf->origins_cap, sizeof(*conf->origins));
+	}
+	o = &conf->origins[conf->norigins];
 	o->key = xstrdup(key);
 	o->origin = xstrdup(origin);
+	str_index_add(&conf->origin_index, o->key, conf->norigins++);
 }
 
 const char *
 conf_origin(const struct qscale_conf *conf, const char *key)
 {
-	size_t	 i;
+	ssize_t	 i = str_index_find(&conf->origin_index, key);
 
-	for (i = 0; i < conf->norigins; i++)
-		if (strcmp(conf->origins[i].key, key) == 0)
-			return conf->origins[i].origin;
-	return NULL;
+	return i == -1 ? NULL : conf->origins[i].origin;
 }
 
 static void
 where_set(struct conf_ld *ld, const char *key, const struct cnode *n,
     int failed)
 {
-	size_t	 i;
+	struct ld_where	*w;
+	ssize_t		 i;
 
-	for (i = 0; i < ld->nwheres; i++)
-		if (strcmp(ld->wheres[i].key, key) == 0)
-			break;
-	if (i == ld->nwheres) {
-		ld->wheres = xreallocarray(ld->wheres, ld->nwheres + 1,
-		    sizeof(*ld->wheres));
-		ld->wheres[ld->nwheres].key = xstrdup(key);
-		ld->wheres[ld->nwheres].node = NULL;
-		ld->wheres[ld->nwheres++].failed = 0;
+	if ((i = str_index_find(&ld->where_index, key)) != -1)
+		w = &ld->wheres[i];
+	else {
+		if (ld->nwheres == ld->wheres_cap) {
+			ld->wheres_cap = ld->wheres_cap > 0 ?
+			    2 * ld->wheres_cap : 64;
+			ld->wheres = xreallocarray(ld->wheres,
+			    ld->wheres_cap, sizeof(*ld->wheres));
+		}
+		w = &ld->wheres[ld->nwheres];
+		w->key = xstrdup(key);
+		w->node = NULL;
+		w->failed = 0;
+		str_index_add(&ld->where_index, w->key, ld->nwheres++);
 	}
 	if (failed)
-		ld->wheres[i].failed = 1;
+		w->failed = 1;
 	else
-		ld->wheres[i].node = n;
+		w->node = n;
 }
 
 /* A key whose value was refused: no "is required" on top of that. */
 static int
 where_failed(struct conf_ld *ld, const char *key)
 {
-	size_t	 i;
+	ssize_t	 i = str_index_find(&ld->where_index, key);
 
-	for (i = 0; i < ld->nwheres; i++)
-		if (strcmp(ld->wheres[i].key, key) == 0)
-			return ld->wheres[i].failed;
-	return 0;
+	return i == -1 ? 0 : ld->wheres[i].failed;
 }
 
 static const struct cnode *
 where_of(struct conf_ld *ld, const char *key)
 {
-	size_t	 i;
+	ssize_t	 i = str_index_find(&ld->where_index, key);
 
-	for (i = 0; i < ld->nwheres; i++)
-		if (strcmp(ld->wheres[i].key, key) == 0)
-			return ld->wheres[i].node;
-	return NULL;
+	return i == -1 ? NULL : ld->wheres[i].node;
 }
 
 static void
@@ -141,8 +141,10 @@ where_clear(struct conf_ld *ld)
 	for (i = 0; i < ld->nwheres; i++)
 		free(ld->wheres[i].key);
 	free(ld->wheres);
+	str_index_clear(&ld->where_index);
 	ld->wheres = NULL;
 	ld->nwheres = 0;
+	ld->wheres_cap = 0;
 }
 
 static int
@@ -502,29 +504,44 @@ apply_resource(struct conf_ld *ld, const struct layer *L, size_t nl,
 	free(in);
 }
 
+/* Through an index of the names and queues seen, not every pair. */
 static void
 check_resources_unique(struct conf_ld *ld)
 {
 	struct qscale_conf	*c = ld->conf;
 	struct conf_resource	*a, *b;
-	size_t			 i, j;
+	struct str_index	 names, queues;
+	ssize_t			 i;
+	size_t			 j;
 
+	memset(&names, 0, sizeof(names));
+	memset(&queues, 0, sizeof(queues));
 	for (j = 0; j < c->nresources; j++) {
 		b = &c->resources[j];
-		for (i = 0; i < j; i++) {
+		if (b->name != NULL &&
+		    (i = str_index_find(&names, b->name)) != -1) {
 			a = &c->resources[i];
-			if (a->name != NULL && str_eq(a->name, b->name))
-				ld_err(ld, b->file, b->line, "resource name "
-				    "\"%s\" is used twice (first at %s:%d)",
-				    b->name, a->file, a->line);
-			else if (a->queue != NULL && str_eq(a->queue, b->queue))
-				ld_err(ld, b->file, b->line, "resources \"%s\" "
-				    "(%s:%d) and \"%s\" (%s:%d) both use queue "
-				    "\"%s\": each resource needs its own queue",
-				    a->name, a->file, a->line, b->name,
-				    b->file, b->line, b->queue);
+			ld_err(ld, b->file, b->line, "resource name "
+			    "\"%s\" is used twice (first at %s:%d)",
+			    b->name, a->file, a->line);
+		} else if (b->name != NULL)
+			str_index_add(&names, b->name, j);
+		if (b->queue == NULL)
+			continue;
+		if ((i = str_index_find(&queues, b->queue)) == -1) {
+			str_index_add(&queues, b->queue, j);
+			continue;
 		}
+		a = &c->resources[i];
+		if (a->name == NULL || !str_eq(a->name, b->name))
+			ld_err(ld, b->file, b->line, "resources \"%s\" "
+			    "(%s:%d) and \"%s\" (%s:%d) both use queue "
+			    "\"%s\": each resource needs its own queue",
+			    a->name, a->file, a->line, b->name,
+			    b->file, b->line, b->queue);
 	}
+	str_index_clear(&names);
+	str_index_clear(&queues);
 }
 
 static void
@@ -884,6 +901,7 @@ conf_free(struct qscale_conf *conf)
 		free(conf->origins[i].origin);
 	}
 	free(conf->origins);
+	str_index_clear(&conf->origin_index);
 	for (i = 0; i < conf->nsrcfiles; i++)
 		free(conf->srcfiles[i]);
 	free(conf->srcfiles);

@@ -650,6 +650,67 @@ test_duplicates(void **state)
 	free(want);
 }
 
+/*
+ * Many resources, one a line: each key's origin is its own line (the
+ * origins are indexed, not searched), and a name or queue used again far
+ * down is still caught, citing the first.
+ */
+static void
+test_many_resources(void **state)
+{
+	struct qscale_conf	*c;
+	char			*text, *more, *key, *want;
+	const char		*path;
+	size_t			 i, n = 2000;
+
+	(void)state;
+	text = xstrdup(CML "resources = (\n");
+	for (i = 0; i < n; i++) {
+		xasprintf(&more, "%s%s{ name = \"r%zu\"; queue = \"q%zu\"; "
+		    "instance_type = \"t3.micro\"; ami = \"ami-%zu\"; }\n",
+		    text, i > 0 ? "," : "", i, i, i);
+		free(text);
+		text = more;
+	}
+	xasprintf(&more, "%s);\n", text);
+	free(text);
+	path = put("many.conf", 0600, more);
+	c = must_load(path);
+	assert_int_equal(c->nresources, n);
+	for (i = 0; i < n; i += 97) {
+		xasprintf(&key, "resources.r%zu.ami", i);
+		xasprintf(&want, "%s:%zu", path, i + 3);
+		assert_string_equal(conf_origin(c, key), want);
+		assert_int_equal(strtoul(c->resources[i].ami + 4, NULL, 10),
+		    i);
+		free(key);
+		free(want);
+	}
+	assert_string_equal(conf_origin(c, "resources.r1999.spot"),
+	    "default");
+	assert_null(conf_origin(c, "resources.r2000.ami"));
+	conf_free(c);
+
+	/* the last two reuse the first name and the first queue */
+	more[strlen(more) - 3] = '\0';
+	xasprintf(&text, "%s,{ name = \"r0\"; queue = \"qx\"; instance_type "
+	    "= \"t3.micro\"; ami = \"ami-1\"; }\n,{ name = \"rx\"; queue = "
+	    "\"q0\"; instance_type = \"t3.micro\"; ami = \"ami-1\"; }\n);\n",
+	    more);
+	path = put("many-dup.conf", 0600, text);
+	xasprintf(&want, "%s:%zu: resource name \"r0\" is used twice (first "
+	    "at %s:3)", path, n + 3, path);
+	must_fail_with(path, want);
+	free(want);
+	xasprintf(&want, "%s:%zu: resources \"r0\" (%s:3) and \"rx\" (%s:%zu) "
+	    "both use queue \"q0\": each resource needs its own queue", path,
+	    n + 4, path, path, n + 4);
+	must_fail_with(path, want);
+	free(want);
+	free(text);
+	free(more);
+}
+
 /* Numbers that are not too large for libconfig, whatever they look like. */
 static void
 test_big_integers(void **state)
@@ -1460,6 +1521,7 @@ main(void)
 		cmocka_unit_test_setup(test_durations, clean_env),
 		cmocka_unit_test_setup(test_errors, clean_env),
 		cmocka_unit_test_setup(test_bad_regex, clean_env),
+		cmocka_unit_test_setup(test_many_resources, clean_env),
 		cmocka_unit_test_setup(test_duplicates, clean_env),
 		cmocka_unit_test_setup(test_big_integers, clean_env),
 		cmocka_unit_test_setup(test_all_errors, clean_env),
