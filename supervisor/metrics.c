@@ -105,6 +105,7 @@ struct mx_res {
 	double		 launched[MX_MARKETS];
 	double		 terminated[MX_REASONS];
 	double		 requeues;
+	double		 dropped[2];	/* state snapshots, log lines */
 	struct mx_series series;
 	int		 seen;
 };
@@ -382,6 +383,10 @@ metrics_event(struct sup_child *c, const cJSON *ev)
 		mx_terminated(r, mx_label(ev, "reason"));
 	else if (strcmp(name, "requeued") == 0)
 		r->requeues++;
+	else if (strcmp(name, "messages_dropped") == 0) {
+		r->dropped[0] += mx_num(ev, "snapshots");
+		r->dropped[1] += mx_num(ev, "logs");
+	}
 }
 
 void
@@ -800,6 +805,16 @@ px_events(FILE *f, struct sup *sup, struct metrics *m)
 		px_sample(f, "qscale_requeues_total",
 		    mx_res_get(m, c->name)->requeues, "resource", c->name,
 		    NULL);
+	px_family(f, "qscale_child_messages_dropped_total", "counter",
+	    "Messages a worker process dropped while the supervisor did not "
+	    "read them, by kind (older state snapshots, log lines).");
+	TAILQ_FOREACH(c, &sup->children, entry) {
+		r = mx_res_get(m, c->name);
+		px_sample(f, "qscale_child_messages_dropped_total",
+		    r->dropped[0], "resource", c->name, "kind", "state", NULL);
+		px_sample(f, "qscale_child_messages_dropped_total",
+		    r->dropped[1], "resource", c->name, "kind", "log", NULL);
+	}
 }
 
 /* The counters of every process of the resource so far. */

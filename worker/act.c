@@ -17,6 +17,15 @@
 #include "proto.h"
 #include "worker.h"
 
+/*
+ * Every line this file logs at INFO or WARN is about an action (a launch,
+ * a termination, a re-queue, an adoption): it reaches the supervisor even
+ * after it has stopped reading for a while, when other lines may be
+ * dropped (proto.h, struct proto_outq).
+ */
+#define log_info(...)	worker_log_action(LOG_LVL_INFO, __VA_ARGS__)
+#define log_warnx(...)	worker_log_action(LOG_LVL_WARN, __VA_ARGS__)
+
 #define CONSOLE_MAX_LINES	60
 
 struct act_launch {

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proto.h"
+
 struct qscale_conf;
 struct conf_resource;
 struct event_base;
@@ -34,11 +36,15 @@ struct wproc {
 	struct wpoll			*poll;	/* poll.c's state */
 	int64_t				 poll_start_mono;
 	int64_t				 next_wake_ms;	/* epoch ms, 0: none */
+	struct proto_outq		 outq;	/* waiting to be sent */
+	int64_t				 drops_since_ms;	/* first drop */
 };
 
 /* worker.c */
 int		 worker_main(struct qscale_conf *, size_t, int);
 int		 worker_send(struct wproc *, uint32_t, struct cJSON *);
+void		 worker_log_action(int, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
 void		 worker_poll_done(struct wproc *);
 
 /*

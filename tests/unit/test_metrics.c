@@ -215,6 +215,10 @@ test_exposition(void **state)
 	    "\"idle\",\"market\":\"spot\"}");
 	event(gpu, "{\"event\":\"requeued\",\"task\":\"t1\",\"instance\":"
 	    "\"i-7\"}");
+	event(gpu, "{\"event\":\"messages_dropped\",\"snapshots\":7,"
+	    "\"logs\":30}");
+	event(gpu, "{\"event\":\"messages_dropped\",\"snapshots\":1,"
+	    "\"logs\":0}");
 	metrics_duplicate_task(&fx->sup);
 	fx->sup.blackout.active = 1;
 	gpu->restarts = 2;
@@ -223,7 +227,13 @@ test_exposition(void **state)
 
 	assert_non_null(text = metrics_render(&fx->sup));
 	check_shape(text, &families);
-	assert_int_equal(families, 22);
+	assert_int_equal(families, 23);
+	assert_int_equal(value_of(text, "qscale_child_messages_dropped_total"
+	    "{resource=\"gpu\",kind=\"state\"}"), 8);
+	assert_int_equal(value_of(text, "qscale_child_messages_dropped_total"
+	    "{resource=\"gpu\",kind=\"log\"}"), 30);
+	assert_int_equal(value_of(text, "qscale_child_messages_dropped_total"
+	    "{resource=\"cpu\",kind=\"log\"}"), 0);
 	assert_true(has_line(text, "# TYPE qscale_api_latency_seconds "
 	    "histogram"));
 	assert_true(has_line(text, "# TYPE qscale_launches_total counter"));
