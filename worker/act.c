@@ -85,6 +85,31 @@ act_stopping(const struct wpoll *p)
 
 /* ---- launches ---- */
 
+/* The first of its cause in an episode is a warning; the rest counted. */
+static void
+act_spot_error(struct wpoll *p, const struct ec2_error *err,
+    const char *text)
+{
+	p->count.errors++;
+	if (spot_warn_note(&p->spot_warns, err->code, err->request_id,
+	    now_ms()))
+		log_warnx("%s; until the spot blackout is over or spot "
+		    "capacity is back, further spot capacity errors of this "
+		    "kind are counted, not logged one by one", text);
+	else
+		log_debug("%s", text);
+}
+
+/* The episode of spot capacity errors is over: sum up what was counted. */
+void
+act_spot_episode_end(struct wpoll *p, const char *why)
+{
+	char	 line[1024];
+
+	if (spot_warn_end(&p->spot_warns, why, line, sizeof(line)) > 0)
+		log_info("%s", line);
+}
+
 static int
 act_launch_is_spot_capacity(const struct ec2_error *err, int spot)
 {
@@ -114,6 +139,8 @@ act_launch_ok(struct act_launch *l, const struct ec2_instance *in, size_t n,
 	}
 	p->count.launched += n;
 	plan_memory_backoff(&p->mem, now_ms(), 0);
+	if (l->spot)
+		act_spot_episode_end(p, "spot capacity is back");
 	log_info("launched %zu %s instance%s%s%s: %s", n, l->spot ? "spot" :
 	    "on-demand", n == 1 ? "" : "s", subnet != NULL ? " in " : "",
 	    subnet != NULL ? subnet : "", list);
@@ -151,19 +178,23 @@ act_launch_error(struct act_launch *l, const struct ec2_error *err,
 	struct wpoll	*p = l->p;
 	int64_t		 base = p->w->conf->polling_interval;
 
+	char		 text[1024];
+
 	p->count.launch_errors++;
 	snprintf(l->last_code, sizeof(l->last_code), "%s", err->code);
 	act_launch_failed_event(l, err, subnet);
-	poll_error(p, "RunInstances%s%s (%s, %d instance%s): %s %s: %s%s%s",
-	    subnet != NULL ? " in " : "", subnet != NULL ? subnet : "",
-	    l->spot ? "spot" : "on-demand", l->remaining,
+	snprintf(text, sizeof(text), "RunInstances%s%s (%s, %d instance%s): "
+	    "%s %s: %s%s%s", subnet != NULL ? " in " : "", subnet != NULL ?
+	    subnet : "", l->spot ? "spot" : "on-demand", l->remaining,
 	    l->remaining == 1 ? "" : "s", ec2_err_class_name(err->cls),
 	    err->code, err->message, err->request_id[0] != '\0' ?
 	    " request " : "", err->request_id);
 	if (act_launch_is_spot_capacity(err, l->spot)) {
+		act_spot_error(p, err, text);
 		l->spot_failures++;
 		return 1;
 	}
+	poll_error(p, "%s", text);
 	switch (err->cls) {
 	case EC2_ERR_CAPACITY:
 	case EC2_ERR_NOT_FOUND:
@@ -257,6 +288,8 @@ act_launch(struct wpoll *p, const struct plan_action *a)
 	l->remaining = a->count;
 	l->spot = a->spot;
 	l->nsubnets = QS_MAX(p->w->res->nsubnets, 1);
+	if (!a->spot && p->w->res->spot)
+		act_spot_episode_end(p, "launching on-demand instead");
 	log_info("launching %d %s instance%s: %s", a->count, a->spot ?
 	    "spot" : "on-demand", a->count == 1 ? "" : "s", a->why);
 	p->act_ops++;

@@ -486,6 +486,8 @@ poll_message(struct wproc *w, uint32_t type, cJSON *body)
 		return;
 	if (type == MSG_LAUNCH_GRANT)
 		poll_grant(w->poll, body);
+	else if (type == MSG_BLACKOUT && !w->blackout)
+		act_spot_episode_end(w->poll, "the spot blackout is over");
 }
 
 /* The process is stopping: let the calls in flight end, retry nothing. */

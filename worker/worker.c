@@ -211,13 +211,20 @@ worker_blackout(struct wproc *w, cJSON *body)
 {
 	const char	*origin = proto_get_str(body, "resource");
 	int64_t		 until = 0;
+	int		 was = w->blackout;
+	char		 was_origin[sizeof(w->blackout_origin)];
 
 	proto_get_int(body, "until", 0, INT64_MAX, &until);
+	snprintf(was_origin, sizeof(was_origin), "%s", w->blackout_origin);
 	w->blackout = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(body,
 	    "active"));
 	w->blackout_until_ms = until;
 	snprintf(w->blackout_origin, sizeof(w->blackout_origin), "%s",
 	    origin != NULL ? origin : "");
+	/* each new failure extends it: said when it starts and ends only */
+	if (was == w->blackout && (!was ||
+	    strcmp(was_origin, w->blackout_origin) == 0))
+		return;
 	log_info("spot blackout %s%s%s", w->blackout ? "active (started by " :
 	    "over", w->blackout ? w->blackout_origin : "",
 	    w->blackout ? ")" : "");

@@ -249,6 +249,24 @@ struct wcounters {
 	uint64_t	 instance_ms;		/* instance time observed */
 };
 
+/* spotwarn.c: spot capacity errors, one warning per cause and episode */
+struct spot_warn {
+	char		 code[64];
+	uint64_t	 more;		/* counted, not logged */
+	int64_t		 last_ms;
+	char		 last_request[80];
+};
+
+struct spot_warns {
+	struct spot_warn w[8];
+	size_t		 n;
+};
+
+int		 spot_warn_note(struct spot_warns *, const char *,
+		    const char *, int64_t);
+uint64_t	 spot_warn_end(struct spot_warns *, const char *, char *,
+		    size_t);
+
 struct wpoll {
 	struct wproc		*w;
 	struct http_client	*http;
@@ -298,6 +316,7 @@ struct wpoll {
 	struct wcounters	 count;
 	char			 last_error[1024];
 	int64_t			 last_error_ms;
+	struct spot_warns	 spot_warns;
 	int64_t			 last_duration_ms;
 	char			 last_note[192];
 	int64_t			 last_instance_ms;	/* for instance_ms */
@@ -320,6 +339,7 @@ int		 poll_dry_run(struct qscale_conf *);
 /* act.c */
 void		 act_start(struct wpoll *);
 void		 act_op_done(struct wpoll *);
+void		 act_spot_episode_end(struct wpoll *, const char *);
 
 /*
  * userdata.c: the startup script of one resource's instances (DESIGN 5).

@@ -69,11 +69,17 @@ scenario_blackout() {
 	check "blackout: ... within one poll of its start" \
 	    test "$(echo "${b1:-99} - ${b0:-0} <= 1" | bc)" -eq 1
 
-	# spa: spot retried on later polls, on-demand after the rollback
-	fails=$(e2e_log_times "$LA" 'RunInstances .*\(spot, .*Insufficient')
-	first=$(echo "$fails" | head -n 1)
-	last=$(echo "$fails" | tail -n 1)
-	nfail=$(echo "$fails" | grep -c .)
+	# spa: spot retried on later polls, on-demand after the rollback.
+	# The cloud counts the refusals; spa's log warns of the first and
+	# tells when the last was in the line that counts the others.
+	nfail=$(jq '[.totals.ec2_call_log[] | select(.action ==
+	    "RunInstances" and .error == "InsufficientInstanceCapacity")] |
+	    length' "$S")
+	first=$(e2e_log_times "$LA" 'WARN spa: RunInstances .*\(spot, .*Insufficient' |
+	    head -n 1)
+	last=$(jq -Rr 'capture("spot capacity errors not logged one by one: .*the last at (?<t>[0-9T:.-]+)Z") |
+	    (.t[0:19] + "Z" | fromdateiso8601) + (.t[20:23] | tonumber) / 1000' \
+	    "$LA" | head -n 1)
 	polls=$(grep -c 'launching 1 spot instance' "$LA")
 	od=$(jq -r '[.instances[] | select(.resource == "spa") |
 	    .launched] | min' "$S")
@@ -89,6 +95,18 @@ scenario_blackout() {
 	    test "$(echo "$od - $first <= 5.5" | bc)" -eq 1
 	check "blackout: spa launched on-demand in its log" \
 	    grep -q 'launched 1 on-demand instance' "$LA"
+	# one warning for all those refusals, and one line counting the rest
+	warns=$(grep -c 'WARN spa: RunInstances .*(spot, .*InsufficientInstanceCapacity' "$LA")
+	check "blackout: spa warned once of its $nfail spot refusals ($warns)" \
+	    test "$warns" -eq 1
+	check "blackout: ... with no request id repeated in the log" \
+	    test "$(grep -c 'InsufficientInstanceCapacity.*request ' "$LA")" -le 2
+	check "blackout: ... and counted the other $((nfail - 1)) in one line at the rollback" \
+	    grep -q "INFO spa: spot capacity errors not logged one by one: $((nfail - 1)) more InsufficientInstanceCapacity (the last at .*); launching on-demand instead" "$LA"
+	check "blackout: spb, which asked for no spot, warned of nothing" \
+	    sh -c "! grep -q 'WARN spb: RunInstances' '$LB'"
+	check "blackout: spb said the blackout began once, however often it was extended" \
+	    test "$(grep -c 'spot blackout active' "$LB")" -eq 1
 
 	# the end of the blackout: spot_blackout_period after the last failure
 	e2e_until 20 "$E2E_TASKS_DONE"
