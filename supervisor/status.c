@@ -10,6 +10,7 @@
  * per address, a new one taking the place of the oldest (see below).
  * Every answer goes through the masking that logs use.
  */
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
@@ -40,7 +41,7 @@
 #define ST_MAX_HEADERS		(16 * 1024)
 #define ST_MAX_BODY		1024
 #define ST_TIMEOUT_S		10
-#define ST_BACKLOG		32
+#define ST_BACKLOG		128
 #define ST_READ_HIWAT		(64 * 1024)
 #define ST_SWEEP_MS		250
 #define ST_LOG_LINES		1000	/* kept for /api/log */
@@ -82,7 +83,7 @@ static struct {
 	struct event		*ev_admit;
 	struct st_conn		*conns[ST_MAX_TRACKED];
 	size_t			 nconns;	/* with those closing */
-	size_t			 nlive;		/* not closing */
+	size_t			 nlive;		/* admitted, not closing */
 	int			 shedding;	/* closing some, reported */
 	uint64_t		 nshed;		/* closed since, unreported */
 	int64_t			 shed_since_ms;
@@ -105,13 +106,15 @@ static struct {
  *
  * evhttp's timeout only bounds the time between two reads, so a client
  * sending a byte now and then would hold its connection for ever.  Here
- * the bytes coming in and going out are watched: a request is busy from
- * its first byte until the last byte of its answer has gone, and one
- * busy longer than ST_REQUEST_MS is closed.  A new connection always
- * gets in: past ST_MAX_PER_PEER from its address, that address's oldest
- * is closed; past ST_MAX_CONNS in all, the oldest idle one is, or when
- * none is idle the one busy the longest.  Closing is a shutdown(2) of
- * the socket, which evhttp takes as the peer hanging up.
+ * the bytes coming in and going out are watched: a request is under way
+ * from its first byte (a new connection's first request: from its
+ * opening) until the last byte of its answer has gone, and one under way
+ * longer than ST_REQUEST_MS is closed.  A new connection always gets
+ * in: past ST_MAX_PER_PEER from its address, or past ST_MAX_CONNS in
+ * all, the oldest idle one (of that address, or of all) is closed, or
+ * when none is idle the one whose request has taken the longest.
+ * Closing is a shutdown(2) of the socket, which evhttp takes as the peer
+ * hanging up.
  */
 struct st_conn {
 	struct bufferevent		*bev;
@@ -120,8 +123,9 @@ struct st_conn {
 	struct sockaddr_storage		 peer;
 	int				 admitted;	/* peer known */
 	int				 closing;	/* shut down */
-	int64_t				 busy_ms;	/* 0: idle */
-	int64_t				 idle_ms;	/* idle since */
+	int				 reading;	/* a request came */
+	int64_t				 since_ms;	/* request's clock */
+	int64_t				 idle_ms;	/* nothing read since */
 };
 
 static void
@@ -130,8 +134,11 @@ st_in_cb(struct evbuffer *b, const struct evbuffer_cb_info *info, void *arg)
 	struct st_conn	*c = arg;
 
 	(void)b;
-	if (info->n_added > 0 && c->busy_ms == 0)
-		c->busy_ms = mono_ms();
+	if (info->n_added == 0 || c->reading)
+		return;
+	c->reading = 1;
+	if (c->since_ms == 0)
+		c->since_ms = mono_ms();
 }
 
 /* The answer is out: idle, unless the next request has begun. */
@@ -144,8 +151,8 @@ st_out_cb(struct evbuffer *b, const struct evbuffer_cb_info *info,
 	if (info->n_deleted == 0 || evbuffer_get_length(b) > 0)
 		return;
 	c->idle_ms = mono_ms();
-	c->busy_ms = evbuffer_get_length(bufferevent_get_input(c->bev)) > 0 ?
-	    c->idle_ms : 0;
+	c->reading = evbuffer_get_length(bufferevent_get_input(c->bev)) > 0;
+	c->since_ms = c->reading ? c->idle_ms : 0;
 }
 
 static void
@@ -157,7 +164,8 @@ st_conn_close(struct st_conn *c, const char *why)
 	if (c->closing)
 		return;
 	c->closing = 1;
-	st.nlive--;
+	if (c->admitted)
+		st.nlive--;
 	if (fd != -1)
 		shutdown(fd, SHUT_RDWR);
 	if (c->admitted)
@@ -213,6 +221,28 @@ st_peer_same(const struct st_conn *a, const struct st_conn *b)
 }
 
 /*
+ * Idle, unless its request is waiting in the kernel, not read yet: a
+ * client that sent its request at once is not taken for a silent one.
+ */
+static int
+st_conn_idle(struct st_conn *c)
+{
+	evutil_socket_t	 fd;
+	int		 n = 0;
+
+	if (c->reading)
+		return 0;
+	if ((fd = bufferevent_getfd(c->bev)) != -1 &&
+	    ioctl(fd, FIONREAD, &n) == 0 && n > 0) {
+		c->reading = 1;
+		if (c->since_ms == 0)
+			c->since_ms = mono_ms();
+		return 0;
+	}
+	return 1;
+}
+
+/*
  * The connection to close for room: the oldest idle one, else the one
  * busy the longest; only among those like "like" when it is set.
  */
@@ -227,10 +257,10 @@ st_victim(const struct st_conn *like, const struct st_conn *spare)
 		if (c == spare || c->closing || !c->admitted ||
 		    (like != NULL && !st_peer_same(c, like)))
 			continue;
-		if (c->busy_ms == 0) {
+		if (st_conn_idle(c)) {
 			if (idle == NULL || c->idle_ms < idle->idle_ms)
 				idle = c;
-		} else if (busy == NULL || c->busy_ms < busy->busy_ms)
+		} else if (busy == NULL || c->since_ms < busy->since_ms)
 			busy = c;
 	}
 	return idle != NULL ? idle : busy;
@@ -245,6 +275,7 @@ st_admit_one(struct st_conn *c)
 	evutil_socket_t	 fd = bufferevent_getfd(c->bev);
 
 	c->admitted = 1;
+	st.nlive++;
 	if (fd == -1 || getpeername(fd, (struct sockaddr *)&c->peer,
 	    &len) == -1) {
 		memset(&c->peer, 0, sizeof(c->peer));
@@ -291,13 +322,13 @@ st_sweep(void)
 		c = st.conns[i];
 		bufferevent_getcb(c->bev, &rd, &wr, &ev, &arg);
 		if (rd == NULL && wr == NULL && ev == NULL) {
-			if (!c->closing)
+			if (!c->closing && c->admitted)
 				st.nlive--;
 			st_conn_free(c);
 			continue;
 		}
-		if (c->admitted && c->busy_ms != 0 &&
-		    now - c->busy_ms > ST_REQUEST_MS)
+		if (c->admitted && c->since_ms != 0 &&
+		    now - c->since_ms > ST_REQUEST_MS)
 			st_conn_close(c, "request not complete in time");
 		st.conns[j++] = c;
 	}
@@ -323,13 +354,12 @@ st_bev_cb(struct event_base *base, void *arg)
 		return bev;
 	c = xcalloc(1, sizeof(*c));
 	c->bev = bev;
-	c->idle_ms = mono_ms();
+	c->since_ms = c->idle_ms = mono_ms();	/* the first request's */
 	c->in_cb = evbuffer_add_cb(bufferevent_get_input(bev), st_in_cb, c);
 	c->out_cb = evbuffer_add_cb(bufferevent_get_output(bev), st_out_cb,
 	    c);
 	bufferevent_incref(bev);
 	st.conns[st.nconns++] = c;
-	st.nlive++;
 	event_active(st.ev_admit, EV_TIMEOUT, 0);
 	if (st.nconns >= ST_MAX_TRACKED && !st.paused) {
 		/* the kernel's backlog holds the next ones */

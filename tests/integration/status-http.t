@@ -185,6 +185,25 @@ wait "$loris_pid"
 loris=$(cat "$T/loris.out")
 check "a request trickling in is closed after 5 s ($loris)" \
     sh -c "echo '$loris' | awk -F'[= ]' '{ exit !(\$2 >= 70 && \$4 <= 7) }'"
+# The same from 8 addresses, 16 connections each: past 64 in all, the
+# oldest make room, and a request from yet another address gets in.
+fds_before=$(ls /proc/"$SUP_PID"/fd | wc -l)
+probe loris "$PORT" 128 4 10 "$T/loris8.ready" 8 >"$T/loris8.out" &
+loris_pid=$!
+on_exit "kill $loris_pid 2>/dev/null"
+wait_for 10 test -s "$T/loris8.ready"
+sleep 1
+failed=""
+for i in 1 2 3 4; do
+	curl -sf -o /dev/null -m 1 "$URL/metrics" || failed="$failed $i"
+	sleep 1
+done
+fds=$(ls /proc/"$SUP_PID"/fd | wc -l)
+wait "$loris_pid"
+check "from 8 addresses, /metrics still answers within 1 s${failed:+ (failed:$failed)}" \
+    test -z "$failed"
+check "and the supervisor holds at most 128 sockets: 64 open, the others closing ($fds_before -> $fds fds)" \
+    test "$fds" -le $((fds_before + 130))
 check "the slow clients are reported once, as a warning" test "$(grep -c \
     "WARN qscaled: status server: closed a connection from 127.0.0.1: .*; more such are counted" \
     "$T/log/qscaled.log")" = 1
@@ -199,8 +218,8 @@ on_exit "kill $slow_pid $hold_pid 2>/dev/null"
 wait_for 10 test -s "$T/hold.ready"
 sleep 1
 fds=$(ls /proc/"$SUP_PID"/fd | wc -l)
-check "200 idle connections: the supervisor holds at most 64 ($fds_before -> $fds fds)" \
-    test "$fds" -le $((fds_before + 66))
+check "200 idle connections from one address: the supervisor holds 16 ($fds_before -> $fds fds)" \
+    test "$fds" -le $((fds_before + 18))
 check "qscalectl status still answers meanwhile" sh -c "'$QSCALECTL' -s '$T/run/control.socket' status -j | jq -en 'input | .ok' >/dev/null"
 wait "$slow_pid"
 slow=$(cat "$T/slow.out")
