@@ -385,13 +385,30 @@ apply_env_aws_keys(struct conf_ld *ld, const struct layer *L, size_t nl)
 		apply_env(ld, token, "AWS_SESSION_TOKEN");
 }
 
+/*
+ * The O-th layer to apply for key K.  Values replace each other lowest
+ * first, so the top level wins.  Appended text (agent.init_script,
+ * agent.extra_clearml_conf) is joined the other way round, as ClearML's
+ * app appends its configuration vault after what its form holds: the
+ * top level first, then defaults, then each matching block in file
+ * order, so that the more specific text comes last and, in clearml.conf,
+ * wins.
+ */
+static size_t
+layer_order(const struct conf_key *k, size_t o, size_t nl)
+{
+	if (!(k->flags & CK_APPEND))
+		return o;
+	return o == 0 ? nl - 1 : o - 1;
+}
+
 static void
 apply_globals(struct conf_ld *ld, const struct layer *L, size_t nl,
     struct qscale_conf *scratch)
 {
 	const struct conf_key	*k;
 	const struct cnode	*n[4];
-	size_t			 i, j, m, nn;
+	size_t			 i, j, m, nn, o;
 
 	for (i = 0; i < conf_nglobal_keys; i++) {
 		k = &conf_global_keys[i];
@@ -403,7 +420,8 @@ apply_globals(struct conf_ld *ld, const struct layer *L, size_t nl,
 			apply_env(ld, k, k->env[j]);
 			break;
 		}
-		for (j = 0; j < nl; j++) {
+		for (o = 0; o < nl; o++) {
+			j = layer_order(k, o, nl);
 			if ((k->flags & CK_TOPONLY) && L[j].name != NULL)
 				continue;
 			nn = layer_nodes(L[j].g, k, n, 4);

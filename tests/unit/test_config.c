@@ -1035,14 +1035,18 @@ test_layers(void **state)
 	assert_string_equal(conf_origin(c, "max_idle_time"), want);
 	free(want);
 	assert_string_equal(conf_origin(c, "max_spin_up_time"), "default");
-	/* appended, lowest layer first; the synonym is the same key */
+	/*
+	 * appended as the app appends its vault: the top level first, then
+	 * defaults, then the matching blocks, so the most specific text is
+	 * last (and wins in clearml.conf); the synonym is the same key
+	 */
 	assert_string_equal(c->agent.init_script,
-	    "echo site\necho prod\necho main");
-	xasprintf(&want, "defaults %s:4, match \"^prod-\" %s:12, %s:5",
-	    tpath("lay/site.conf"), tpath("lay/site.conf"), path);
+	    "echo main\necho site\necho prod");
+	xasprintf(&want, "%s:5, defaults %s:4, match \"^prod-\" %s:12",
+	    path, tpath("lay/site.conf"), tpath("lay/site.conf"));
 	assert_string_equal(conf_origin(c, "agent.init_script"), want);
 	free(want);
-	assert_string_equal(c->agent.extra_clearml_conf, "x = 1\ny = 2");
+	assert_string_equal(c->agent.extra_clearml_conf, "y = 2\nx = 1");
 
 	assert_int_equal(c->nresources, 2);
 	r = &c->resources[0];
