@@ -202,6 +202,12 @@ struct conf_origin {
 	char		*origin;
 };
 
+/* Errors collected while loading, each "FILE:LINE: message". */
+struct conf_errors {
+	char		**msg;
+	size_t		 n;
+};
+
 struct qscale_conf {
 	char		*file;
 	char		*name;
@@ -215,6 +221,7 @@ struct qscale_conf {
 	char		*log_dir;
 	char		*pid_file;
 	int		 warn_duplicate_tasks;
+	int		 ignore_include_errors;
 	int		 max_instances_total;	/* 0: no global cap */
 	char		*spot_blackout_scope;	/* "global" or "resource" */
 	int		 max_requeues;
@@ -234,13 +241,9 @@ struct qscale_conf {
 	size_t		 norigins;
 	char		**srcfiles;		/* files read, main first */
 	size_t		 nsrcfiles;
+	struct conf_errors	 warnings;	/* errors of files left out */
 };
 
-/* Errors collected while loading, each "FILE:LINE: message". */
-struct conf_errors {
-	char		**msg;
-	size_t		 n;
-};
 
 #define CONF_PRINT_SECRETS	0x01	/* show secrets instead of ******** */
 #define CONF_PRINT_NO_ORIGINS	0x02	/* no "# origin" comments */

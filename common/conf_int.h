@@ -59,6 +59,8 @@ struct ld_err {
 	size_t		 rank;		/* file order, then line */
 	int		 line;
 	char		*msg;
+	char		*blame;		/* the file to leave out to be rid
+					   of it (ignore_include_errors) */
 };
 
 /* Which node last set each key: checks across keys cite its line. */
@@ -78,6 +80,10 @@ struct conf_ld {
 	struct qscale_conf	*conf;		/* being built */
 	struct ld_where		*wheres;
 	size_t			 nwheres;
+	const char		*blame;		/* of the next error, if not
+						   its own file */
+	char			**skip;		/* included files left out */
+	size_t			 nskip;
 };
 
 void		 ld_err(struct conf_ld *, const char *, int, const char *,

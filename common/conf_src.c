@@ -66,6 +66,7 @@ ld_verr(struct conf_ld *ld, const char *file, int line, const char *fmt,
 	e->rank = rank;
 	e->line = line;
 	e->msg = msg;
+	e->blame = xstrdup(ld->blame != NULL ? ld->blame : file);
 }
 
 void
@@ -367,6 +368,12 @@ expand_include(struct conf_ld *ld, struct expand *x, const char *file,
 		free(path);
 		return -1;
 	}
+	for (i = 0; i < (int)ld->nskip; i++) {
+		if (strcmp(ld->skip[i], path) == 0) {
+			free(path);	/* left out: ignore_include_errors */
+			return 0;
+		}
+	}
 	rc = expand_file(ld, x, path, file, line);
 	free(path);
 	return rc;
@@ -385,10 +392,12 @@ expand_file(struct conf_ld *ld, struct expand *x, const char *path,
 	int		 line = 0, bad, rc = 0, opened = 0;
 
 	if ((text = read_text(path, &len, &mode, &why)) == NULL) {
-		if (from != NULL)
+		if (from != NULL) {
+			ld->blame = path;	/* leaving it out mends it */
 			ld_err(ld, from, from_line, "@include: cannot read %s: "
 			    "%s", path, why);
-		else
+			ld->blame = NULL;
+		} else
 			ld_err(ld, path, 0, "cannot read the configuration: "
 			    "%s", why);
 		return -1;

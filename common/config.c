@@ -826,7 +826,7 @@ check_secrecy(struct conf_ld *ld)
 
 /* Errors in file order, then line order; the order found otherwise. */
 static void
-move_errors(struct conf_ld *ld, struct conf_errors *errs)
+sort_errors(struct conf_ld *ld)
 {
 	struct ld_err	 t;
 	size_t		 i, j;
@@ -839,16 +839,143 @@ move_errors(struct conf_ld *ld, struct conf_errors *errs)
 			ld->errs[j] = ld->errs[j - 1];
 		ld->errs[j] = t;
 	}
+}
+
+static void
+errors_add(struct conf_errors *errs, char *msg)
+{
+	errs->msg = xreallocarray(errs->msg, errs->n + 1, sizeof(*errs->msg));
+	errs->msg[errs->n++] = msg;
+}
+
+/* Moves ld's errors, sorted, to ERRS (or frees them if it is NULL). */
+static void
+move_errors(struct conf_ld *ld, struct conf_errors *errs)
+{
+	size_t	 i;
+
+	sort_errors(ld);
 	for (i = 0; i < ld->nerrs; i++) {
-		if (errs == NULL) {
+		free(ld->errs[i].blame);
+		if (errs == NULL)
 			free(ld->errs[i].msg);
-			continue;
-		}
-		errs->msg = xreallocarray(errs->msg, errs->n + 1,
-		    sizeof(*errs->msg));
-		errs->msg[errs->n++] = ld->errs[i].msg;
+		else
+			errors_add(errs, ld->errs[i].msg);
 	}
 	free(ld->errs);
+	ld->errs = NULL;
+	ld->nerrs = 0;
+}
+
+/* One try, leaving out the included files SKIP names. */
+static struct qscale_conf *
+load_once(struct conf_ld *ld, const char *path, char **skip, size_t nskip)
+{
+	struct qscale_conf	*conf;
+	struct cnode		*root;
+	size_t			 i;
+
+	memset(ld, 0, sizeof(*ld));
+	ld->path = path;
+	ld->skip = skip;
+	ld->nskip = nskip;
+	conf = xcalloc(1, sizeof(*conf));
+	conf->file = xstrdup(path);
+	ld->conf = conf;
+	if ((root = src_read(ld, path)) != NULL) {
+		load_tree(ld, root);
+		cnode_free(root);
+	}
+	where_clear(ld);
+	check_secrecy(ld);
+	conf->srcfiles = xcalloc(ld->nfiles, sizeof(*conf->srcfiles));
+	for (i = 0; i < ld->nfiles; i++)
+		conf->srcfiles[i] = ld->files[i].path;
+	conf->nsrcfiles = ld->nfiles;
+	free(ld->files);
+	ld->files = NULL;
+	if (ld->nerrs > 0) {
+		conf_free(conf);
+		return NULL;
+	}
+	return conf;
+}
+
+/*
+ * Adds to SKIP the included files that ld's errors blame; -1 if one is
+ * the main file PATH (nothing can be left out then) or none is new.
+ */
+static int
+blame_includes(const struct conf_ld *ld, const char *path, char ***skip,
+    size_t *nskip)
+{
+	size_t	 i, j, was = *nskip;
+
+	for (i = 0; i < ld->nerrs; i++) {
+		if (strcmp(ld->errs[i].blame, path) == 0)
+			return -1;
+		for (j = 0; j < *nskip; j++)
+			if (strcmp((*skip)[j], ld->errs[i].blame) == 0)
+				break;
+		if (j < *nskip)
+			continue;
+		*skip = xreallocarray(*skip, *nskip + 1, sizeof(**skip));
+		(*skip)[(*nskip)++] = xstrdup(ld->errs[i].blame);
+	}
+	return *nskip > was ? 0 : -1;
+}
+
+#define CONF_MAX_LEFT_OUT	32	/* tries without broken includes */
+
+/*
+ * With ignore_include_errors = true (ClearML's "ignore vault parsing
+ * errors"), a configuration whose only errors lie in @include'd files
+ * loads without those files; their errors become its warnings.  The key
+ * counts only as the configuration loaded without them says.
+ */
+static struct qscale_conf *
+load_leaving_out(struct conf_ld *first, const char *path)
+{
+	struct conf_ld		 ld;
+	struct conf_errors	 warn = { NULL, 0 };
+	struct qscale_conf	*conf = NULL;
+	char			**skip = NULL, *msg;
+	size_t			 nskip = 0, tries, i;
+	int			 rc;
+
+	for (i = 0; i < first->nerrs; i++)
+		errors_add(&warn, xstrdup(first->errs[i].msg));
+	if (blame_includes(first, path, &skip, &nskip) == -1)
+		goto out;
+	for (tries = 0; tries < CONF_MAX_LEFT_OUT; tries++) {
+		if ((conf = load_once(&ld, path, skip, nskip)) != NULL)
+			break;
+		sort_errors(&ld);
+		for (i = 0; i < ld.nerrs; i++)
+			errors_add(&warn, xstrdup(ld.errs[i].msg));
+		rc = blame_includes(&ld, path, &skip, &nskip);
+		move_errors(&ld, NULL);
+		if (rc == -1)
+			break;
+	}
+	if (conf != NULL && !conf->ignore_include_errors) {
+		conf_free(conf);
+		conf = NULL;
+	}
+out:
+	if (conf != NULL) {
+		for (i = 0; i < nskip; i++) {
+			xasprintf(&msg, "%s: left out, with its errors above "
+			    "(ignore_include_errors = true)", skip[i]);
+			errors_add(&warn, msg);
+		}
+		conf->warnings = warn;
+	} else
+		conf_errors_clear(&warn);
+	for (i = 0; i < nskip; i++)
+		free(skip[i]);
+	free(skip);
+	return conf;
 }
 
 struct qscale_conf *
@@ -856,31 +983,16 @@ conf_load(const char *path, struct conf_errors *errs)
 {
 	struct conf_ld		 ld;
 	struct qscale_conf	*conf;
-	struct cnode		*root;
-	size_t			 i;
 
-	memset(&ld, 0, sizeof(ld));
-	ld.path = path;
-	conf = xcalloc(1, sizeof(*conf));
-	conf->file = xstrdup(path);
-	ld.conf = conf;
-	if ((root = src_read(&ld, path)) != NULL) {
-		load_tree(&ld, root);
-		cnode_free(root);
+	if ((conf = load_once(&ld, path, NULL, 0)) != NULL)
+		return conf;
+	sort_errors(&ld);
+	if ((conf = load_leaving_out(&ld, path)) != NULL) {
+		move_errors(&ld, NULL);
+		return conf;
 	}
-	where_clear(&ld);
-	check_secrecy(&ld);
-	conf->srcfiles = xcalloc(ld.nfiles, sizeof(*conf->srcfiles));
-	for (i = 0; i < ld.nfiles; i++)
-		conf->srcfiles[i] = ld.files[i].path;
-	conf->nsrcfiles = ld.nfiles;
-	free(ld.files);
-	if (ld.nerrs > 0) {
-		move_errors(&ld, errs);
-		conf_free(conf);
-		return NULL;
-	}
-	return conf;
+	move_errors(&ld, errs);
+	return NULL;
 }
 
 void
@@ -905,6 +1017,7 @@ conf_free(struct qscale_conf *conf)
 	for (i = 0; i < conf->nsrcfiles; i++)
 		free(conf->srcfiles[i]);
 	free(conf->srcfiles);
+	conf_errors_clear(&conf->warnings);
 	free(conf->aws.access_key_source);
 	free(conf->file);
 	free(conf);

@@ -174,6 +174,8 @@ sup_reload(struct sup *sup, char **err)
 		return -1;
 	}
 	conf_errors_clear(&errs);
+	for (i = 0; i < conf->warnings.n; i++)
+		log_warnx("%s", conf->warnings.msg[i]);
 	conf_register_secrets(conf);
 	sup->conf = conf;
 	sup->reloads++;

@@ -156,6 +156,18 @@ must_load(const char *path)
 	return c;
 }
 
+/* ERRS holds a message that reads exactly WANT. */
+static int
+has_msg(const struct conf_errors *errs, const char *want)
+{
+	size_t	 i;
+
+	for (i = 0; i < errs->n; i++)
+		if (strcmp(errs->msg[i], want) == 0)
+			return 1;
+	return 0;
+}
+
 /* Loading fails, and one of the errors reads exactly want. */
 static void
 must_fail_with(const char *path, const char *want)
@@ -980,6 +992,85 @@ test_include(void **state)
 	conf_free(c);
 }
 
+/* ignore_include_errors: broken site files are left out, with warnings. */
+static void
+test_ignore_include_errors(void **state)
+{
+	struct qscale_conf	*c;
+	const char		*path;
+	char			*want;
+	size_t			 i;
+
+	(void)state;
+	mkdir(tpath("ign"), 0700);
+	put("ign/good.conf", 0600, "defaults = { max_requeues = 4; };\n");
+	put("ign/syntax.conf", 0600, "\nlog_level = = \"debug\";\n");
+	put("ign/keys.conf", 0600, "\nmax_idle_time = \"soon\";\n"
+	    "agent = { init_script = \"echo keys\"; };\n");
+	put("ign/inner.conf", 0600, "max_spin_up_time = \"nope\";\n");
+	put("ign/outer.conf", 0600, "polling_interval = \"7s\";\n"
+	    "@include \"inner.conf\"\n");
+
+	/* off (the default): the errors stop the load, as before */
+	path = put("ign/off.conf", 0600, CML ONE
+	    "@include \"good.conf\"\n@include \"syntax.conf\"\n");
+	xasprintf(&want, "%s:2: syntax error", tpath("ign/syntax.conf"));
+	must_fail_with(path, want);
+	free(want);
+
+	/* on: a syntax error, a bad value, a missing file, a nested one */
+	path = put("ign/on.conf", 0600, CML ONE
+	    "ignore_include_errors = true;\n"
+	    "@include \"good.conf\"\n@include \"syntax.conf\"\n"
+	    "@include \"keys.conf\"\n@include \"none.conf\"\n"
+	    "@include \"outer.conf\"\n");
+	c = must_load(path);
+	assert_int_equal(c->ignore_include_errors, 1);
+	assert_int_equal(c->max_requeues, 4);		/* good.conf stays */
+	assert_int_equal(c->max_idle_time, 15 * 60000);	/* keys.conf gone */
+	assert_null(c->agent.init_script);
+	assert_int_equal(c->polling_interval, 7000);	/* outer.conf stays */
+	assert_int_equal(c->max_spin_up_time, 30 * 60000);
+	for (i = 0; i < c->warnings.n; i++)
+		print_message("warning: %s\n", c->warnings.msg[i]);
+	xasprintf(&want, "%s:2: syntax error", tpath("ign/syntax.conf"));
+	assert_true(has_msg(&c->warnings, want));
+	free(want);
+	xasprintf(&want, "%s:2: max_idle_time: \"soon\" is not a duration: "
+	    "expected a number, as in 45s, 15m or 2h", tpath("ign/keys.conf"));
+	assert_true(has_msg(&c->warnings, want));
+	free(want);
+	xasprintf(&want, "%s:1: max_spin_up_time: \"nope\" is not a "
+	    "duration: expected a number, as in 45s, 15m or 2h",
+	    tpath("ign/inner.conf"));
+	assert_true(has_msg(&c->warnings, want));
+	free(want);
+	xasprintf(&want, "%s: left out, with its errors above "
+	    "(ignore_include_errors = true)", tpath("ign/none.conf"));
+	assert_true(has_msg(&c->warnings, want));
+	free(want);
+	xasprintf(&want, "%s: left out, with its errors above "
+	    "(ignore_include_errors = true)", tpath("ign/keys.conf"));
+	assert_true(has_msg(&c->warnings, want));
+	free(want);
+	conf_free(c);
+
+	/* an error in the main file itself is never ignored */
+	path = put("ign/main-bad.conf", 0600, CML ONE
+	    "ignore_include_errors = true;\nmax_requeues = \"x\";\n"
+	    "@include \"syntax.conf\"\n");
+	c = conf_load(path, NULL);
+	assert_null(c);
+
+	/* nor when the key itself is only in a file that is left out */
+	put("ign/key-in-bad.conf", 0600, "ignore_include_errors = true;\n"
+	    "max_requeues = = 1;\n");
+	path = put("ign/key-elsewhere.conf", 0600, CML ONE
+	    "@include \"key-in-bad.conf\"\n");
+	c = conf_load(path, NULL);
+	assert_null(c);
+}
+
 static void
 test_layers(void **state)
 {
@@ -1471,6 +1562,7 @@ main(void)
 		cmocka_unit_test_setup(test_env, clean_env),
 		cmocka_unit_test_setup(test_secrecy, clean_env),
 		cmocka_unit_test_setup(test_include, clean_env),
+		cmocka_unit_test_setup(test_ignore_include_errors, clean_env),
 		cmocka_unit_test_setup(test_layers, clean_env),
 		cmocka_unit_test_setup(test_print, clean_env),
 		cmocka_unit_test_setup(test_export, clean_env),
