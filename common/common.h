@@ -222,6 +222,7 @@ struct qscale_conf {
 	char		*pid_file;
 	int		 warn_duplicate_tasks;
 	int		 ignore_include_errors;
+	char		*vault_file;		/* the app's vault text */
 	int		 max_instances_total;	/* 0: no global cap */
 	char		*spot_blackout_scope;	/* "global" or "resource" */
 	int		 max_requeues;

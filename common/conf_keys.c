@@ -57,6 +57,8 @@ const struct conf_key conf_global_keys[] = {
 	{ "ignore_include_errors", CK_BOOL, "false", 0, 0,
 	    G(ignore_include_errors), 0, CK_SUPONLY | CK_TOPONLY, { NULL },
 	    NULL },
+	{ "vault_file", CK_STR, NULL, 0, 0, G(vault_file), 0, CK_TOPONLY,
+	    { NULL }, NULL },
 	{ "spot_blackout_scope", CK_ENUM, "global", 0, 0,
 	    G(spot_blackout_scope), 0, 0, { NULL }, spot_scopes },
 	{ "log_level", CK_LEVEL, "info", 0, 0, G(log_level), 0, CK_SUPONLY,

@@ -110,7 +110,7 @@ ld_file_of(struct conf_ld *ld, const char *path)
  * The whole file, NUL-terminated, or NULL with *why set.  Also gives its
  * mode, read from the open descriptor so it is the file that was read.
  */
-static char *
+char *
 read_text(const char *path, size_t *lenp, mode_t *modep, const char **why)
 {
 	struct stat	 st;
@@ -331,7 +331,7 @@ include_name(const char *s, size_t n, int *bad)
 }
 
 /* An included file's path: relative names are beside the includer. */
-static char *
+char *
 include_path(const char *from, const char *name)
 {
 	const char	*slash;
@@ -457,7 +457,7 @@ cnode_new(enum cn_type type, const char *name, const char *file, int line)
 	return n;
 }
 
-static void
+void
 cnode_add(struct cnode *parent, struct cnode *kid)
 {
 	parent->kid = xreallocarray(parent->kid, parent->nkid + 1,

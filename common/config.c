@@ -29,6 +29,7 @@ struct layer {
 	const struct cnode	*res;	/* its resource = { } group */
 	char			*name;	/* "defaults", "match \"RE\"", NULL */
 	int			 applies;
+	struct cnode		*own;	/* the vault file's tree, freed with it */
 };
 
 /* Where the names of one group are checked against a table. */
@@ -632,8 +633,10 @@ free_layers(struct layer *L, size_t nl)
 {
 	size_t	 i;
 
-	for (i = 0; i < nl; i++)
+	for (i = 0; i < nl; i++) {
 		free(L[i].name);
+		cnode_free(L[i].own);
+	}
 	free(L);
 }
 
@@ -673,21 +676,60 @@ match_layer(struct conf_ld *ld, const struct cnode *m, const char *prefix,
 	return 0;
 }
 
-/* defaults, then the match blocks, then the top level. */
+/*
+ * The layers of the vault file (vault_file = "..."), if one is named: its
+ * keys as one layer, after defaults; its match entries after the file's
+ * match blocks.  L has room for them.
+ */
+static struct cnode *
+vault_layers(struct conf_ld *ld, const struct cnode *root)
+{
+	const struct cnode	*vf = cnode_member(root, "vault_file");
+	struct cnode		*tree;
+	char			*path;
+
+	if (vf == NULL || vf->type != CN_STR || *vf->str == '\0')
+		return NULL;	/* a wrong type: the key's own check says */
+	path = include_path(vf->file != NULL ? vf->file : ld->path, vf->str);
+	tree = vault_read(ld, path, vf->file, vf->line);
+	free(path);
+	return tree;
+}
+
+static void
+match_layers(struct conf_ld *ld, const struct cnode *m, const char *prefix,
+    const char *what, struct layer *L, size_t *nlp)
+{
+	size_t	 i;
+	char	*in;
+
+	for (i = 0; m != NULL && m->type == CN_LIST && i < m->nkid; i++) {
+		if (match_layer(ld, m->kid[i], prefix, &L[*nlp]) == -1)
+			continue;
+		xasprintf(&in, " in %s %zu", what, i + 1);
+		check_layer(ld, &L[(*nlp)++], in);
+		free(in);
+	}
+}
+
+/* defaults, the vault, the match blocks, then the top level. */
 static struct layer *
 build_layers(struct conf_ld *ld, const struct cnode *root, size_t *nlp)
 {
 	const struct cnode	*d = cnode_member(root, "defaults");
 	const struct cnode	*m = cnode_member(root, "match");
 	const struct cnode	*wp = cnode_member(root, "workers_prefix");
+	const struct cnode	*vm;
+	struct cnode		*vault;
 	const char		*prefix = "qscale";
 	struct layer		*L;
-	size_t			 nl = 0, i;
-	char			*in;
+	size_t			 nl = 0;
 
 	if (wp != NULL && wp->type == CN_STR)
 		prefix = wp->str;
-	L = xcalloc((m ? m->nkid : 0) + 2, sizeof(*L));
+	vault = vault_layers(ld, root);
+	vm = cnode_member(vault, "match");
+	L = xcalloc((m ? m->nkid : 0) + (vm ? vm->nkid : 0) + 3, sizeof(*L));
 	if (d != NULL && d->type != CN_GROUP)
 		ld_err_at(ld, d, "defaults must be a group { ... }, not %s",
 		    cnode_type_name(d->type));
@@ -698,17 +740,19 @@ build_layers(struct conf_ld *ld, const struct cnode *root, size_t *nlp)
 		L[nl].applies = 1;
 		check_layer(ld, &L[nl++], " in defaults");
 	}
+	if (vault != NULL) {
+		L[nl].g = cnode_member(vault, "defaults");
+		L[nl].name = xstrdup("vault");
+		L[nl].applies = 1;
+		L[nl].own = vault;
+		check_layer(ld, &L[nl++], " in the vault");
+	}
 	if (m != NULL && m->type != CN_LIST)
 		ld_err_at(ld, m, "match must be a list ( { workers_prefix = "
 		    "\"REGEX\"; ... }, ... ), not %s",
 		    cnode_type_name(m->type));
-	for (i = 0; m != NULL && m->type == CN_LIST && i < m->nkid; i++) {
-		if (match_layer(ld, m->kid[i], prefix, &L[nl]) == -1)
-			continue;
-		xasprintf(&in, " in match %zu", i + 1);
-		check_layer(ld, &L[nl++], in);
-		free(in);
-	}
+	match_layers(ld, m, prefix, "match", L, &nl);
+	match_layers(ld, vm, prefix, "the vault's match", L, &nl);
 	L[nl].g = root;
 	L[nl].applies = 1;
 	*nlp = ++nl;

@@ -1071,6 +1071,146 @@ test_ignore_include_errors(void **state)
 	assert_null(c);
 }
 
+/* vault_file: the app's vault text, with its own key names. */
+static void
+test_vault(void **state)
+{
+	struct qscale_conf	*c;
+	const char		*path, *vault;
+	char			*want;
+
+	(void)state;
+	mkdir(tpath("vault"), 0700);
+	vault = "# the team's vault, as kept in ClearML\n"		/* 1 */
+	    "sdk { aws { s3 { region: \"x\" } } }\n"		/* 2 */
+	    "auto_scaler.v1.aws {\n"				/* 3 */
+	    "   aws_region: \"eu-west-1\"\n"			/* 4 */
+	    "   aws_access_key_id: AKIAVAULT\n"			/* 5 */
+	    "   aws_secret_access_key = \"vault-SECRET\"\n"	/* 6 */
+	    "   extra_vm_bash_script: \"\"\"\n"			/* 7 */
+	    "echo \"vault\"\n"					/* 8 */
+	    "\"\"\"\n"						/* 9 */
+	    "   extra_clearml_conf: \"agent.x: 1\", // a comment\n"	/* 10 */
+	    "   match {\n"						/* 11 */
+	    "      \"^prod-\": { extra_vm_bash_script: \"echo prod\" }\n"
+	    "      \"^dev-\" { aws_region: \"us-east-2\" }\n"	/* 13 */
+	    "   }\n"						/* 14 */
+	    "}\n"						/* 15 */
+	    "auto_scaler.v1.aws.extra_clearml_conf: \"agent.y: 2\"\n";
+	put("vault/vault.hocon", 0600, vault);
+	path = put("vault/main.conf", 0600, CML ONE
+	    "workers_prefix = \"prod-eu\";\n"
+	    "vault_file = \"vault.hocon\";\n"
+	    "agent = { init_script = \"echo form\"; };\n");
+	c = must_load(path);
+	assert_string_equal(c->aws.region, "eu-west-1");
+	assert_string_equal(c->aws.access_key_id, "AKIAVAULT");
+	assert_string_equal(c->aws.secret_access_key, "vault-SECRET");
+	/* the form's text first, then the vault's, then its match */
+	assert_string_equal(c->agent.init_script,
+	    "echo form\n\necho \"vault\"\n\necho prod");
+	/* the later setting of the same key replaces the earlier */
+	assert_string_equal(c->agent.extra_clearml_conf, "agent.y: 2");
+	xasprintf(&want, "vault %s:4", tpath("vault/vault.hocon"));
+	assert_string_equal(conf_origin(c, "aws.region"), want);
+	free(want);
+	conf_free(c);
+
+	/* the dev block applies to another prefix, over the vault's top */
+	path = put("vault/dev.conf", 0600, CML ONE
+	    "workers_prefix = \"dev-1\";\nvault_file = \"vault.hocon\";\n");
+	c = must_load(path);
+	assert_string_equal(c->aws.region, "us-east-2");
+	conf_free(c);
+
+	/* the file's own top level wins over the vault for a value */
+	path = put("vault/own.conf", 0600, CML ONE
+	    "vault_file = \"vault.hocon\";\naws = { region = \"ap-south-1\"; };\n");
+	c = must_load(path);
+	assert_string_equal(c->aws.region, "ap-south-1");
+	conf_free(c);
+
+	/* a vault holding secrets must not be readable by others */
+	put("vault/open.hocon", 0644, vault);
+	path = put("vault/open.conf", 0600, CML ONE
+	    "vault_file = \"open.hocon\";\n");
+	xasprintf(&want, "%s: holds secrets but is readable by group or "
+	    "others: run chmod 600 %s", tpath("vault/open.hocon"),
+	    tpath("vault/open.hocon"));
+	must_fail_with(path, want);
+	free(want);
+
+	/* unknown and unsupported keys, with FILE:LINE */
+	put("vault/bad.hocon", 0600, "auto_scaler.v1.aws {\n"
+	    "  aws_regoin: \"x\"\n"
+	    "  environment { A: \"b\" }\n"
+	    "  match { \"^p\": { polling: 1 } }\n"
+	    "}\n");
+	path = put("vault/bad.conf", 0600, CML ONE
+	    "vault_file = \"bad.hocon\";\n");
+	xasprintf(&want, "%s:2: vault: unknown key 'aws_regoin' (qscale reads "
+	    "aws_region, aws_access_key_id, aws_secret_access_key, "
+	    "extra_vm_bash_script, extra_clearml_conf and match)",
+	    tpath("vault/bad.hocon"));
+	must_fail_with(path, want);
+	free(want);
+	xasprintf(&want, "%s:3: vault: environment: not supported: it sets "
+	    "the environment of the app's own container; set it in qscaled's "
+	    "service environment instead (/etc/default/qscaled or the "
+	    "systemd unit)", tpath("vault/bad.hocon"));
+	must_fail_with(path, want);
+	free(want);
+	xasprintf(&want, "%s:4: vault: match \"^p\": unknown key 'polling' "
+	    "(qscale reads aws_region, aws_access_key_id, "
+	    "aws_secret_access_key, extra_vm_bash_script, extra_clearml_conf "
+	    "and match)", tpath("vault/bad.hocon"));
+	must_fail_with(path, want);
+	free(want);
+
+	/* syntax: where it breaks */
+	put("vault/syntax.hocon", 0600, "auto_scaler.v1.aws {\n"
+	    "  aws_region: \"x\n}\n");
+	path = put("vault/syntax.conf", 0600, CML ONE
+	    "vault_file = \"syntax.hocon\";\n");
+	xasprintf(&want, "%s:2: vault: unterminated string",
+	    tpath("vault/syntax.hocon"));
+	must_fail_with(path, want);
+	free(want);
+	put("vault/open-brace.hocon", 0600, "auto_scaler.v1.aws {\n"
+	    "  extra_vm_bash_script: \"\"\"\n  echo\n");
+	path = put("vault/ob.conf", 0600, CML ONE
+	    "vault_file = \"open-brace.hocon\";\n");
+	xasprintf(&want, "%s:2: vault: unterminated \"\"\" string (it starts "
+	    "on this line)", tpath("vault/open-brace.hocon"));
+	must_fail_with(path, want);
+	free(want);
+	put("vault/none.hocon", 0600, "sdk { x: 1 }\n");
+	path = put("vault/none.conf", 0600, CML ONE
+	    "vault_file = \"none.hocon\";\n");
+	xasprintf(&want, "%s: vault: no auto_scaler.v1.aws { ... } object: "
+	    "that is where the AWS Autoscaler's vault settings go",
+	    tpath("vault/none.hocon"));
+	must_fail_with(path, want);
+	free(want);
+	path = put("vault/missing.conf", 0600, CML ONE
+	    "vault_file = \"nowhere.hocon\";\n");
+	xasprintf(&want, "%s:3: vault_file: cannot read %s: No such file or "
+	    "directory", path, tpath("vault/nowhere.hocon"));
+	must_fail_with(path, want);
+	free(want);
+
+	/* and a broken vault is left out with ignore_include_errors */
+	path = put("vault/ign.conf", 0600, CML ONE
+	    "vault_file = \"syntax.hocon\";\nignore_include_errors = true;\n");
+	c = must_load(path);
+	assert_null(c->aws.region);
+	xasprintf(&want, "%s:2: vault: unterminated string",
+	    tpath("vault/syntax.hocon"));
+	assert_true(has_msg(&c->warnings, want));
+	free(want);
+	conf_free(c);
+}
+
 static void
 test_layers(void **state)
 {
@@ -1563,6 +1703,7 @@ main(void)
 		cmocka_unit_test_setup(test_secrecy, clean_env),
 		cmocka_unit_test_setup(test_include, clean_env),
 		cmocka_unit_test_setup(test_ignore_include_errors, clean_env),
+		cmocka_unit_test_setup(test_vault, clean_env),
 		cmocka_unit_test_setup(test_layers, clean_env),
 		cmocka_unit_test_setup(test_print, clean_env),
 		cmocka_unit_test_setup(test_export, clean_env),
