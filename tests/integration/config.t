@@ -118,6 +118,31 @@ out=$("$QSCALED" -nv -c "$T/etc/ignore.conf" 2>/dev/null)
 check "... a left-out file sets nothing (its polling_interval is not taken)" \
     has "$out" 'polling_interval = "30s";  # default'
 
+# The app's vault text, as the team keeps it in ClearML.
+cat >"$T/etc/vault.hocon" <<'EOF'
+auto_scaler.v1.aws {
+   aws_region: "eu-central-1"
+   extra_vm_bash_script: """echo from-vault"""
+   match {
+      "^qtest$": { extra_clearml_conf: "agent.docker_force_pull: true" }
+   }
+}
+EOF
+write_conf "$T/etc/vault.conf" gpu
+sed -i -e '3i vault_file = "vault.hocon";' -e '/region = "us-east-1";/d' \
+    "$T/etc/vault.conf"
+out=$("$QSCALED" -nv -c "$T/etc/vault.conf" 2>&1)
+check "vault_file: -nv takes aws_region from the vault, saying so" \
+    has "$out" "region = \"eu-central-1\";  # vault $T/etc/vault.hocon:2"
+check "... extra_vm_bash_script becomes the init script" \
+    has "$out" "init_script = \"echo from-vault\";  # vault $T/etc/vault.hocon:3"
+check "... and the matching entry applies on workers_prefix" \
+    has "$out" "extra_clearml_conf = \"agent.docker_force_pull: true\";  # match \"^qtest\$\" $T/etc/vault.hocon:5"
+printf 'auto_scaler.v1.aws {\n  aws_regin: "x"\n}\n' >"$T/etc/vault.hocon"
+out=$("$QSCALED" -n -c "$T/etc/vault.conf" 2>&1)
+check "... an unknown vault key names the vault's file and line ($out)" \
+    has "$out" "$T/etc/vault.hocon:2: vault: unknown key 'aws_regin'"
+
 write_conf "$T/typo.conf" gpu
 sed -i 's/^polling_interval/polling_intervl/' "$T/typo.conf"
 out=$("$QSCALED" -n -c "$T/typo.conf" 2>&1)
