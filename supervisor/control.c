@@ -134,7 +134,6 @@ ctl_log_level(struct ctl_conn *cc, cJSON *req)
 {
 	const char		*lvl = proto_get_str(req, "level");
 	const char		*name = proto_get_str(req, "resource");
-	struct sup_child	*c;
 	int			 level;
 
 	if ((level = log_level_parse(lvl)) < 0) {
@@ -143,23 +142,17 @@ ctl_log_level(struct ctl_conn *cc, cJSON *req)
 		return;
 	}
 	if (name != NULL && *name != '\0') {
-		if ((c = sup_child_find(cc->sup, name)) == NULL) {
+		if (sup_set_log_level(cc->sup, name, level) == -1) {
 			ctl_reply(cc, 0, "no resource named '%s'", name);
 			return;
 		}
-		c->log_level = level;
-		sup_child_set_log_level(c, level);
 		log_info("log level of %s set to %s", name,
 		    log_level_name(level));
 		ctl_reply(cc, 1, "log level of %s is %s", name,
 		    log_level_name(level));
 		return;
 	}
-	log_set_level(level);
-	TAILQ_FOREACH(c, &cc->sup->children, entry) {
-		c->log_level = level;
-		sup_child_set_log_level(c, level);
-	}
+	sup_set_log_level(cc->sup, NULL, level);
 	log_info("log level set to %s everywhere", log_level_name(level));
 	ctl_reply(cc, 1, "log level is %s everywhere", log_level_name(level));
 }

@@ -71,6 +71,7 @@ struct report {
 	struct event		*ev_retire;	/* frees a retired reporter */
 	LIST_ENTRY(report)	 retired;	/* while it is retiring */
 	void			*sub;		/* logsink subscription */
+	struct report_props	*props;		/* log_level user property */
 	char			 err_key[200];	/* the error last logged */
 };
 
@@ -999,6 +1000,7 @@ tick_cb(evutil_socket_t fd, short what, void *arg)
 	status = r->env.status(r->env.arg);
 	record(r, status);
 	cJSON_Delete(status);
+	report_props_tick(r->props, r->task_id);
 }
 
 /*
@@ -1022,6 +1024,7 @@ first_batch(struct report *r)
 	timer_add_ms(r->ev_tick, r->interval_ms);
 	record(r, status);
 	cJSON_Delete(status);
+	report_props_tick(r->props, r->task_id);
 }
 
 static void
@@ -1114,6 +1117,7 @@ report_create(const struct report_env *env, const struct qscale_conf *conf)
 	report_backlog_init(&r->bl, REPORT_MAX_SCALARS, REPORT_MAX_LOGS,
 	    REPORT_MAX_LOG_BYTES);
 	r->sub = logsink_subscribe("*", line_cb, r);
+	r->props = report_props_new(&r->env, r->cml);
 	return r;
 }
 
@@ -1141,6 +1145,7 @@ report_free(struct report *r)
 		return;
 	logsink_unsubscribe(r->sub);
 	cml_client_free(r->cml);
+	report_props_free(r->props);
 	http_client_free(r->http);
 	event_free(r->ev_tick);
 	event_free(r->ev_retry);

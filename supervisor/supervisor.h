@@ -22,6 +22,8 @@ struct qscale_conf;
 struct proto_msg;
 struct metrics;
 struct report;
+struct report_props;
+struct cml_client;
 
 #define SUP_BACKOFF_MIN_MS	1000
 #define SUP_BACKOFF_MAX_MS	60000
@@ -94,6 +96,7 @@ struct sup {
 int		 sup_run(struct sup *);
 int		 sup_reload(struct sup *, char **);
 void		 sup_shutdown(struct sup *, const char *);
+int		 sup_set_log_level(struct sup *, const char *, int);
 cJSON		*sup_status_json(struct sup *);
 
 /* child.c */
@@ -162,12 +165,24 @@ struct report_sent {
 };
 
 typedef cJSON	*(*report_status_fn)(void *);	/* sup_status_json */
+/* The levels in force: { "": supervisor's, "RESOURCE": its process's } */
+typedef cJSON	*(*report_levels_fn)(void *);
+/* Sets the level of a resource's process, or of all (NULL); -1: none */
+typedef int	 (*report_set_level_fn)(void *, const char *, int);
 struct report_env {
 	struct event_base	*base;
 	const char		*conf_path;
 	report_status_fn	 status;
+	report_levels_fn	 levels;
+	report_set_level_fn	 set_level;
 	void			*arg;
 };
+
+/* report_props.c */
+struct report_props *report_props_new(const struct report_env *,
+		    struct cml_client *);
+void		 report_props_free(struct report_props *);
+void		 report_props_tick(struct report_props *, const char *);
 
 struct report	*report_start(const struct report_env *,
 		    const struct qscale_conf *);
