@@ -500,6 +500,7 @@ tok = login_token(hdr)
 for _ in range(3):
     call("queues.get_all", {"id": [lq]}, auth=tok, headers=hdr)
 call("workers.get_all", {}, auth=tok, headers=hdr)
+call("workers.get_all", {}, headers=hdr)     # Basic, no session
 hdr = {"X-ClearML-Worker": "agent-host"}
 atok = login_token(hdr)
 call("queues.get_all", {"name": "^nothing$"}, auth=atok, headers=hdr)
@@ -509,7 +510,7 @@ call("workers.status_report", {"worker": lw + ":c", "timestamp": 1},
 call("queues.get_all", {"id": [lq]}, headers={"User-Agent": "qscale/1"})
 call("workers.unregister", {"worker": lw + ":c"})
 d = calls_delta(c0, sim_calls())
-want = {"other": {"auth.login": 1, "queues.get_all": 3, "workers.get_all": 1},
+want = {"other": {"auth.login": 1, "queues.get_all": 3, "workers.get_all": 2},
         "agent": {"auth.login": 1, "queues.get_all": 1,
                   "workers.register": 1, "workers.status_report": 1,
                   "workers.unregister": 1},
