@@ -657,8 +657,10 @@ t.check("tasks.get_all status_changed '>D' keeps the later task, '<=D' the "
         [ids(dict(nm, status_changed=[">" + mid])),
          ids(dict(nm, status_changed=["<=" + mid]))])
 t.check("tasks.get_all status_changed that is not a date is an error, not "
-        "everything", ids(dict(nm, status_changed=">=yesterday")) ==
-        (400, 16))
+        "everything (even where no task would be compared)",
+        ids(dict(nm, status_changed=">=yesterday")) == (400, 16) and
+        ids({"name": "^no such task$", "status_changed": ["<2025-13-45"]})
+        == (400, 16))
 t.check("tasks.get_all search_text: whole words, any case, phrases, "
         "negation", ids({"search_text": "alpha"}) == [fa] and
         ids({"search_text": "run", "name": "^" + fp}) == sorted([fa, fb]) and
@@ -678,6 +680,10 @@ t.check("tasks.get_all _any_ / _all_: a case-insensitive pattern over fields",
 t.check("a malformed _any_ is 400/16, a filter cloudsim does not serve "
         "400/12, never everything",
         ids({"_any_": {"fields": ["name"]}}) == (400, 16) and
+        ids({"_any_": {"pattern": "alpha"}}) == (400, 16) and
+        ids({"_any_": {"pattern": None, "fields": ["name"]}}) == (400, 16)
+        and ids({"name": "^no such task$", "_all_": {"fields": ["name"]}})
+        == (400, 16) and
         ids({"_any_": "alpha"}) == (400, 16) and
         ids({"hyperparams.Args.lr": "0.1"}) == (400, 12))
 t.check("list filters: '-' excludes, __$not too, an empty list is no filter",

@@ -442,8 +442,9 @@ def multi_field(doc, key, value, shape):
     regex) or {fields, datetime}."""
     if not isinstance(value, dict) or set(value) - {"fields", "pattern",
                                                     "datetime"} \
-            or ("pattern" in value) == ("datetime" in value) \
-            or not isinstance(value.get("fields", []), list):
+            or (value.get("pattern") is None) == \
+            (value.get("datetime") is None) \
+            or not isinstance(value.get("fields"), list):
         raise ApiError(400, 16, "failed parsing query field",
                        error="incorrect field format: field=%s" % key,
                        field=key)
@@ -509,6 +510,23 @@ def query_prepare(req, shape):
         # no text index on this collection: Mongo fails the query
         raise ApiError(500, 0, msg="General server error (text index "
                        "required for $text query)")
+    if req.get("search_text") is not None and \
+            not isinstance(req["search_text"], str):
+        raise ApiError(400, 12, "search_text must be a string")
+    # every filter read once on an empty document, so that a malformed
+    # one is refused even when there is nothing to match it against
+    for f in shape.lists:
+        if req.get(f) is not None:
+            list_filter(f, req[f], [])
+    for f in shape.dates:
+        if req.get(f) is not None:
+            dates_filter(f, req[f], [])
+    for f, conv in shape.ranges.items():
+        if req.get(f) is not None:
+            range_filter(f, req[f], [], conv)
+    for key in ("_any_", "_or_", "_all_", "_and_"):
+        if key in req:
+            multi_field({}, key, req[key], shape)
     return {f: compile_regex(req[f], f) for f in shape.patterns
             if req.get(f)}
 
