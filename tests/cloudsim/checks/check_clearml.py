@@ -755,6 +755,11 @@ got = [names_of(dict(allq, page=p, page_size=500))[0] for p in range(3)]
 t.check("page/page_size pages through all of them",
         got[0] + got[1] + got[2] == want and len(got[2]) == 203,
         [len(x) for x in got])
+pids = [x["id"] for p in range(2) for x in ok_data(
+    "tasks.get_all", dict(allq, page=p, page_size=500))["tasks"]][:600]
+got = ok_data("tasks.get_all", {"id": pids, "only_fields": ["id"]})["tasks"]
+t.check("a list of 600 ids without page_size gets 500 tasks back, silently",
+        [x["id"] for x in got] == pids[:500], len(got))
 t.check("page_size above 500 is cut to 500; page alone pages by 500",
         len(names_of(dict(allq, page_size=1000))[0]) == 500 and
         names_of(dict(allq, page=1))[0] == want[500:1000])
