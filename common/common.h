@@ -162,6 +162,7 @@ struct conf_clearml {
 	int		 report;
 	char		*report_project;
 	char		*report_name;		/* default "qscale <name>" */
+	int64_t		 report_logs_interval;	/* ms; 0: only at stop */
 };
 
 struct conf_aws {

@@ -84,6 +84,8 @@ const struct conf_key conf_global_keys[] = {
 	    { NULL }, NULL },
 	{ "clearml.report_project", CK_STR, "DevOps", 0, 0,
 	    G(clearml.report_project), 0, 0, { NULL }, NULL },
+	{ "clearml.report_logs_interval", CK_DUR, "10m", 0, 7 * 24 * MS_H,
+	    G(clearml.report_logs_interval), 0, CK_SUPONLY, { NULL }, NULL },
 	{ "clearml.report_name", CK_STR, NULL, 0, 0, G(clearml.report_name),
 	    0, 0, { NULL }, NULL },
 

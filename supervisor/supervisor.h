@@ -178,6 +178,21 @@ struct report_env {
 	void			*arg;
 };
 
+/* report_logs.c */
+#define REPORT_STOP_UPLOAD_MS	1500	/* the logs' upload at a stop */
+typedef void	 (*report_logs_done_fn)(void *);
+struct report_logs;
+struct http_client;
+struct report_logs *report_logs_new(struct http_client *, struct cml_client *,
+		    const struct qscale_conf *);
+void		 report_logs_conf(struct report_logs *,
+		    const struct qscale_conf *);
+void		 report_logs_free(struct report_logs *);
+int		 report_logs_busy(const struct report_logs *);
+void		 report_logs_round(struct report_logs *, const char *,
+		    const char *, const char *, int, report_logs_done_fn,
+		    void *);
+
 /* report_props.c */
 struct report_props *report_props_new(const struct report_env *,
 		    struct cml_client *);
