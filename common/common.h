@@ -50,6 +50,12 @@ int		 set_cloexec(int);
 struct event;
 int		 timer_add_ms(struct event *, int64_t);
 
+/* harden.c */
+int		 proc_harden(int, char *, size_t);
+int		 proc_core_dumps_allowed(void);
+int		 dir_check_private(const char *, const char *, char *, size_t);
+int		 open_private_file(const char *, int, mode_t, char *, size_t);
+
 /* log.c */
 enum log_level {
 	LOG_LVL_ERROR = 0,

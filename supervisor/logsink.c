@@ -49,18 +49,32 @@ static char			*log_dir;
 static int			 main_fd = -1;
 static int			 to_stderr;
 
+/*
+ * A log file in the checked log_dir, never through a link.  Why a
+ * resource's file cannot be opened goes to the main log (or, for the
+ * main log itself, to err).
+ */
 static int
-open_log(const char *name)
+open_log(const char *name, char *err, size_t errlen)
 {
-	char	*path;
+	char	*path, why[512], line[640];
 	int	 fd;
 
 	if (log_dir == NULL)
 		return -1;
 	xasprintf(&path, "%s/%s.log", log_dir, name);
-	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	fd = open_private_file(path, O_WRONLY | O_APPEND | O_CREAT, 0640,
+	    why, sizeof(why));
 	free(path);
-	return fd;
+	if (fd != -1)
+		return fd;
+	if (err != NULL)
+		snprintf(err, errlen, "%s", why);
+	else {
+		snprintf(line, sizeof(line), "log file of %s: %s", name, why);
+		logsink_line(LOG_LVL_WARN, now_ms(), MAIN_LOG, line);
+	}
+	return -1;
 }
 
 static struct stream *
@@ -76,9 +90,9 @@ stream_get(const char *name, int create)
 	s = xcalloc(1, sizeof(*s));
 	s->name = xstrdup(name);
 	s->fd = -1;
-	if (strcmp(name, ALL_STREAM) != 0 && strcmp(name, MAIN_LOG) != 0)
-		s->fd = open_log(name);
 	TAILQ_INSERT_TAIL(&streams, s, entry);
+	if (strcmp(name, ALL_STREAM) != 0 && strcmp(name, MAIN_LOG) != 0)
+		s->fd = open_log(name, NULL, 0);
 	return s;
 }
 
@@ -92,24 +106,23 @@ logsink_open(const char *dir, char *err, size_t errlen)
 		snprintf(err, errlen, "log_dir %s: %s", dir, strerror(errno));
 		return -1;
 	}
+	if (dir_check_private("log_dir", dir, err, errlen) == -1)
+		return -1;
 	if (log_dir != dir) {	/* a reopen passes log_dir itself */
 		free(log_dir);
 		log_dir = xstrdup(dir);
 	}
 	if (main_fd != -1)
 		close(main_fd);
-	if ((main_fd = open_log(MAIN_LOG)) == -1) {
-		snprintf(err, errlen, "%s/%s.log: %s", dir, MAIN_LOG,
-		    strerror(errno));
+	if ((main_fd = open_log(MAIN_LOG, err, errlen)) == -1)
 		return -1;
-	}
 	TAILQ_FOREACH(s, &streams, entry) {
 		if (s->fd != -1)
 			close(s->fd);
 		s->fd = -1;
 		if (strcmp(s->name, ALL_STREAM) != 0 &&
 		    strcmp(s->name, MAIN_LOG) != 0)
-			s->fd = open_log(s->name);
+			s->fd = open_log(s->name, NULL, 0);
 	}
 	return 0;
 }
