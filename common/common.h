@@ -101,6 +101,13 @@ void		 fatalx(const char *, ...)
 
 /* mask.c: the one place secrets are hidden from any output. */
 #define MASK_TEXT	"********"
+enum mask_form {
+	MASK_FORM_HOCON,	/* clearml.conf: JSON rules, \u for the rest */
+	MASK_FORM_JSON,		/* as cJSON prints a string */
+	MASK_FORM_LIBCONFIG,	/* qscaled -nv: \xNN */
+	MASK_FORM_SHELL_SQ	/* inside '...': ' is '\'' */
+};
+char		*mask_escape(const char *, enum mask_form);
 void		 mask_register(const char *);
 void		 mask_unregister(const char *);
 void		 mask_clear(void);

@@ -249,20 +249,24 @@ logsink_line(int level, int64_t ts, const char *who, const char *text)
 void
 sup_log(const char *who, int level, const char *fmt, ...)
 {
-	char	 text[4096];
+	char	*text;
 	va_list	 ap;
+	int	 n;
 
 	if (level > log_get_level())
 		return;
+	/* whole, so that it is masked before anything cuts it */
 	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
+	n = vasprintf(&text, fmt, ap);
 	va_end(ap);
-	if (main_fd == -1 && !to_stderr) {
+	if (n == -1)
+		return;
+	if (main_fd == -1 && !to_stderr)
 		/* not set up yet: the plain logger knows where to go */
 		log_msg(level, "%s: %s", who, text);
-		return;
-	}
-	logsink_line(level, now_ms(), who, text);
+	else
+		logsink_line(level, now_ms(), who, text);
+	freezero_str(text);
 }
 
 /* The sink the supervisor's own log_*() calls go to. */
