@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <time.h>
 
 #include <cjson/cJSON.h>
@@ -55,6 +56,7 @@ int		 proc_harden(int, char *, size_t);
 int		 proc_core_dumps_allowed(void);
 int		 dir_check_private(const char *, const char *, char *, size_t);
 int		 open_private_file(const char *, int, mode_t, char *, size_t);
+FILE		*fopen_regular(const char *, char *, size_t);
 
 /* log.c */
 enum log_level {

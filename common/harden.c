@@ -172,6 +172,46 @@ dir_check_private(const char *what, const char *dir, char *err,
 }
 
 /*
+ * Opens a file to read, refusing what is not a regular file before
+ * reading: opening a FIFO would wait for a writer, and the process with
+ * it.  NULL with err set and errno kept (ENOENT: not there).
+ */
+FILE *
+fopen_regular(const char *path, char *err, size_t errlen)
+{
+	struct stat	 st;
+	FILE		*f;
+	int		 fd, saved;
+
+	if ((fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) == -1 ||
+	    fstat(fd, &st) == -1) {
+		saved = errno;
+		snprintf(err, errlen, "%s: %s", path, strerror(saved));
+		if (fd != -1)
+			close(fd);
+		errno = saved;
+		return NULL;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "%s: %s, not a regular file", path,
+		    S_ISDIR(st.st_mode) ? "a directory" :
+		    S_ISFIFO(st.st_mode) ? "a FIFO (named pipe)" :
+		    S_ISSOCK(st.st_mode) ? "a socket" : "a device");
+		close(fd);
+		errno = EINVAL;
+		return NULL;
+	}
+	(void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	if ((f = fdopen(fd, "r")) == NULL) {
+		saved = errno;
+		snprintf(err, errlen, "%s: %s", path, strerror(saved));
+		close(fd);
+		errno = saved;
+	}
+	return f;
+}
+
+/*
  * Opens a file qscaled writes (a log, the pid file) in a checked
  * directory: never through a symbolic link, never anything but a
  * regular file with no other name (O_NONBLOCK so that a FIFO put there
