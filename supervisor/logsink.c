@@ -96,11 +96,16 @@ stream_get(const char *name, int create)
 	return s;
 }
 
-/* Opens log_dir/qscaled.log; on failure says why in err. */
+/*
+ * Opens log_dir/qscaled.log and the resources' files; on failure says
+ * why in err and keeps writing the files open until then, if any.
+ */
 int
 logsink_open(const char *dir, char *err, size_t errlen)
 {
 	struct stream	*s;
+	char		*old = log_dir;
+	int		 fd;
 
 	if (mkdir(dir, 0750) == -1 && errno != EEXIST) {
 		snprintf(err, errlen, "log_dir %s: %s", dir, strerror(errno));
@@ -108,14 +113,16 @@ logsink_open(const char *dir, char *err, size_t errlen)
 	}
 	if (dir_check_private("log_dir", dir, err, errlen) == -1)
 		return -1;
-	if (log_dir != dir) {	/* a reopen passes log_dir itself */
+	log_dir = xstrdup(dir);	/* a reopen passes log_dir itself */
+	if ((fd = open_log(MAIN_LOG, err, errlen)) == -1) {
 		free(log_dir);
-		log_dir = xstrdup(dir);
+		log_dir = old;
+		return -1;
 	}
+	free(old);
 	if (main_fd != -1)
 		close(main_fd);
-	if ((main_fd = open_log(MAIN_LOG, err, errlen)) == -1)
-		return -1;
+	main_fd = fd;
 	TAILQ_FOREACH(s, &streams, entry) {
 		if (s->fd != -1)
 			close(s->fd);
@@ -127,14 +134,17 @@ logsink_open(const char *dir, char *err, size_t errlen)
 	return 0;
 }
 
-/* SIGUSR1, after logrotate moved the files away. */
-void
+/* SIGUSR1, after logrotate moved the files away.  0, or -1 (logged). */
+int
 logsink_reopen(void)
 {
-	char	 err[256];
+	char	 err[512];
 
-	if (log_dir != NULL && logsink_open(log_dir, err, sizeof(err)) == -1)
-		fprintf(stderr, "qscaled: reopening logs: %s\n", err);
+	if (log_dir == NULL || logsink_open(log_dir, err, sizeof(err)) == 0)
+		return 0;
+	log_warnx("reopening the log files: %s; still writing the old ones",
+	    err);
+	return -1;
 }
 
 void

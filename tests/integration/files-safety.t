@@ -94,6 +94,23 @@ check "and the file it points to is untouched" victim_intact
 check "the log files are not readable by others" \
     test "$(($(stat -c 0%a "$T/log/qscaled.log") & 07))" -eq 0
 
+# SIGUSR1 after the main log was moved away and a link put in its place
+# (as a local user could, were the directory loose): the link is not
+# followed, the old file goes on, and says why.
+wait_for 10 test "$(child_state gpu)" = running
+mv "$T/log/qscaled.log" "$T/log/qscaled.log.1"
+ln -s "$victim" "$T/log/qscaled.log"
+kill -USR1 "$SUP_PID"
+check "SIGUSR1 does not follow a link put in place of the log" \
+    wait_for 5 grep -q "reopening the log files: $T/log/qscaled.log is a symbolic link" \
+    "$T/log/qscaled.log.1"
+check "the file it points to is untouched" victim_intact
+rm "$T/log/qscaled.log"
+mv "$T/log/qscaled.log.1" "$T/log/qscaled.log"
+kill -USR1 "$SUP_PID"
+check "a SIGUSR1 that can reopen says so" \
+    wait_for 5 grep -q "log files reopened" "$T/log/qscaled.log"
+
 # @include of a FIFO, at -n: refused at once, naming the include.
 mkfifo "$T/fifo.conf"
 cp "$T/qscale.conf" "$T/fifo-inc.conf"
