@@ -62,6 +62,15 @@ refused "a group-writable pid file directory" "$T/c3.conf" \
     "pid file directory $T/r3 is writable by its group"
 check "no pid file was made in it" test ! -e "$T/r3/qscaled.pid"
 
+mkdir -m 700 "$T/l6" "$T/r6" "$T/s6"
+chmod 777 "$T/s6"
+conf_with "$T/c6.conf" "$T/l6" "$T/r6/qscaled.pid"
+sed -i "s|^control = .*|control = { socket = \"$T/s6/control.socket\"; };|" \
+    "$T/c6.conf"
+refused "a control socket directory writable by everyone" "$T/c6.conf" \
+    "control socket directory $T/s6 is writable by every user"
+check "no socket was made in it" test ! -e "$T/s6/control.socket"
+
 # A directory owned by another user, and one above the log_dir that
 # anybody may rename things in.
 if id nobody >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
