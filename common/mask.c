@@ -20,7 +20,7 @@
 #include "common.h"
 
 #define MASK_MIN_LEN	3
-#define MASK_MIN_B64	12	/* a shorter base64 run matches too much */
+#define MASK_MIN_B64	12	/* shorter base64 runs match too much */
 
 static const enum mask_form quoted_forms[] = { MASK_FORM_HOCON,
     MASK_FORM_JSON, MASK_FORM_LIBCONFIG, MASK_FORM_SHELL_SQ };
