@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <time.h>
 
 #include <cjson/cJSON.h>
@@ -49,6 +50,13 @@ int		 set_nonblock(int);
 int		 set_cloexec(int);
 struct event;
 int		 timer_add_ms(struct event *, int64_t);
+
+/* harden.c */
+int		 proc_harden(int, char *, size_t);
+int		 proc_core_dumps_allowed(void);
+int		 dir_check_private(const char *, const char *, char *, size_t);
+int		 open_private_file(const char *, int, mode_t, char *, size_t);
+FILE		*fopen_regular(const char *, char *, size_t);
 
 /* log.c */
 enum log_level {
@@ -95,6 +103,13 @@ void		 fatalx(const char *, ...)
 
 /* mask.c: the one place secrets are hidden from any output. */
 #define MASK_TEXT	"********"
+enum mask_form {
+	MASK_FORM_HOCON,	/* clearml.conf: JSON rules, \u for the rest */
+	MASK_FORM_JSON,		/* as cJSON prints a string */
+	MASK_FORM_LIBCONFIG,	/* qscaled -nv: \xNN */
+	MASK_FORM_SHELL_SQ	/* inside '...': ' is '\'' */
+};
+char		*mask_escape(const char *, enum mask_form);
 void		 mask_register(const char *);
 void		 mask_unregister(const char *);
 void		 mask_clear(void);

@@ -106,6 +106,21 @@ ld_file_of(struct conf_ld *ld, const char *path)
 	return &ld->files[ld->nfiles++];
 }
 
+/* Why a file that is not a regular one cannot be a configuration. */
+static const char *
+file_kind_why(mode_t mode)
+{
+	if (S_ISDIR(mode))
+		return "is a directory";
+	if (S_ISFIFO(mode))
+		return "is a FIFO (named pipe), not a regular file";
+	if (S_ISSOCK(mode))
+		return "is a socket, not a regular file";
+	if (S_ISCHR(mode) || S_ISBLK(mode))
+		return "is a device, not a regular file";
+	return "not a regular file";
+}
+
 /*
  * The whole file, NUL-terminated, or NULL with *why set.  Also gives its
  * mode, read from the open descriptor so it is the file that was read.
@@ -120,7 +135,12 @@ read_text(const char *path, size_t *lenp, mode_t *modep, const char **why)
 	int		 fd;
 
 	*why = NULL;
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+	/*
+	 * O_NONBLOCK: opening a FIFO for reading would wait for a writer,
+	 * and the supervisor with it (a reload, then even SIGTERM).  What
+	 * is not a regular file is refused before anything is read.
+	 */
+	if ((fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) == -1) {
 		*why = strerror(errno);
 		return NULL;
 	}
@@ -130,12 +150,12 @@ read_text(const char *path, size_t *lenp, mode_t *modep, const char **why)
 		return NULL;
 	}
 	if (!S_ISREG(st.st_mode) || st.st_size > CONF_MAX_FILE_SIZE) {
-		*why = S_ISDIR(st.st_mode) ? "is a directory" :
-		    !S_ISREG(st.st_mode) ? "not a regular file" :
-		    "larger than 4 MiB";
+		*why = S_ISREG(st.st_mode) ? "larger than 4 MiB" :
+		    file_kind_why(st.st_mode);
 		close(fd);
 		return NULL;
 	}
+	(void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
 	buf = xmalloc((size_t)st.st_size + 2);
 	while (len < (size_t)st.st_size + 1 &&
 	    (n = read(fd, buf + len, (size_t)st.st_size + 1 - len)) != 0) {

@@ -10,6 +10,7 @@
 #include <sys/un.h>
 
 #include <errno.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -316,6 +317,8 @@ control_listen(struct sup *sup, const char *path, char *err, size_t errlen)
 {
 	struct sockaddr_un	 sun;
 	mode_t			 old;
+	char			*dir;
+	int			 rc;
 
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
@@ -325,6 +328,13 @@ control_listen(struct sup *sup, const char *path, char *err, size_t errlen)
 		return -1;
 	}
 	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+	/* another user's link in its place would take the chmod below */
+	dir = xstrdup(path);
+	rc = dir_check_private("control socket directory", dirname(dir), err,
+	    errlen);
+	free(dir);
+	if (rc == -1)
+		return -1;
 	if (access(path, F_OK) == 0) {
 		if (!stale_socket(&sun)) {
 			snprintf(err, errlen, "control socket %s is in use",

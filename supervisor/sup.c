@@ -268,8 +268,8 @@ sup_signal_cb(evutil_socket_t sig, short ev, void *arg)
 		sup_shutdown(sup, sig == SIGTERM ? "SIGTERM" : "SIGINT");
 		break;
 	case SIGUSR1:
-		logsink_reopen();
-		log_info("log files reopened");
+		if (logsink_reopen() == 0)
+			log_info("log files reopened");
 		break;
 	case SIGCHLD:
 		sup_child_reap(sup);

@@ -221,7 +221,7 @@ void		 report_backlog_sent(struct report_backlog *,
 
 /* logsink.c */
 int		 logsink_open(const char *, char *, size_t);
-void		 logsink_reopen(void);
+int		 logsink_reopen(void);
 void		 logsink_close(void);
 void		 logsink_set_stderr(int);
 void		 logsink_line(int, int64_t, const char *, const char *);
