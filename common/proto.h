@@ -76,7 +76,7 @@ struct proto_outq_msg;
 struct proto_outq {
 	struct proto_outq_msg	*head, *tail;
 	size_t			 n;
-	size_t			 bytes;		/* waiting, framed */
+	size_t			 bytes;	/* waiting, framed */
 	size_t			 max;
 	uint64_t		 dropped_snapshots;	/* unreported */
 	uint64_t		 dropped_logs;

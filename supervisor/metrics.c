@@ -105,7 +105,7 @@ struct mx_res {
 	double		 launched[MX_MARKETS];
 	double		 terminated[MX_REASONS];
 	double		 requeues;
-	double		 dropped[2];	/* state snapshots, log lines */
+	double		 dropped[2];	/* state snapshots, logs */
 	struct mx_series series;
 	int		 seen;
 };

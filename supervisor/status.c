@@ -35,8 +35,8 @@
 
 #define ST_MAX_CONNS		64	/* open at once */
 #define ST_MAX_PER_PEER		16	/* from one address */
-#define ST_MAX_TRACKED		(2 * ST_MAX_CONNS)	/* with those closing */
-#define ST_REQUEST_MS		5000	/* first byte in to last byte out */
+#define ST_MAX_TRACKED		(2 * ST_MAX_CONNS) /* and closing */
+#define ST_REQUEST_MS		5000	/* first byte in to last out */
 #define ST_SHED_REPORT_MS	60000
 #define ST_MAX_HEADERS		(16 * 1024)
 #define ST_MAX_BODY		1024
@@ -83,9 +83,9 @@ static struct {
 	struct event		*ev_admit;
 	struct st_conn		*conns[ST_MAX_TRACKED];
 	size_t			 nconns;	/* with those closing */
-	size_t			 nlive;		/* admitted, not closing */
-	int			 shedding;	/* closing some, reported */
-	uint64_t		 nshed;		/* closed since, unreported */
+	size_t			 nlive;	/* admitted, not closing */
+	int			 shedding;	/* closing, reported */
+	uint64_t		 nshed;	/* closed since, unreported */
 	int64_t			 shed_since_ms;
 	int			 paused;	/* listener off: too many */
 	int			 closing;
@@ -124,8 +124,8 @@ struct st_conn {
 	int				 admitted;	/* peer known */
 	int				 closing;	/* shut down */
 	int				 reading;	/* a request came */
-	int64_t				 since_ms;	/* request's clock */
-	int64_t				 idle_ms;	/* nothing read since */
+	int64_t				 since_ms;	/* its clock */
+	int64_t				 idle_ms;	/* idle since */
 };
 
 static void

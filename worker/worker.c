@@ -37,7 +37,7 @@
 #define WORKER_INFLIGHT		(16 * 1024)
 #define WORKER_OUTQ_MAX		(64 * 1024)
 
-static int	 worker_logging_action;	/* the line being logged is one */
+static int	 worker_logging_action;	/* logging an action line */
 
 static void	worker_schedule(struct wproc *);
 static void	worker_stop(struct wproc *, const char *);

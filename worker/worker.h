@@ -37,7 +37,7 @@ struct wproc {
 	int64_t				 poll_start_mono;
 	int64_t				 next_wake_ms;	/* epoch ms, 0: none */
 	struct proto_outq		 outq;	/* waiting to be sent */
-	int64_t				 drops_since_ms;	/* first drop */
+	int64_t				 drops_since_ms; /* first drop */
 };
 
 /* worker.c */
