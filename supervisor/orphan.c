@@ -226,7 +226,7 @@ orphan_pick(const struct qscale_conf *conf, const struct ec2_instance *in,
 
 /* ---- the watcher, on the supervisor's loop ----------------------------- */
 
-static void	orphan_round_end(struct orphan_watch *, int);
+static void	orphan_round_end(struct orphan_watch *, int, int);
 
 static void
 orphan_log_changes(struct sup *sup)
@@ -285,7 +285,7 @@ orphan_terminate_cb(const struct ec2_error *err,
 	if (err != NULL && err->cls != EC2_OK)
 		log_warnx("orphans: TerminateInstances failed: %s %s: %s",
 		    ec2_err_class_name(err->cls), err->code, err->message);
-	orphan_round_end(ow, 1);
+	orphan_round_end(ow, 1, 1);
 }
 
 /* Terminates what orphan_update() marked, saying why. */
@@ -342,7 +342,7 @@ orphan_workers_cb(const struct cml_error *err, const struct cml_worker *ws,
 	orphan_log_changes(sup);
 	if (ok && orphan_terminate(ow, now))
 		return;
-	orphan_round_end(ow, ok);
+	orphan_round_end(ow, 1, ok);
 }
 
 static void
@@ -359,7 +359,7 @@ orphan_instances_cb(const struct ec2_error *err, const struct ec2_instance *in,
 		snprintf(sup->orphans.last_error,
 		    sizeof(sup->orphans.last_error), "instances: %s %.40s: %.160s",
 		    ec2_err_class_name(err->cls), err->code, err->message);
-		orphan_round_end(ow, 0);
+		orphan_round_end(ow, 0, 0);
 		return;
 	}
 	ow->nseen = orphan_pick(sup->conf, in, n, &ow->seen);
@@ -368,7 +368,7 @@ orphan_instances_cb(const struct ec2_error *err, const struct ec2_instance *in,
 		    sup->conf->workers_prefix, sup->conf->max_idle_time,
 		    now_ms());
 		orphan_log_changes(sup);
-		orphan_round_end(ow, 1);
+		orphan_round_end(ow, 1, 1);
 		return;
 	}
 	snprintf(pattern, sizeof(pattern), "%s:*", sup->conf->workers_prefix);
@@ -383,20 +383,30 @@ orphan_instances_cb(const struct ec2_error *err, const struct ec2_instance *in,
 	}
 }
 
-/* The round is over: the count holds for the cap if nothing was removed
- * since it started. */
+/*
+ * The round is over.  What EC2 showed (counted) holds for the cap if no
+ * resource was removed since the round started.
+ */
 static void
-orphan_round_end(struct orphan_watch *ow, int ok)
+orphan_round_end(struct orphan_watch *ow, int counted, int ok)
 {
 	struct sup	*sup = ow->sup;
 
-	if (ok && ow->gen == sup->orphans.gen) {
+	if (counted && ow->gen == sup->orphans.gen) {
 		sup->orphans.known = 1;
 		sup->orphans.carried = 0;
 	}
 	if (ok) {
+		if (sup->orphans.failing)
+			log_info("orphans: reading them works again");
+		sup->orphans.failing = 0;
 		sup->orphans.last_error[0] = '\0';
 		sup->orphans.last_read_ms = now_ms();
+	} else if (!sup->orphans.failing) {
+		/* once per outage: the worker processes say the rest */
+		log_warnx("orphans: cannot read them (%s); none is terminated "
+		    "until it can", sup->orphans.last_error);
+		sup->orphans.failing = 1;
 	}
 	orphan_seen_clear(ow->seen, ow->nseen);
 	ow->seen = NULL;

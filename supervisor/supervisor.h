@@ -111,6 +111,7 @@ struct sup_orphans {
 	uint64_t		 terminated;	/* since start */
 	int64_t			 last_read_ms;
 	char			 last_error[256];
+	int			 failing;	/* said so in the log */
 	void			*watch;		/* orphan.c's state */
 };
 
