@@ -119,7 +119,8 @@ global_child_live(struct sup_child *c, int *unknown)
 {
 	if (c->live_known != LIVE_UNKNOWN)
 		return c->live + c->granted;
-	if (unknown != NULL)
+	/* worth waiting for only from a process that runs */
+	if (unknown != NULL && c->pid != 0)
 		(*unknown)++;
 	return QS_MAX(c->live, c->bound) + c->granted;
 }
@@ -135,7 +136,8 @@ global_count(struct sup *sup, int *unknown)
 	/* until a reading after the last removal: the last one, and what
 	 * the removed resources had */
 	n += sup->orphans.carried + sup->orphans.live;
-	if (!sup->orphans.known && unknown != NULL)
+	if (!sup->orphans.known && !sup->orphans.failing &&
+	    sup->orphans.watch != NULL && unknown != NULL)
 		(*unknown)++;
 	return n;
 }
@@ -187,6 +189,7 @@ sup_global_child_removed(struct sup_child *c)
 	sup->orphans.known = 0;
 	sup->orphans.gen++;
 	c->live = c->granted = 0;
+	orphan_read_soon(sup);
 }
 
 static void

@@ -30,6 +30,7 @@ struct orphan_watch {
 	struct cml_client	*cml;
 	struct event		*ev_tick;
 	int			 busy;		/* a round in flight */
+	int			 again;		/* another right after it */
 	uint64_t		 gen;		/* orphans.gen at its start */
 	struct orphan_seen	*seen;
 	size_t			 nseen;
@@ -237,7 +238,12 @@ orphan_log_changes(struct sup *sup)
 
 	for (i = 0; i < o->n; i++) {
 		e = &o->list[i];
-		if (!e->alive)
+		if (!e->alive && conf_resource_find(sup->conf,
+		    e->resource) != NULL)
+			log_info("orphan %s: resource \"%s\" is in the "
+			    "configuration again; its worker process looks "
+			    "after it", e->id, e->resource);
+		else if (!e->alive)
 			log_info("orphan %s of resource \"%s\" is gone (no "
 			    "longer pending or running)", e->id, e->resource);
 		else if (e->fresh)
@@ -415,7 +421,25 @@ orphan_round_end(struct orphan_watch *ow, int counted, int ok)
 	ow->term = NULL;
 	ow->nterm = 0;
 	ow->busy = 0;
+	if (ow->again) {
+		ow->again = 0;
+		event_active(ow->ev_tick, EV_TIMEOUT, 0);
+	}
 	sup_global_counts_changed(sup);
+}
+
+/* A resource was removed: read the orphans now, or after this round. */
+void
+orphan_read_soon(struct sup *sup)
+{
+	struct orphan_watch	*ow = sup->orphans.watch;
+
+	if (ow == NULL || ow->ev_tick == NULL)
+		return;
+	if (ow->busy)
+		ow->again = 1;
+	else
+		event_active(ow->ev_tick, EV_TIMEOUT, 0);
 }
 
 static void
@@ -486,9 +510,14 @@ void
 orphan_stop(struct sup *sup)
 {
 	struct orphan_watch	*ow = sup->orphans.watch;
+	size_t			 i;
 
 	if (ow == NULL)
 		return;
+	/* a termination dropped here is decided again by the next round */
+	for (i = 0; i < sup->orphans.n; i++)
+		sup->orphans.list[i].terminating =
+		    sup->orphans.list[i].term_sent = 0;
 	if (ow->ev_tick != NULL)
 		event_free(ow->ev_tick);
 	cml_client_free(ow->cml);

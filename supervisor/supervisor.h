@@ -186,6 +186,7 @@ size_t		 orphan_pick(const struct qscale_conf *,
 		    const struct ec2_instance *, size_t, struct orphan_seen **);
 void		 orphan_start(struct sup *);
 void		 orphan_stop(struct sup *);
+void		 orphan_read_soon(struct sup *);
 cJSON		*orphan_status_json(struct sup *);
 int		 orphan_dry_run(const struct qscale_conf *);
 
