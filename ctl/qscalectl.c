@@ -208,6 +208,24 @@ print_resource(const cJSON *r, double now)
 		    str(r, "last_exit"));
 }
 
+/* The global cap, and the resources not counted yet. */
+static void
+print_cap(const cJSON *g)
+{
+	const cJSON	*un = cJSON_GetObjectItemCaseSensitive(g,
+			    "not_counted"), *e;
+	const char	*sep = " (not counted yet: ";
+
+	printf("instances: %.0f of %.0f allowed in total",
+	    num(g, "instances_in_use"), num(g, "max_instances_total"));
+	cJSON_ArrayForEach(e, un) {
+		if (cJSON_IsString(e))
+			printf("%s%s", sep, e->valuestring);
+		sep = ", ";
+	}
+	printf("%s\n", cJSON_GetArraySize(un) > 0 ? ")" : "");
+}
+
 /* Instances of resources no longer configured, watched by the daemon. */
 static void
 print_orphans(const cJSON *o, double now)
@@ -262,8 +280,7 @@ cmd_status(int argc, char **argv)
 	printf("qscaled %s, pid %.0f, %s, config %s\n", str(st, "version"),
 	    num(st, "pid"), str(st, "name"), str(st, "config"));
 	if (num(g, "max_instances_total") > 0)
-		printf("instances: %.0f of %.0f allowed in total\n",
-		    num(g, "instances_in_use"), num(g, "max_instances_total"));
+		print_cap(g);
 	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(b, "active")))
 		printf("spot blackout: active, started by %s (%s), %.0fs "
 		    "left\n", str(b, "resource"), str(b, "reason"),

@@ -142,10 +142,21 @@ global_count(struct sup *sup, int *unknown)
 	return n;
 }
 
+/* For the status: what is known, the unknown at what they showed. */
 static int64_t
-global_in_use(struct sup *sup)
+global_in_use(struct sup *sup, cJSON *uncounted)
 {
-	return global_count(sup, NULL);
+	struct sup_child	*c;
+	int64_t			 n;
+
+	n = sup->orphans.carried + sup->orphans.live;
+	TAILQ_FOREACH(c, &sup->children, entry) {
+		n += c->live + c->granted;
+		if (c->live_known == LIVE_UNKNOWN && uncounted != NULL)
+			cJSON_AddItemToArray(uncounted,
+			    cJSON_CreateString(c->name));
+	}
+	return n;
 }
 
 /* A state snapshot arrived: counts.live, read from EC2 if ec2_ok. */
@@ -399,14 +410,17 @@ cJSON *
 sup_global_status(struct sup *sup)
 {
 	struct sup_child	*c;
-	cJSON			*o = cJSON_CreateObject();
+	cJSON			*o = cJSON_CreateObject(), *un;
 	int			 restarts = 0;
 
 	cJSON_AddItemToObject(o, "blackout", blackout_json(sup));
 	cJSON_AddNumberToObject(o, "max_instances_total",
 	    sup->conf->max_instances_total);
+	un = cJSON_CreateArray();
 	cJSON_AddNumberToObject(o, "instances_in_use",
-	    (double)global_in_use(sup));
+	    (double)global_in_use(sup, un));
+	/* resources whose instances no process has read yet */
+	cJSON_AddItemToObject(o, "not_counted", un);
 	TAILQ_FOREACH(c, &sup->children, entry)
 		restarts += c->restarts;
 	cJSON_AddNumberToObject(o, "restarts", restarts);

@@ -349,10 +349,24 @@ test_random_sequences(void **state)
  * must not be granted them.  Cap 5: gpu has 3, cpu 2; gpu dies; cpu
  * asks for 3 and gets none, until gpu's new process reads EC2.
  */
+/* What the status says: instances_in_use, and who is not counted. */
+static int
+status_in_use(int *not_counted)
+{
+	cJSON	*o = sup_global_status(&S);
+	int	 n;
+
+	n = cJSON_GetObjectItem(o, "instances_in_use")->valueint;
+	*not_counted = cJSON_GetArraySize(cJSON_GetObjectItem(o,
+	    "not_counted"));
+	cJSON_Delete(o);
+	return n;
+}
+
 static void
 test_dead_process_still_counts(void **state)
 {
-	int	 before[NRES];
+	int	 before[NRES], un;
 
 	(void)state;
 	log_set_level(LOG_LVL_ERROR);
@@ -367,6 +381,8 @@ test_dead_process_still_counts(void **state)
 	send_state(0, 1);
 	send_state(1, 1);
 	crash(0);
+	assert_int_equal(status_in_use(&un), 5);	/* was 2 */
+	assert_int_equal(un, 0);
 	snapshot_granted(before);
 	send_request(1, 3);
 	collect(before);
@@ -390,7 +406,7 @@ test_dead_process_still_counts(void **state)
 static void
 test_unknown_waits(void **state)
 {
-	int	 before[NRES];
+	int	 before[NRES], un;
 
 	(void)state;
 	log_set_level(LOG_LVL_ERROR);
@@ -404,6 +420,8 @@ test_unknown_waits(void **state)
 	snapshot_granted(before);
 	send_request(1, 3);
 	assert_int_equal(child[1]->req_want, 3);	/* waits */
+	assert_int_equal(status_in_use(&un), 0);	/* gpu: not counted */
+	assert_int_equal(un, 1);
 	send_state(0, 1);			/* gpu's count arrives */
 	assert_int_equal(child[1]->req_want, 0);
 	assert_int_equal(child[1]->granted, 1);
