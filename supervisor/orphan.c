@@ -322,6 +322,10 @@ orphan_terminate(struct orphan_watch *ow, int64_t now)
 	if (ec2_terminate_instances(ow->ec2, (const char *const *)ow->term,
 	    ow->nterm, orphan_terminate_cb, ow) == -1) {
 		log_warnx("orphans: TerminateInstances could not be sent");
+		for (i = 0; i < o->n; i++)	/* decided again next round */
+			if (o->list[i].term_sent)
+				o->list[i].terminating =
+				    o->list[i].term_sent = 0;
 		return 0;
 	}
 	return 1;
