@@ -247,10 +247,11 @@ orphan_log_changes(struct sup *sup)
 			log_info("orphan %s of resource \"%s\" is gone (no "
 			    "longer pending or running)", e->id, e->resource);
 		else if (e->fresh)
-			log_warnx("orphan: instance %s (%s) belongs to resource "
-			    "\"%s\", which is not in the configuration; "
-			    "watching it: it is terminated once idle for %lld "
-			    "s (max_idle_time), never while busy", e->id,
+			log_warnx("orphan: instance %s (%s) belongs to "
+			    "resource \"%s\", which is not in the "
+			    "configuration; watching it: it is terminated "
+			    "once idle for %lld s (max_idle_time), never "
+			    "while busy", e->id,
 			    e->type, e->resource, (long long)
 			    (sup->conf->max_idle_time / 1000));
 	}
@@ -367,8 +368,9 @@ orphan_instances_cb(const struct ec2_error *err, const struct ec2_instance *in,
 
 	if (err != NULL && err->cls != EC2_OK) {
 		snprintf(sup->orphans.last_error,
-		    sizeof(sup->orphans.last_error), "instances: %s %.40s: %.160s",
-		    ec2_err_class_name(err->cls), err->code, err->message);
+		    sizeof(sup->orphans.last_error), "instances: %s %.40s: "
+		    "%.160s", ec2_err_class_name(err->cls), err->code,
+		    err->message);
 		orphan_round_end(ow, 0, 0);
 		return;
 	}
@@ -493,8 +495,8 @@ orphan_start(struct sup *sup)
 	    sup->conf->clearml.secret_key)) == NULL) {
 		snprintf(sup->orphans.last_error,
 		    sizeof(sup->orphans.last_error), "cannot watch orphans: "
-		    "%.200s", ow->http == NULL ? "curl" : ow->ec2 == NULL ? err :
-		    "ClearML client");
+		    "%.200s", ow->http == NULL ? "curl" : ow->ec2 == NULL ?
+		    err : "ClearML client");
 		log_warnx("%s", sup->orphans.last_error);
 	} else
 		cml_client_set_retry(ow->cml, 0, 0,

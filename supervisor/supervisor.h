@@ -69,7 +69,7 @@ struct sup_child {
 	int			 granted;	/* launches granted, not seen */
 	/* the global cap's count: see global.c */
 	int			 live;		/* instances last known live */
-	int			 bound;		/* max_instances: unknown live */
+	int			 bound;		/* max_instances: if unknown */
 	enum sup_live_known	 live_known;
 	int64_t			 req_id;	/* launch request waiting */
 	int			 req_want;	/* 0: none */
