@@ -23,12 +23,17 @@
 #include "supervisor.h"
 #include "worker.h"
 
+#define ORPHAN_QUIET_ROUNDS	10	/* polling intervals, none known */
+#define ORPHAN_FIRST_MS		1000
+
 struct orphan_watch {
 	struct sup		*sup;
 	struct http_client	*http;
 	struct ec2_client	*ec2;
 	struct cml_client	*cml;
-	struct event		*ev_tick;
+	struct event		*ev_tick;	/* every polling_interval */
+	struct event		*ev_soon;	/* a round out of turn */
+	int64_t			 interval_ms;
 	int			 busy;		/* a round in flight */
 	int			 again;		/* another right after it */
 	uint64_t		 gen;		/* orphans.gen at its start */
@@ -429,7 +434,7 @@ orphan_round_end(struct orphan_watch *ow, int counted, int ok)
 	ow->busy = 0;
 	if (ow->again) {
 		ow->again = 0;
-		event_active(ow->ev_tick, EV_TIMEOUT, 0);
+		timer_add_ms(ow->ev_soon, 0);
 	}
 	sup_global_counts_changed(sup);
 }
@@ -440,19 +445,18 @@ orphan_read_soon(struct sup *sup)
 {
 	struct orphan_watch	*ow = sup->orphans.watch;
 
-	if (ow == NULL || ow->ev_tick == NULL)
+	if (ow == NULL || ow->ev_soon == NULL)
 		return;
 	if (ow->busy)
 		ow->again = 1;
 	else
-		event_active(ow->ev_tick, EV_TIMEOUT, 0);
+		timer_add_ms(ow->ev_soon, 0);
 }
 
 static void
-orphan_tick_cb(evutil_socket_t fd, short ev, void *arg)
+orphan_round(struct orphan_watch *ow)
 {
 	static const char *const states[] = { "pending", "running" };
-	struct orphan_watch	*ow = arg;
 	struct sup		*sup = ow->sup;
 	const char		*name = sup->conf->name;
 	struct ec2_filter	 f[2] = {
@@ -460,10 +464,12 @@ orphan_tick_cb(evutil_socket_t fd, short ev, void *arg)
 		{ "instance-state-name", states, QS_ARRAYLEN(states) },
 	};
 
-	(void)fd;
-	(void)ev;
-	if (ow->busy || sup->shutting_down)
+	if (sup->shutting_down)
 		return;
+	if (ow->busy) {
+		ow->again = 1;
+		return;
+	}
 	ow->busy = 1;
 	ow->gen = sup->orphans.gen;
 	if (ec2_describe_instances(ow->ec2, f, QS_ARRAYLEN(f),
@@ -475,7 +481,38 @@ orphan_tick_cb(evutil_socket_t fd, short ev, void *arg)
 	}
 }
 
-/* Starts watching, first round at once; again after a reload. */
+/*
+ * Every polling_interval while there are orphans (idle precision) or
+ * their count is not known; otherwise every ORPHAN_QUIET_ROUNDS of them,
+ * since new orphans come from a start, a reload or a removal, each of
+ * which reads at once.
+ */
+static void
+orphan_tick_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct orphan_watch	*ow = arg;
+	struct sup_orphans	*o = &ow->sup->orphans;
+
+	(void)fd;
+	(void)ev;
+	if (o->n == 0 && o->known && !o->failing && now_ms() -
+	    o->last_read_ms < ORPHAN_QUIET_ROUNDS * ow->interval_ms - 500)
+		return;
+	orphan_round(ow);
+}
+
+static void
+orphan_soon_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	(void)fd;
+	(void)ev;
+	orphan_round(arg);
+}
+
+/*
+ * Starts watching, the first round in a second (after the worker
+ * processes' first look); again after a reload.
+ */
 void
 orphan_start(struct sup *sup)
 {
@@ -504,11 +541,13 @@ orphan_start(struct sup *sup)
 	sup->orphans.watch = ow;
 	if (ow->ec2 == NULL || ow->cml == NULL)
 		return;
+	ow->interval_ms = ms;
 	ow->ev_tick = event_new(sup->base, -1, EV_PERSIST, orphan_tick_cb, ow);
+	ow->ev_soon = evtimer_new(sup->base, orphan_soon_cb, ow);
 	tv.tv_sec = ms / 1000;
 	tv.tv_usec = (ms % 1000) * 1000;
 	event_add(ow->ev_tick, &tv);
-	event_active(ow->ev_tick, EV_TIMEOUT, 0);
+	timer_add_ms(ow->ev_soon, QS_MIN(ms, ORPHAN_FIRST_MS));
 }
 
 /* Stops watching; calls in flight are dropped. */
@@ -526,6 +565,8 @@ orphan_stop(struct sup *sup)
 		    sup->orphans.list[i].term_sent = 0;
 	if (ow->ev_tick != NULL)
 		event_free(ow->ev_tick);
+	if (ow->ev_soon != NULL)
+		event_free(ow->ev_soon);
 	cml_client_free(ow->cml);
 	ec2_client_free(ow->ec2);
 	http_client_free(ow->http);
