@@ -695,12 +695,71 @@ apply_tags(struct conf_ld *ld, const struct conf_key *k,
 	return bad ? -1 : 0;
 }
 
+/*
+ * A tag in the spec's TagSpecifications whose key is qscale's own would
+ * replace the ownership tags, and make instances no restart adopts.
+ * Returns the first such key, its place in *path.
+ */
+static const char *
+spec_owned_tag(const cJSON *j, int in_tags, char *path, size_t len)
+{
+	const cJSON	*it;
+	const char	*hit;
+	size_t		 n = strlen(path);
+	int		 i = 0, tags;
+
+	cJSON_ArrayForEach(it, j) {
+		i++;
+		if (in_tags && it->string != NULL &&
+		    strcasecmp(it->string, "Key") == 0 &&
+		    cJSON_IsString(it) &&
+		    strncasecmp(it->valuestring, "qscale:", 7) == 0)
+			return it->valuestring;
+		if (!cJSON_IsObject(it) && !cJSON_IsArray(it))
+			continue;
+		tags = in_tags || (it->string != NULL &&
+		    strncasecmp(it->string, "TagSpecification", 16) == 0);
+		if (it->string != NULL)
+			snprintf(path + n, len - n, "%s%s", n > 0 ? "." : "",
+			    it->string);
+		else
+			snprintf(path + n, len - n, ".%d", i);
+		if ((hit = spec_owned_tag(it, tags, path, len)) != NULL)
+			return hit;
+		path[n] = '\0';
+	}
+	return NULL;
+}
+
+/* The node a spec_owned_tag() path names in a group, for its line. */
+static const struct cnode *
+cnode_at(const struct cnode *n, const char *path)
+{
+	char		*copy = xstrdup(path), *p = copy, *part;
+	const struct cnode *at = n;
+	size_t		 i;
+	long		 k;
+
+	while (at != NULL && (part = strsep(&p, ".")) != NULL) {
+		n = at;
+		at = NULL;
+		k = strtol(part, NULL, 10);
+		for (i = 0; i < n->nkid; i++)
+			if (n->type == CN_LIST ? (long)i + 1 == k :
+			    strcmp(n->kid[i]->name, part) == 0)
+				at = n->kid[i];
+	}
+	free(copy);
+	return at != NULL ? at : n;
+}
+
 static int
 apply_json(struct conf_ld *ld, const struct conf_key *k,
     const struct cnode *n, void *base, const struct ck_where *w)
 {
 	cJSON		**f = ck_field(k, base), *j = NULL;
-	const char	*at;
+	const char	*at, *tag;
+	char		 path[256] = "";
 
 	if (n->type == CN_GROUP)
 		j = cnode_to_json(n);
@@ -721,6 +780,16 @@ apply_json(struct conf_ld *ld, const struct conf_key *k,
 	} else if (n->type != CN_NULL && n->type != CN_STR)
 		return wrong_type(ld, k, n, w,
 		    "a group or a string holding a JSON object");
+	if (j != NULL && (tag = spec_owned_tag(j, 0, path,
+	    sizeof(path))) != NULL) {
+		ld_err_at(ld, n->type == CN_GROUP ? cnode_at(n, path) : n,
+		    "%s%s: %s sets the tag \"%s\": the qscale: "
+		    "tags mark the instances this autoscaler owns and only "
+		    "qscale sets them (use tags for your own)", w->show,
+		    k->path, path, tag);
+		cJSON_Delete(j);
+		return -1;
+	}
 	ck_free(k, base);
 	*f = j;
 	record(ld, k, NULL, w, 0);

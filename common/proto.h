@@ -17,7 +17,7 @@
 
 #include <cjson/cJSON.h>
 
-#define PROTO_VERSION		1
+#define PROTO_VERSION		2
 #define PROTO_MAX_PAYLOAD	(4 * 1024 * 1024)
 
 /* A worker process exiting with this code is not respawned before a
@@ -37,7 +37,7 @@ enum proto_type {
 	MSG_LOG,		/* {level, ts, text} */
 	MSG_STATE,		/* snapshot after each poll, see worker.h */
 	MSG_EVENT,		/* {event, ...}: launched, terminated, ... */
-	MSG_LAUNCH_REQ,		/* {id, want, spot} */
+	MSG_LAUNCH_REQ,		/* {id, want, live} */
 
 	/* supervisor -> worker process */
 	MSG_WELCOME = 32,	/* {version} */

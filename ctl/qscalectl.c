@@ -208,6 +208,56 @@ print_resource(const cJSON *r, double now)
 		    str(r, "last_exit"));
 }
 
+/* The global cap, and the resources not counted yet. */
+static void
+print_cap(const cJSON *g)
+{
+	const cJSON	*un = cJSON_GetObjectItemCaseSensitive(g,
+			    "not_counted"), *e;
+	const char	*sep = " (not counted yet: ";
+
+	printf("instances: %.0f of %.0f allowed in total",
+	    num(g, "instances_in_use"), num(g, "max_instances_total"));
+	cJSON_ArrayForEach(e, un) {
+		if (cJSON_IsString(e))
+			printf("%s%s", sep, e->valuestring);
+		sep = ", ";
+	}
+	printf("%s\n", cJSON_GetArraySize(un) > 0 ? ")" : "");
+}
+
+/* Instances of resources no longer configured, watched by the daemon. */
+static void
+print_orphans(const cJSON *o, double now)
+{
+	const cJSON	*e, *list = cJSON_GetObjectItemCaseSensitive(o,
+			    "instances");
+	char		 what[160], ago[32];
+	int		 n = cJSON_GetArraySize(list);
+
+	if (n > 0)
+		printf("orphans: %d instance%s of resources not in the "
+		    "configuration, terminated once idle for %.0fs:\n", n,
+		    n == 1 ? "" : "s", num(o, "max_idle_time"));
+	cJSON_ArrayForEach(e, list) {
+		if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e,
+		    "terminating")))
+			snprintf(what, sizeof(what), "terminating");
+		else if (*str(e, "task") != '\0')
+			snprintf(what, sizeof(what), "busy with task %s",
+			    str(e, "task"));
+		else {
+			fmt_ago(num(e, "idle_since"), now, ago, sizeof(ago));
+			snprintf(what, sizeof(what), "idle since %s", ago);
+		}
+		printf("  %s %s (resource %s, %s): %s\n", str(e, "id"),
+		    str(e, "instance_type"), str(e, "resource"),
+		    str(e, "state"), what);
+	}
+	if (*str(o, "last_error") != '\0')
+		printf("orphans: last error: %s\n", str(o, "last_error"));
+}
+
 static int
 cmd_status(int argc, char **argv)
 {
@@ -230,8 +280,7 @@ cmd_status(int argc, char **argv)
 	printf("qscaled %s, pid %.0f, %s, config %s\n", str(st, "version"),
 	    num(st, "pid"), str(st, "name"), str(st, "config"));
 	if (num(g, "max_instances_total") > 0)
-		printf("instances: %.0f of %.0f allowed in total\n",
-		    num(g, "instances_in_use"), num(g, "max_instances_total"));
+		print_cap(g);
 	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(b, "active")))
 		printf("spot blackout: active, started by %s (%s), %.0fs "
 		    "left\n", str(b, "resource"), str(b, "reason"),
@@ -245,6 +294,7 @@ cmd_status(int argc, char **argv)
 	cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(st,
 	    "resources"))
 		print_resource(r, now);
+	print_orphans(cJSON_GetObjectItemCaseSensitive(st, "orphans"), now);
 	cJSON_Delete(st);
 	return 0;
 }

@@ -58,6 +58,7 @@ sup_child_new(struct sup *sup, size_t index)
 	c->index = index;
 	c->name = xstrdup(sup->conf->resources[index].name);
 	c->fingerprint = conf_resource_fingerprint(sup->conf, index);
+	c->bound = sup->conf->resources[index].max_instances;
 	c->backoff_ms = SUP_BACKOFF_MIN_MS;
 	c->log_level = -1;
 	c->ev_respawn = evtimer_new(sup->base, child_respawn_cb, c);
@@ -168,7 +169,6 @@ sup_child_spawn(struct sup_child *c)
 	c->started_mono = mono_ms();
 	c->started_ms = now_ms();
 	c->replace = 0;
-	c->granted = 0;
 	c->bev = bufferevent_socket_new(sup->base, sv[0],
 	    BEV_OPT_CLOSE_ON_FREE);
 	bufferevent_setcb(c->bev, child_read_cb, NULL, child_event_cb, c);
@@ -285,9 +285,9 @@ child_state(struct sup_child *c, struct proto_msg *m)
 	c->snapshot = m->body;
 	m->body = NULL;
 	c->snapshot_ms = now_ms();
-	/* The snapshot counts what the grants launched. */
-	c->granted = 0;
+	sup_global_child_state(c);
 	metrics_snapshot(c);
+	sup_global_counts_changed(c->sup);
 }
 
 static void
@@ -412,9 +412,11 @@ child_exited(struct sup_child *c, int status)
 	}
 	cJSON_Delete(c->snapshot);
 	c->snapshot = NULL;
+	sup_global_child_exited(c);
 	if (sup->shutting_down)
 		return;
 	if (c->removed) {
+		sup_global_child_removed(c);
 		logsink_forget(c->name);
 		sup_child_free(c);
 		return;

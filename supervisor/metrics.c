@@ -513,6 +513,7 @@ metrics_sample(struct sup *sup, int64_t now)
 			sum_max += cr->max_instances;
 		mx_series_add(&mx_res_get(m, c->name)->series, now, v);
 	}
+	g[MXG_IN_USE] += sup->orphans.live;
 	g[MXG_CAP] = sup->conf->max_instances_total > 0 ?
 	    sup->conf->max_instances_total : sum_max;
 	g[MXG_BLACKOUT] = sup->blackout.active;
@@ -952,6 +953,28 @@ px_process(FILE *f, struct sup *sup, struct metrics *m)
 }
 
 /* The whole exposition; the caller frees it. */
+/* Instances of resources no longer configured (orphan.c). */
+static void
+px_orphans(FILE *f, struct sup *sup)
+{
+	const struct sup_orphans *o = &sup->orphans;
+	size_t			 i;
+	int			 busy = 0;
+
+	for (i = 0; i < o->n; i++)
+		busy += *o->list[i].task != '\0';
+	px_family(f, "qscale_orphan_instances", "gauge", "Instances of "
+	    "resources no longer in the configuration, idle or busy; "
+	    "terminated once idle for max_idle_time.");
+	px_sample(f, "qscale_orphan_instances", (double)o->n - busy, "state",
+	    "idle", NULL);
+	px_sample(f, "qscale_orphan_instances", busy, "state", "busy", NULL);
+	px_family(f, "qscale_orphans_terminated_total", "counter", "Orphan "
+	    "instances terminated since the daemon started.");
+	px_sample(f, "qscale_orphans_terminated_total", (double)o->terminated,
+	    NULL);
+}
+
 char *
 metrics_render(struct sup *sup)
 {
@@ -973,6 +996,7 @@ metrics_render(struct sup *sup)
 	px_family(f, "qscale_duplicate_tasks_total", "counter", "Times one "
 	    "task was seen held by two workers.");
 	px_sample(f, "qscale_duplicate_tasks_total", m->duplicates, NULL);
+	px_orphans(f, sup);
 	if (fclose(f) != 0) {
 		free(buf);
 		return NULL;

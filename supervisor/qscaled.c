@@ -306,6 +306,7 @@ main(int argc, char **argv)
 
 		log_set_level(o.debug ? LOG_LVL_DEBUG : LOG_LVL_WARN);
 		rc = poll_dry_run(conf);
+		rc |= orphan_dry_run(conf);
 		conf_free(conf);
 		return rc;
 	}

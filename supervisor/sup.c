@@ -160,12 +160,14 @@ sup_reload_children(struct sup *sup)
 			if (c->pid != 0)
 				sup_child_stop(c);
 			else {
+				sup_global_child_removed(c);
 				logsink_forget(c->name);
 				sup_child_free(c);
 			}
 			continue;
 		}
 		c->index = (size_t)(r - conf->resources);
+		c->bound = r->max_instances;
 		fp = conf_resource_fingerprint(conf, c->index);
 		if (strcmp(fp, c->fingerprint) == 0 &&
 		    c->state != CHILD_DISABLED) {
@@ -244,6 +246,7 @@ sup_reload(struct sup *sup, char **err)
 				sup_child_set_log_level(c, conf->log_level);
 	}
 	sup_reload_children(sup);
+	orphan_start(sup);	/* with the new name, keys and resources */
 	sup_report_env(sup, &env);
 	sup->report = report_reload(sup->report, &env, conf);
 	conf_free(old);
@@ -330,6 +333,7 @@ sup_status_json(struct sup *sup)
 	cJSON_AddStringToObject(o, "last_reload_error",
 	    sup->last_reload_error);
 	cJSON_AddItemToObject(o, "global", sup_global_status(sup));
+	cJSON_AddItemToObject(o, "orphans", orphan_status_json(sup));
 	if (sup->report != NULL)
 		cJSON_AddItemToObject(o, "report",
 		    report_status_json(sup->report));
@@ -362,6 +366,7 @@ sup_run(struct sup *sup)
 	    sup->conf->nresources == 1 ? "" : "s", sup->conf_path);
 	for (i = 0; i < sup->conf->nresources; i++)
 		sup_child_spawn(sup_child_new(sup, i));
+	orphan_start(sup);
 	/* after the first fork: no worker process starts with its state */
 	sup_report_env(sup, &env);
 	sup->report = report_start(&env, sup->conf);
@@ -377,6 +382,8 @@ sup_run(struct sup *sup)
 		}
 	report_finish(sup->report);
 	sup->report = NULL;
+	orphan_stop(sup);
+	orphan_list_clear(&sup->orphans);
 	while ((c = TAILQ_FIRST(&sup->children)) != NULL)
 		sup_child_free(c);
 	for (i = 0; i < QS_ARRAYLEN(sigs); i++)

@@ -431,13 +431,14 @@ poll_decide(struct wpoll *p)
 	struct plan_memory	 scratch;
 	struct plan_output	 what;
 	cJSON			*o;
-	int			 want;
+	int			 want, live;
 
 	p->grant = -1;
 	if (p->w->conf->max_instances_total > 0 && !p->dry_run) {
 		plan_memory_copy(&scratch, &p->mem);
 		poll_plan(p, &scratch, &what);
 		want = what.want;
+		live = what.live;
 		plan_output_clear(&what);
 		plan_memory_clear(&scratch);
 		if (want > 0) {
@@ -446,6 +447,8 @@ poll_decide(struct wpoll *p)
 			o = cJSON_CreateObject();
 			cJSON_AddNumberToObject(o, "id", (double)++p->grant_id);
 			cJSON_AddNumberToObject(o, "want", want);
+			/* read from EC2 just now: the supervisor's count */
+			cJSON_AddNumberToObject(o, "live", live);
 			worker_send(p->w, MSG_LAUNCH_REQ, o);
 			cJSON_Delete(o);
 			event_assign(p->ev_grant, p->w->base, -1, 0,
@@ -667,6 +670,8 @@ poll_snapshot(struct wpoll *p)
 	cJSON_AddNumberToObject(c, "booting", p->out.booting);
 	cJSON_AddNumberToObject(c, "demand", p->out.demand);
 	cJSON_AddNumberToObject(c, "errors", (double)p->count.errors);
+	/* live was read from EC2 this poll, not only remembered */
+	cJSON_AddBoolToObject(c, "ec2_ok", p->ec2_ok);
 	cJSON_AddItemToObject(o, "instances", poll_instances_json(p, c));
 	ws = cJSON_AddArrayToObject(o, "workers");
 	for (i = 0; i < p->nworkers; i++) {

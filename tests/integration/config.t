@@ -143,6 +143,22 @@ out=$("$QSCALED" -n -c "$T/etc/vault.conf" 2>&1)
 check "... an unknown vault key names the vault's file and line ($out)" \
     has "$out" "$T/etc/vault.hocon:2: vault: unknown key 'aws_regin'"
 
+# custom_launch_spec may not replace the tags that mark qscale's instances.
+cat >"$T/etc/spec-site.conf" <<'EOF'
+defaults = { resource = { custom_launch_spec = {
+  TagSpecifications = ( { ResourceType = "instance"; Tags = (
+    { Key = "team"; Value = "ml"; },
+    { Key = "qscale:resource"; Value = "other"; } ); } );
+}; }; };
+EOF
+write_conf "$T/etc/spec.conf" gpu
+sed -i '1i @include "spec-site.conf"' "$T/etc/spec.conf"
+out=$("$QSCALED" -n -c "$T/etc/spec.conf" 2>&1)
+rc=$?
+check "-n refuses a custom_launch_spec that sets a qscale: tag (rc $rc)" \
+    test "$rc" -eq 1
+check "the error names the file and line of that tag ($out)" \
+    test "$out" = "$T/etc/spec-site.conf:4: custom_launch_spec: TagSpecifications.1.Tags.2 sets the tag \"qscale:resource\": the qscale: tags mark the instances this autoscaler owns and only qscale sets them (use tags for your own)"
 write_conf "$T/typo.conf" gpu
 sed -i 's/^polling_interval/polling_intervl/' "$T/typo.conf"
 out=$("$QSCALED" -n -c "$T/typo.conf" 2>&1)

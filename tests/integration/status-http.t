@@ -75,7 +75,9 @@ for f in "qscale_instances gauge" "qscale_queue_pending gauge" \
     "qscale_last_poll_timestamp_seconds gauge" \
     "qscale_spot_blackout_active gauge" \
     "qscale_instance_seconds_total counter" \
-    "qscale_duplicate_tasks_total counter"; do
+    "qscale_duplicate_tasks_total counter" \
+    "qscale_orphan_instances gauge" \
+    "qscale_orphans_terminated_total counter"; do
 	grep -qx "# TYPE $f" "$T/metrics.txt" || missing="$missing ${f% *}"
 	grep -q "^# HELP ${f% *} ." "$T/metrics.txt" || missing="$missing ${f% *}"
 done

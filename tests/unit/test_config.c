@@ -532,6 +532,22 @@ test_errors(void **state)
 		{ CML ONE "custom_launch_spec = 5;\n", "custom_launch_spec",
 		    "custom_launch_spec must be a group or a string holding "
 		    "a JSON object, not an integer" },
+		{ CML ONE "custom_launch_spec = {\n TagSpecifications = ( { "
+		    "ResourceType = \"instance\"; Tags = ( { Key = "
+		    "\"qscale:resource\"; Value = \"x\"; } ); } ); };\n",
+		    "TagSpecifications", "custom_launch_spec: "
+		    "TagSpecifications.1.Tags.1 sets the tag \"qscale:resource\": "
+		    "the qscale: tags mark the instances this autoscaler owns "
+		    "and only qscale sets them (use tags for your own)" },
+		{ CML "resources = ( { name = \"gpu\"; queue = \"gpu\"; "
+		    "instance_type = \"t3.micro\"; ami = \"ami-1\";\n"
+		    "  custom_launch_spec = \"{\\\"TagSpecification\\\": [{"
+		    "\\\"Tag\\\": [{\\\"Key\\\": \\\"QScale:Autoscaler\\\"}]}]}\"; "
+		    "} );\n", "custom_launch_spec", "resource \"gpu\": "
+		    "custom_launch_spec: TagSpecification.1.Tag.1 sets the tag "
+		    "\"QScale:Autoscaler\": the qscale: tags mark the instances "
+		    "this autoscaler owns and only qscale sets them (use tags "
+		    "for your own)" },
 		{ CML ONE "workers_prefix = \"a:b\";\n", "workers_prefix",
 		    "workers_prefix \"a:b\" must be 1 to 64 letters, digits, "
 		    "'_', '.' or '-'" },

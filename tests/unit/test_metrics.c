@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "common.h"
+#include "clearml.h"
 #include "supervisor.h"
 
 struct fixture {
@@ -62,6 +63,7 @@ teardown(void **state)
 	for (i = 0; i < 2; i++)
 		cJSON_Delete(fx->child[i].snapshot);
 	metrics_free(&fx->sup);
+	orphan_list_clear(&fx->sup.orphans);
 	free(fx);
 	return 0;
 }
@@ -97,6 +99,24 @@ snap(struct sup_child *c, int polls, int pending, int idle, int busy,
 	cJSON_Delete(c->snapshot);
 	c->snapshot = o;
 	metrics_snapshot(c);
+}
+
+/* Two instances of a removed resource: one idle, one busy. */
+static void
+orphans(struct sup *sup)
+{
+	struct orphan_seen	 seen[2] = {
+		{ "i-o1", "old", "t3.micro", "running", 0 },
+		{ "i-o2", "old", "t3.micro", "running", 0 },
+	};
+	struct cml_worker	 w[1];
+
+	memset(w, 0, sizeof(w));
+	w[0].id = "p:old:t3.micro:i-o2";
+	w[0].task = "t-9";
+	assert_int_equal(orphan_update(&sup->orphans, seen, 2, w, 1, 1, "p",
+	    60000, 1000), 0);
+	sup->orphans.terminated = 3;
 }
 
 static void
@@ -225,15 +245,22 @@ test_exposition(void **state)
 	cpu->pid = 0;
 	cpu->state = CHILD_BACKOFF;
 
+	orphans(&fx->sup);
+
 	assert_non_null(text = metrics_render(&fx->sup));
 	check_shape(text, &families);
-	assert_int_equal(families, 23);
+	assert_int_equal(families, 25);
 	assert_int_equal(value_of(text, "qscale_child_messages_dropped_total"
 	    "{resource=\"gpu\",kind=\"state\"}"), 8);
 	assert_int_equal(value_of(text, "qscale_child_messages_dropped_total"
 	    "{resource=\"gpu\",kind=\"log\"}"), 30);
 	assert_int_equal(value_of(text, "qscale_child_messages_dropped_total"
 	    "{resource=\"cpu\",kind=\"log\"}"), 0);
+	assert_int_equal(value_of(text, "qscale_orphan_instances{state="
+	    "\"idle\"}"), 1);
+	assert_int_equal(value_of(text, "qscale_orphan_instances{state="
+	    "\"busy\"}"), 1);
+	assert_int_equal(value_of(text, "qscale_orphans_terminated_total"), 3);
 	assert_true(has_line(text, "# TYPE qscale_api_latency_seconds "
 	    "histogram"));
 	assert_true(has_line(text, "# TYPE qscale_launches_total counter"));

@@ -1077,6 +1077,17 @@ check_invariants(void)
 	if (F.obs.grant >= 0)
 		assert_true(launches <= F.obs.grant);
 	assert_true(F.out.demand <= (int)F.obs.pending);
+	/*
+	 * live goes to the supervisor with each launch request (made only
+	 * from a full observation), as the global cap's count: never fewer
+	 * than EC2 shows pending or running
+	 */
+	if (!F.obs.queue_ok || !F.obs.workers_ok || !F.obs.ec2_ok)
+		return;
+	for (i = 0, k = 0; i < F.obs.ninst; i++)
+		k += F.inst[i].state == PLAN_ST_PENDING ||
+		    F.inst[i].state == PLAN_ST_RUNNING;
+	assert_true(F.out.live >= (int)k);
 }
 
 /* Apply the plan as a poll would, so memory stays realistic. */
