@@ -479,6 +479,34 @@ apply_bool(struct conf_ld *ld, const struct conf_key *k,
 	return 0;
 }
 
+/* "15": digits alone, not zero (0 reads the same in every unit). */
+static int
+dur_is_bare(const char *s)
+{
+	const char	*p;
+	int		 nonzero = 0;
+
+	for (p = s; *p >= '0' && *p <= '9'; p++)
+		nonzero |= *p != '0';
+	return p != s && *p == '\0' && nonzero && p - s <= 15;
+}
+
+/*
+ * The ClearML app's fields are in minutes, and a copied number read as
+ * seconds would terminate machines sixty times too soon: a bare number
+ * is refused, with both readings offered.
+ */
+static int
+bare_duration(struct conf_ld *ld, const struct conf_key *k,
+    const struct cnode *n, const struct ck_where *w, long long v)
+{
+	ld_err_at(ld, n, "%s%s = %lld: a duration needs a unit: write "
+	    "\"%lldm\" for %lld minutes (as the ClearML app's fields mean "
+	    "it) or \"%llds\" for %lld seconds", w->show, k->path, v, v, v,
+	    v, v);
+	return -1;
+}
+
 static int
 apply_dur(struct conf_ld *ld, const struct conf_key *k, const struct cnode *n,
     void *base, const struct ck_where *w)
@@ -493,8 +521,13 @@ apply_dur(struct conf_ld *ld, const struct conf_key *k, const struct cnode *n,
 			    w->show, k->path, (long long)n->ival);
 			return -1;
 		}
-		v = n->ival * 1000;
+		if (n->ival != 0)
+			return bare_duration(ld, k, n, w, n->ival);
+		v = 0;
 	} else if (n->type == CN_STR) {
+		if (dur_is_bare(n->str))
+			return bare_duration(ld, k, n, w,
+			    strtoll(n->str, NULL, 10));
 		if (parse_duration(n->str, &v, &why) == -1) {
 			ld_err_at(ld, n, "%s%s: \"%s\" is not a duration: %s",
 			    w->show, k->path, n->str, why);

@@ -404,7 +404,7 @@ test_durations(void **state)
 	} good[] = {
 		{ "\"500ms\"", 500 }, { "\"45s\"", 45000 },
 		{ "\"15m\"", 900000 }, { "\"2h\"", 7200000 },
-		{ "\"1h30m\"", 5400000 }, { "90", 90000 }, { "0", 0 },
+		{ "\"1h30m\"", 5400000 }, { "0", 0 }, { "\"0\"", 0 },
 		{ "\"1d\"", 86400000 },
 	};
 	struct qscale_conf	*c;
@@ -425,6 +425,21 @@ test_durations(void **state)
 	fail_at("d2.conf", CML ONE "max_idle_time = \"15x\";\n",
 	    "max_idle_time", "max_idle_time: \"15x\" is not a duration: "
 	    "unknown unit (use ms, s, m, h or d)");
+	/* the ClearML app's fields are minutes: a bare number is refused */
+	fail_at("d7.conf", CML ONE "max_idle_time = 15;\n", "max_idle_time",
+	    "max_idle_time = 15: a duration needs a unit: write \"15m\" for "
+	    "15 minutes (as the ClearML app's fields mean it) or \"15s\" for "
+	    "15 seconds");
+	fail_at("d8.conf", CML ONE "polling_interval = \"90\";\n",
+	    "polling_interval", "polling_interval = 90: a duration needs a "
+	    "unit: write \"90m\" for 90 minutes (as the ClearML app's fields "
+	    "mean it) or \"90s\" for 90 seconds");
+	fail_at("d9.conf", CML "resources = ( { name = \"a\"; queue = \"a\"; "
+	    "instance_type = \"t3.micro\"; ami = \"ami-1\";\n"
+	    "spot_rollback_timeout = 5; } );\n", "spot_rollback_timeout",
+	    "resource \"a\": spot_rollback_timeout = 5: a duration needs a "
+	    "unit: write \"5m\" for 5 minutes (as the ClearML app's fields "
+	    "mean it) or \"5s\" for 5 seconds");
 	fail_at("d3.conf", CML ONE "max_idle_time = -5;\n", "max_idle_time",
 	    "max_idle_time: -5 is not a duration");
 	fail_at("d4.conf", CML ONE "max_idle_time = 1.5;\n", "max_idle_time",
@@ -751,6 +766,14 @@ test_json_form(void **state)
 	    "or 2h");
 	fail_at("keys.json", text, "\"max_instances\"", "resource \"gpu\": "
 	    "max_instances must be an integer, not a string");
+	text = "{\n \"clearml\": { \"api_server\": \"http://x\",\n"
+	    "   \"access_key\": \"a\", \"secret_key\": \"s-1\" },\n"
+	    " \"max_spin_up_time\": 20,\n \"resources\": [\n"
+	    "  { \"name\": \"gpu\", \"queue\": \"gpu\",\n"
+	    "    \"instance_type\": \"t3.micro\", \"ami\": \"ami-1\" } ] }\n";
+	fail_at("bare.json", text, "\"max_spin_up_time\"", "max_spin_up_time "
+	    "= 20: a duration needs a unit: write \"20m\" for 20 minutes (as "
+	    "the ClearML app's fields mean it) or \"20s\" for 20 seconds");
 	text = "{\n \"clearml\": { \"api_server\": \"http://x\",\n"
 	    "   \"access_key\": \"a\", \"secret_key\": \"s-1\" },\n"
 	    " \"name\": \"a\",\n \"name\": \"b\",\n \"resources\": [\n"
