@@ -124,6 +124,8 @@ struct conf_resource {
 	char		*instance_type;
 	int		 cpu_mode;
 	int		 spot;
+	int64_t		 max_idle_time;		/* ms, -1: the global */
+	int64_t		 max_spin_up_time;	/* ms, -1: the global */
 	int64_t		 spot_rollback_timeout;	/* ms */
 	int64_t		 spot_blackout_period;	/* ms */
 	char		*availability_zone;

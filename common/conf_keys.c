@@ -152,6 +152,11 @@ const struct conf_key conf_resource_keys[] = {
 	{ "cpu_mode", CK_BOOL, "false", 0, 0, R(cpu_mode), 0, 0, { NULL },
 	    NULL },
 	{ "spot", CK_BOOL, "false", 0, 0, R(spot), 0, 0, { NULL }, NULL },
+	/* unset: the global value */
+	{ "max_idle_time", CK_DUR, NULL, 0, 30 * MS_D, R(max_idle_time), 0, 0,
+	    { NULL }, NULL },
+	{ "max_spin_up_time", CK_DUR, NULL, MS_S, MS_D, R(max_spin_up_time),
+	    0, 0, { NULL }, NULL },
 	{ "spot_rollback_timeout", CK_DUR, "5m", 0, MS_D,
 	    R(spot_rollback_timeout), 0, 0, { NULL }, NULL },
 	{ "spot_blackout_period", CK_DUR, "10m", 0, MS_D,
@@ -515,6 +520,13 @@ apply_dur(struct conf_ld *ld, const struct conf_key *k, const struct cnode *n,
 	const char	*why;
 	char		 lo[32], hi[32], got[32];
 
+	/* a key without a default: "" or null leaves it to the global */
+	if (k->def == NULL && (n->type == CN_NULL || (n->type == CN_STR &&
+	    *n->str == '\0'))) {
+		*f = -1;
+		record(ld, k, NULL, w, 0);
+		return 0;
+	}
 	if (n->type == CN_INT) {
 		if (n->ival < 0 || n->ival > INT64_MAX / 1000 / 1000) {
 			ld_err_at(ld, n, "%s%s: %lld is not a duration",
@@ -586,6 +598,40 @@ apply_enum(struct conf_ld *ld, const struct conf_key *k,
 	return 0;
 }
 
+/*
+ * "sg-1, sg-2" as the ClearML app writes a list: its names, blanks around
+ * them trimmed; NULL when one is empty.
+ */
+static char **
+split_commas(const char *s, size_t *np)
+{
+	char		**v = NULL;
+	const char	 *p = s, *e, *end;
+	size_t		  n = 0;
+
+	for (;;) {
+		e = strchr(p, ',');
+		end = e != NULL ? e : p + strlen(p);
+		while (p < end && isspace((unsigned char)*p))
+			p++;
+		while (end > p && isspace((unsigned char)end[-1]))
+			end--;
+		if (end == p)
+			break;
+		v = xreallocarray(v, n + 1, sizeof(*v));
+		v[n++] = xstrndup(p, (size_t)(end - p));
+		if (e == NULL) {
+			*np = n;
+			return v;
+		}
+		p = e + 1;
+	}
+	while (n > 0)
+		free(v[--n]);
+	free(v);
+	return NULL;
+}
+
 static int
 apply_strlist(struct conf_ld *ld, const struct conf_key *k,
     const struct cnode *n, void *base, const struct ck_where *w)
@@ -600,14 +646,15 @@ apply_strlist(struct conf_ld *ld, const struct conf_key *k,
 		return 0;
 	}
 	if (n->type == CN_STR) {
-		if (*n->str == '\0') {
-			ld_err_at(ld, n, "%s%s: empty name", w->show, k->path);
+		if ((v = split_commas(n->str, &nv)) == NULL) {
+			ld_err_at(ld, n, "%s%s: \"%s\" has an empty name (write "
+			    "\"a,b\" or [\"a\", \"b\"])", w->show, k->path,
+			    n->str);
 			return -1;
 		}
 		ck_free(k, base);
-		*f = xcalloc(1, sizeof(**f));
-		(*f)[0] = xstrdup(n->str);
-		*ck_count(k, base) = 1;
+		*f = v;
+		*ck_count(k, base) = nv;
 		record(ld, k, NULL, w, 0);
 		return 0;
 	}
@@ -675,6 +722,74 @@ tag_check(struct conf_ld *ld, const struct cnode *at, const char *key,
 	return 0;
 }
 
+/* One "key=value" of the app's form; -1 when it is not one. */
+static int
+tag_pair(struct conf_ld *ld, const struct cnode *n, const char *pair,
+    const struct ck_where *w, char **key, char **value)
+{
+	const char	*eq = strchr(pair, '=');
+	const char	*ke, *vs;
+
+	*key = *value = NULL;
+	if (eq == NULL || eq == pair) {
+		ld_err_at(ld, n, "%stags: \"%s\" is not key=value (write "
+		    "\"team=ml,owner=ops\" or a group { team = \"ml\"; })",
+		    w->show, pair);
+		return -1;
+	}
+	for (ke = eq; ke > pair && isspace((unsigned char)ke[-1]); ke--)
+		;
+	for (vs = eq + 1; isspace((unsigned char)*vs); vs++)
+		;
+	*key = xstrndup(pair, (size_t)(ke - pair));
+	*value = xstrdup(vs);
+	if (!ck_tag_key_ok(*key)) {
+		ld_err_at(ld, n, "%stags: bad tag key \"%s\" (1 to 128 "
+		    "characters, not starting with aws: or qscale:, which "
+		    "are reserved)", w->show, *key);
+		return -1;
+	}
+	if (strlen(*value) > 256) {
+		ld_err_at(ld, n, "%stags: the value of \"%s\" is longer "
+		    "than 256 characters", w->show, *key);
+		return -1;
+	}
+	return 0;
+}
+
+/* tags = "team=ml,owner=ops": the ClearML app's form. */
+static int
+apply_tag_string(struct conf_ld *ld, const struct conf_key *k,
+    const struct cnode *n, void *base, const struct ck_where *w)
+{
+	char	**pairs, *key, *value;
+	size_t	 i, np = 0;
+	int	 bad = 0;
+
+	if (*n->str == '\0')
+		return 0;
+	if ((pairs = split_commas(n->str, &np)) == NULL) {
+		ld_err_at(ld, n, "%stags: \"%s\" has an empty key=value",
+		    w->show, n->str);
+		return -1;
+	}
+	for (i = 0; i < np; i++) {
+		if (tag_pair(ld, n, pairs[i], w, &key, &value) == 0) {
+			tag_set(ck_field(k, base), ck_count(k, base), key,
+			    value);
+			record(ld, k, key, w, 0);
+		} else
+			bad = 1;
+		free(key);
+		free(value);
+		free(pairs[i]);
+	}
+	free(pairs);
+	if (np > 0)
+		record(ld, k, NULL, w, 1);
+	return bad ? -1 : 0;
+}
+
 /*
  * tags = { team = "ml"; };  or, for keys libconfig cannot name,
  * tags = ( ("kubernetes.io/cluster", "x"), ... );  merged key by key.
@@ -690,6 +805,8 @@ apply_tags(struct conf_ld *ld, const struct conf_key *k,
 
 	if (n->type == CN_NULL)
 		return 0;
+	if (n->type == CN_STR)
+		return apply_tag_string(ld, k, n, base, w);
 	if (n->type != CN_GROUP && n->type != CN_LIST)
 		return wrong_type(ld, k, n, w, "a group { key = \"value\"; }");
 	for (i = 0; i < n->nkid; i++) {
@@ -847,6 +964,8 @@ ck_is_set(const struct conf_key *k, const void *base)
 		    k->off_n) > 0;
 	case CK_JSON:
 		return *(cJSON *const *)f != NULL;
+	case CK_DUR:
+		return *(const int64_t *)f >= 0;
 	default:
 		return 1;
 	}

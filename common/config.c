@@ -305,6 +305,8 @@ apply_default(struct conf_ld *ld, const struct conf_key *k, void *base,
 	char		*key;
 
 	if (k->def == NULL) {
+		if (k->type == CK_DUR)	/* unset */
+			*(int64_t *)ck_field(k, base) = -1;
 		xasprintf(&key, "%s%s", keypfx, k->path);
 		conf_origin_set(ld->conf, key, "default", 0);
 		free(key);

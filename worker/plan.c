@@ -103,8 +103,10 @@ plan_conf_from(struct plan_conf *pc, const struct qscale_conf *conf,
 	pc->max_instances = r->max_instances;
 	pc->spot = r->spot;
 	pc->max_requeues = conf->max_requeues;
-	pc->max_idle_ms = conf->max_idle_time;
-	pc->max_spin_up_ms = conf->max_spin_up_time;
+	pc->max_idle_ms = r->max_idle_time >= 0 ? r->max_idle_time :
+	    conf->max_idle_time;
+	pc->max_spin_up_ms = r->max_spin_up_time >= 0 ? r->max_spin_up_time :
+	    conf->max_spin_up_time;
 	pc->vanished_grace_ms = conf->vanished_worker_grace;
 	pc->spot_rollback_ms = r->spot_rollback_timeout;
 	pc->polling_ms = conf->polling_interval;

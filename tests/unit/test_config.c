@@ -25,6 +25,7 @@
 
 #include "common.h"
 #include "conf_int.h"
+#include "worker.h"
 
 static char	 tmpdir[256];
 
@@ -791,6 +792,98 @@ test_json_form(void **state)
 	    "groups, as in clearml = { api_server = ...; }");
 }
 
+static void	check_print_reloads(const char *);
+
+/* The ClearML app's comma lists and key=value tags. */
+static void
+test_app_lists(void **state)
+{
+	struct qscale_conf		*c;
+	const struct conf_resource	*r;
+	char				*s;
+
+	(void)state;
+	c = must_load(put("lists.conf", 0600, CML "resources = ( { name = "
+	    "\"gpu\"; queue = \"gpu\";\n instance_type = \"t3.micro\"; "
+	    "ami = \"ami-1\";\n subnets = \"subnet-1, subnet-2,subnet-3\";\n"
+	    " security_groups = \"sg-1\";\n"
+	    " tags = \"team=ml, owner = ops,empty=\"; } );\n"));
+	r = &c->resources[0];
+	assert_int_equal(r->nsubnets, 3);
+	assert_string_equal(r->subnets[0], "subnet-1");
+	assert_string_equal(r->subnets[1], "subnet-2");
+	assert_string_equal(r->subnets[2], "subnet-3");
+	assert_int_equal(r->nsecurity_groups, 1);
+	assert_string_equal(r->security_groups[0], "sg-1");
+	assert_int_equal(r->ntags, 3);
+	assert_string_equal(r->tags[0].key, "team");
+	assert_string_equal(r->tags[0].value, "ml");
+	assert_string_equal(r->tags[1].key, "owner");
+	assert_string_equal(r->tags[1].value, "ops");
+	assert_string_equal(r->tags[2].key, "empty");
+	assert_string_equal(r->tags[2].value, "");
+	/* printed back as the lists they mean */
+	s = json_text(c, 0);
+	assert_non_null(strstr(s, "\"subnet-1\", \"subnet-2\", \"subnet-3\""));
+	free(s);
+	conf_free(c);
+	fail_at("l1.conf", CML "resources = ( { name = \"gpu\"; queue = "
+	    "\"gpu\";\n instance_type = \"t3.micro\"; ami = \"ami-1\";\n"
+	    " security_groups = \"sg-1,,sg-2\"; } );\n", "security_groups",
+	    "resource \"gpu\": security_groups: \"sg-1,,sg-2\" has an empty "
+	    "name (write \"a,b\" or [\"a\", \"b\"])");
+	fail_at("l2.conf", CML "resources = ( { name = \"gpu\"; queue = "
+	    "\"gpu\";\n instance_type = \"t3.micro\"; ami = \"ami-1\";\n"
+	    " tags = \"team=ml,owner\"; } );\n", "tags", "resource \"gpu\": "
+	    "tags: \"owner\" is not key=value (write \"team=ml,owner=ops\" "
+	    "or a group { team = \"ml\"; })");
+	fail_at("l3.conf", CML "resources = ( { name = \"gpu\"; queue = "
+	    "\"gpu\";\n instance_type = \"t3.micro\"; ami = \"ami-1\";\n"
+	    " tags = \"qscale:resource=x\"; } );\n", "tags", "resource "
+	    "\"gpu\": tags: bad tag key \"qscale:resource\" (1 to 128 "
+	    "characters, not starting with aws: or qscale:, which are "
+	    "reserved)");
+}
+
+/* max_idle_time and max_spin_up_time per resource, else the global. */
+static void
+test_resource_timeouts(void **state)
+{
+	struct qscale_conf	*c;
+	struct plan_conf	 pc;
+	char			*s;
+
+	(void)state;
+	c = must_load(put("rt.conf", 0600, CML "max_idle_time = \"20m\";\n"
+	    "defaults = { resource = { max_spin_up_time = \"40m\"; }; };\n"
+	    "resources = ( " RES("a", "a") ",\n"
+	    "{ name = \"b\"; queue = \"b\"; instance_type = \"t3.micro\"; "
+	    "ami = \"ami-1\";\n max_idle_time = \"2m\"; "
+	    "max_spin_up_time = \"5m\"; } );\n"));
+	assert_int_equal(c->resources[0].max_idle_time, -1);
+	assert_int_equal(c->resources[0].max_spin_up_time, 40 * 60000);
+	assert_int_equal(c->resources[1].max_idle_time, 2 * 60000);
+	plan_conf_from(&pc, c, &c->resources[0]);
+	assert_int_equal(pc.max_idle_ms, 20 * 60000);
+	assert_int_equal(pc.max_spin_up_ms, 40 * 60000);
+	plan_conf_from(&pc, c, &c->resources[1]);
+	assert_int_equal(pc.max_idle_ms, 2 * 60000);
+	assert_int_equal(pc.max_spin_up_ms, 5 * 60000);
+	/* unset prints as "", which loads back as unset */
+	s = json_text(c, 1);
+	assert_non_null(strstr(s, "\"max_idle_time\":\tnull"));
+	free(s);
+	check_print_reloads(put("rt2.conf", 0600, CML "resources = ( "
+	    RES("a", "a") " );\n"));
+	conf_free(c);
+	fail_at("rt3.conf", CML "resources = ( { name = \"b\"; queue = "
+	    "\"b\";\n instance_type = \"t3.micro\"; ami = \"ami-1\";\n"
+	    " max_idle_time = 10; } );\n", "max_idle_time", "resource \"b\": "
+	    "max_idle_time = 10: a duration needs a unit: write \"10m\" for "
+	    "10 minutes (as the ClearML app's fields mean it) or \"10s\" for "
+	    "10 seconds");
+}
+
 static void
 test_env(void **state)
 {
@@ -1487,6 +1580,8 @@ main(void)
 		cmocka_unit_test_setup(test_big_integers, clean_env),
 		cmocka_unit_test_setup(test_all_errors, clean_env),
 		cmocka_unit_test_setup(test_json_form, clean_env),
+		cmocka_unit_test_setup(test_app_lists, clean_env),
+		cmocka_unit_test_setup(test_resource_timeouts, clean_env),
 		cmocka_unit_test_setup(test_env, clean_env),
 		cmocka_unit_test_setup(test_secrecy, clean_env),
 		cmocka_unit_test_setup(test_include, clean_env),
