@@ -164,6 +164,8 @@ const char	*ck_suggest(const struct conf_key *, size_t, const char *,
 int		 ck_name_ok(const char *);
 const char	*ck_listen_check(const char *, int *);
 int		 ck_tag_key_ok(const char *);
+int		 ck_launch_spec_check(struct conf_ld *, const struct cnode *,
+		    const cJSON *, const char *, const char *);
 
 /* config.c */
 void		 conf_origin_set(struct qscale_conf *, const char *,

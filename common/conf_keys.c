@@ -838,6 +838,115 @@ apply_tags(struct conf_ld *ld, const struct conf_key *k,
 	return bad ? -1 : 0;
 }
 
+/* What qscale sets in every RunInstances call itself. */
+static const char *const spec_owned[] = {
+	"MinCount", "MaxCount", "UserData", "ClientToken", "DryRun",
+	"Action", "Version"
+};
+
+/* Member name of a group, element i of a list; else where. */
+static const struct cnode *
+spec_node(const struct cnode *g, const char *name, int i,
+    const struct cnode *where)
+{
+	const struct cnode	*m;
+
+	if (g == NULL)
+		return where;
+	if (name != NULL && g->type == CN_GROUP &&
+	    (m = cnode_member(g, name)) != NULL)
+		return m;
+	if (name == NULL && g->type == CN_LIST && i >= 0 &&
+	    (size_t)i < g->nkid)
+		return g->kid[i];
+	return where;
+}
+
+/* spec[name], under the SDK's name or the wire's. */
+static const cJSON *
+spec_item(const cJSON *o, const char *sdk, const char *wire,
+    const char **used)
+{
+	const cJSON	*it;
+
+	*used = sdk;
+	if ((it = cJSON_GetObjectItemCaseSensitive(o, sdk)) != NULL)
+		return it;
+	*used = wire;
+	return cJSON_GetObjectItemCaseSensitive(o, wire);
+}
+
+/* The tag keys of the spec's TagSpecifications: none may be qscale's. */
+static int
+spec_tags_check(struct conf_ld *ld, const struct cnode *n, const cJSON *spec,
+    const char *show, const char *path)
+{
+	const cJSON		*ts, *t, *tags, *tag, *key;
+	const struct cnode	*tsn, *tn, *tagsn, *at;
+	const char		*tsname, *tname;
+	int			 i = 0, j, bad = 0;
+
+	if ((ts = spec_item(spec, "TagSpecifications", "TagSpecification",
+	    &tsname)) == NULL || !cJSON_IsArray(ts))
+		return 0;
+	tsn = spec_node(n, tsname, -1, NULL);
+	cJSON_ArrayForEach(t, ts) {
+		tn = spec_node(tsn, NULL, i++, NULL);
+		if ((tags = spec_item(t, "Tags", "Tag", &tname)) == NULL ||
+		    !cJSON_IsArray(tags))
+			continue;
+		tagsn = spec_node(tn, tname, -1, NULL);
+		j = 0;
+		cJSON_ArrayForEach(tag, tags) {
+			at = spec_node(spec_node(tagsn, NULL, j++, NULL),
+			    "Key", -1, NULL);
+			key = cJSON_GetObjectItemCaseSensitive(tag, "Key");
+			if (!cJSON_IsString(key) ||
+			    ck_tag_key_ok(key->valuestring))
+				continue;
+			ld_err_at(ld, at != NULL ? at : n, "%s%s.%s element "
+			    "%d, %s element %d: tag key \"%s\" is reserved (keys starting with "
+			    "qscale: are how qscale finds its instances, aws: "
+			    "is EC2's)", show, path, tsname, i, tname, j,
+			    key->valuestring);
+			bad = 1;
+		}
+	}
+	return bad ? -1 : 0;
+}
+
+/*
+ * What a custom launch spec may not give, found when the configuration
+ * is loaded (qscaled -n), not at the first launch: the parameters qscale
+ * sets in every call, and tags of its own.  n is the spec's node (a
+ * group whose members have lines, or the string that holds the JSON).
+ */
+int
+ck_launch_spec_check(struct conf_ld *ld, const struct cnode *n,
+    const cJSON *spec, const char *show, const char *path)
+{
+	const cJSON	*it;
+	size_t		 i;
+	int		 bad = 0;
+
+	cJSON_ArrayForEach(it, spec) {
+		for (i = 0; i < QS_ARRAYLEN(spec_owned); i++)
+			if (strcmp(it->string, spec_owned[i]) == 0)
+				break;
+		if (i == QS_ARRAYLEN(spec_owned))
+			continue;
+		ld_err_at(ld, spec_node(n, it->string, -1, n), "%s%s.%s is "
+		    "set by qscale in every launch and cannot be given here "
+		    "(MinCount and MaxCount follow the demand, UserData is "
+		    "the startup script, ClientToken makes a retried call "
+		    "launch nothing twice)", show, path, it->string);
+		bad = 1;
+	}
+	if (spec_tags_check(ld, n, spec, show, path) == -1)
+		bad = 1;
+	return bad ? -1 : 0;
+}
+
 static int
 apply_json(struct conf_ld *ld, const struct conf_key *k,
     const struct cnode *n, void *base, const struct ck_where *w)
@@ -864,6 +973,11 @@ apply_json(struct conf_ld *ld, const struct conf_key *k,
 	} else if (n->type != CN_NULL && n->type != CN_STR)
 		return wrong_type(ld, k, n, w,
 		    "a group or a string holding a JSON object");
+	if (j != NULL && ck_launch_spec_check(ld, n, j, w->show, k->path) ==
+	    -1) {
+		cJSON_Delete(j);
+		return -1;
+	}
 	ck_free(k, base);
 	*f = j;
 	record(ld, k, NULL, w, 0);

@@ -884,6 +884,56 @@ test_resource_timeouts(void **state)
 	    "10 seconds");
 }
 
+/* What qscale owns in a launch is refused at load, with its line. */
+static void
+test_launch_spec_owned(void **state)
+{
+	const char	*text;
+
+	(void)state;
+	text = CML "custom_launch_spec = {\n  EbsOptimized = true;\n"
+	    "  MaxCount = 10;\n  TagSpecifications = ( { ResourceType = "
+	    "\"instance\";\n    Tags = ( { Key = \"team\"; Value = \"x\"; },"
+	    "\n      { Key = \"qscale:resource\"; Value = \"y\"; } ); } );\n"
+	    "};\n" ONE;
+	fail_at("ls1.conf", text, "MaxCount", "custom_launch_spec.MaxCount is "
+	    "set by qscale in every launch and cannot be given here (MinCount "
+	    "and MaxCount follow the demand, UserData is the startup script, "
+	    "ClientToken makes a retried call launch nothing twice)");
+	fail_at("ls1.conf", text, "Key = \"qscale:", "custom_launch_spec."
+	    "TagSpecifications element 1, Tags element 2: tag key "
+	    "\"qscale:resource\" is reserved (keys starting with qscale: are "
+	    "how qscale finds its instances, aws: is EC2's)");
+	/* a string of JSON: its line; a resource's own names the resource */
+	text = CML "resources = ( { name = \"gpu\"; queue = \"gpu\";\n"
+	    " instance_type = \"t3.micro\"; ami = \"ami-1\";\n"
+	    " custom_launch_spec = \"{\\\"UserData\\\": \\\"IyEK\\\"}\"; } );\n";
+	fail_at("ls2.conf", text, "custom_launch_spec", "resource \"gpu\": "
+	    "custom_launch_spec.UserData is set by qscale in every launch and "
+	    "cannot be given here (MinCount and MaxCount follow the demand, "
+	    "UserData is the startup script, ClientToken makes a retried call "
+	    "launch nothing twice)");
+	/* the JSON form: the key's own line */
+	text = "{\n \"clearml\": { \"api_server\": \"http://x\",\n"
+	    "   \"access_key\": \"a\", \"secret_key\": \"s-1\" },\n"
+	    " \"custom_launch_spec\": { \"Monitoring\": {\"Enabled\": true},\n"
+	    "   \"ClientToken\": \"x\" },\n \"resources\": [\n"
+	    "  { \"name\": \"gpu\", \"queue\": \"gpu\",\n"
+	    "    \"instance_type\": \"t3.micro\", \"ami\": \"ami-1\" } ] }\n";
+	fail_at("ls3.json", text, "\"ClientToken\"", "custom_launch_spec."
+	    "ClientToken is set by qscale in every launch and cannot be given "
+	    "here (MinCount and MaxCount follow the demand, UserData is the "
+	    "startup script, ClientToken makes a retried call launch nothing "
+	    "twice)");
+	/* in a defaults block too, though no resource is named there */
+	text = CML "defaults = { resource = { custom_launch_spec = {\n"
+	    "  MinCount = 2; }; }; };\n" ONE;
+	fail_at("ls4.conf", text, "MinCount", "custom_launch_spec.MinCount is "
+	    "set by qscale in every launch and cannot be given here (MinCount "
+	    "and MaxCount follow the demand, UserData is the startup script, "
+	    "ClientToken makes a retried call launch nothing twice)");
+}
+
 static void
 test_env(void **state)
 {
@@ -1582,6 +1632,7 @@ main(void)
 		cmocka_unit_test_setup(test_json_form, clean_env),
 		cmocka_unit_test_setup(test_app_lists, clean_env),
 		cmocka_unit_test_setup(test_resource_timeouts, clean_env),
+		cmocka_unit_test_setup(test_launch_spec_owned, clean_env),
 		cmocka_unit_test_setup(test_env, clean_env),
 		cmocka_unit_test_setup(test_secrecy, clean_env),
 		cmocka_unit_test_setup(test_include, clean_env),
