@@ -111,6 +111,8 @@ struct conf_ebs {
 	char		*device;	/* "/dev/sda1" */
 	int		 size_gb;	/* 0: AMI default */
 	char		*type;		/* "gp3" */
+	int		 iops;		/* 0: the type's baseline */
+	int		 throughput;	/* MiB/s, gp3; 0: the baseline */
 };
 
 struct conf_iam_profile {
@@ -198,6 +200,12 @@ struct conf_agent {
 	char		*secret_key;		/* secret */
 };
 
+/* Errors collected while loading, each "FILE:LINE: message". */
+struct conf_errors {
+	char		**msg;
+	size_t		 n;
+};
+
 /* Where a value came from: "default", "FILE:LINE", "environment VAR". */
 struct conf_origin {
 	char		*key;		/* "aws.region", "resources.gpu.ami" */
@@ -236,12 +244,11 @@ struct qscale_conf {
 	size_t		 norigins;
 	char		**srcfiles;		/* files read, main first */
 	size_t		 nsrcfiles;
-};
-
-/* Errors collected while loading, each "FILE:LINE: message". */
-struct conf_errors {
-	char		**msg;
-	size_t		 n;
+	/*
+	 * What loads but does nothing as written, or may not do what was
+	 * meant: "FILE:LINE: message", for qscaled -n and the log.
+	 */
+	struct conf_errors	 warnings;
 };
 
 #define CONF_PRINT_SECRETS	0x01	/* show secrets instead of ******** */
@@ -251,6 +258,7 @@ struct qscale_conf	*conf_load(const char *, struct conf_errors *);
 void		 conf_free(struct qscale_conf *);
 void		 conf_errors_clear(struct conf_errors *);
 void		 conf_register_secrets(const struct qscale_conf *);
+void		 conf_log_warnings(const struct qscale_conf *);
 char		*conf_print(const struct qscale_conf *, int);
 cJSON		*conf_to_json(const struct qscale_conf *, int);
 void		 conf_json_merge(cJSON *, const cJSON *);

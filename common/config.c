@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 
 #include <regex.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -733,6 +734,137 @@ check_pairs(struct conf_ld *ld)
 		    "aws.retry_base_delay is longer than aws.retry_max_delay");
 }
 
+/* A message that does not stop the load: "FILE:LINE: message". */
+static void
+ld_warn(struct conf_ld *ld, const struct cnode *n, const char *fmt, ...)
+{
+	struct conf_errors	*w = &ld->conf->warnings;
+	va_list			 ap;
+	char			*text;
+
+	va_start(ap, fmt);
+	if (vasprintf(&text, fmt, ap) < 0)
+		fatal("vasprintf");
+	va_end(ap);
+	w->msg = xreallocarray(w->msg, w->n + 1, sizeof(*w->msg));
+	if (n != NULL && n->file != NULL)
+		xasprintf(&w->msg[w->n++], "%s:%d: %s", n->file, n->line,
+		    text);
+	else
+		xasprintf(&w->msg[w->n++], "%s: %s", ld->path, text);
+	free(text);
+}
+
+/* The node that set pfx.path, else the resource's block. */
+static const struct cnode *
+res_where(struct conf_ld *ld, const char *pfx, const char *path,
+    const struct cnode *block)
+{
+	const struct cnode	*n;
+	char			*key;
+
+	xasprintf(&key, "%s%s", pfx, path);
+	n = where_of(ld, key);
+	free(key);
+	return n != NULL ? n : block;
+}
+
+/* What the IOPS and throughput of one volume type may be. */
+static const struct {
+	const char	*type;
+	int		 iops_min, iops_max;	/* 0, 0: none */
+	int		 iops_needed;
+	int		 tput_min, tput_max;	/* 0, 0: none */
+} ebs_limits[] = {
+	{ "io1", 100, 64000, 1, 0, 0 },
+	{ "io2", 100, 256000, 1, 0, 0 },
+	{ "gp3", 3000, 16000, 0, 125, 1000 },
+};
+
+static void
+check_ebs_perf(struct conf_ld *ld, const struct conf_resource *r,
+    const char *show, const char *pfx, const struct cnode *e)
+{
+	size_t	 i;
+
+	for (i = 0; i < QS_ARRAYLEN(ebs_limits); i++)
+		if (str_eq(r->ebs.type, ebs_limits[i].type))
+			break;
+	if (i == QS_ARRAYLEN(ebs_limits)) {
+		if (r->ebs.iops > 0 || r->ebs.throughput > 0)
+			ld_err_at(ld, res_where(ld, pfx, r->ebs.iops > 0 ?
+			    "ebs.iops" : "ebs.throughput", e), "%s%s is for "
+			    "io1, io2 and gp3 volumes, not %s", show,
+			    r->ebs.iops > 0 ? "ebs.iops" : "ebs.throughput",
+			    r->ebs.type);
+		return;
+	}
+	if (ebs_limits[i].iops_needed && r->ebs.iops == 0)
+		ld_err_at(ld, res_where(ld, pfx, "ebs.type", e), "%sebs.type "
+		    "%s needs ebs.iops (%d to %d): EC2 refuses the launch "
+		    "without it", show, r->ebs.type, ebs_limits[i].iops_min,
+		    ebs_limits[i].iops_max);
+	else if (r->ebs.iops != 0 && (r->ebs.iops < ebs_limits[i].iops_min ||
+	    r->ebs.iops > ebs_limits[i].iops_max))
+		ld_err_at(ld, res_where(ld, pfx, "ebs.iops", e), "%sebs.iops "
+		    "must be from %d to %d for %s (not %d)", show,
+		    ebs_limits[i].iops_min, ebs_limits[i].iops_max,
+		    r->ebs.type, r->ebs.iops);
+	if (r->ebs.throughput != 0 && ebs_limits[i].tput_max == 0)
+		ld_err_at(ld, res_where(ld, pfx, "ebs.throughput", e),
+		    "%sebs.throughput is for gp3 volumes, not %s", show,
+		    r->ebs.type);
+	else if (r->ebs.throughput != 0 &&
+	    r->ebs.throughput < ebs_limits[i].tput_min)
+		ld_err_at(ld, res_where(ld, pfx, "ebs.throughput", e),
+		    "%sebs.throughput must be from %d to %d MiB/s for %s "
+		    "(not %d)", show, ebs_limits[i].tput_min,
+		    ebs_limits[i].tput_max, r->ebs.type, r->ebs.throughput);
+}
+
+/*
+ * Settings that load but would do nothing, said rather than ignored;
+ * and volume settings EC2 would refuse at every launch, refused here.
+ */
+static void
+check_noops(struct conf_ld *ld, const struct cnode *root)
+{
+	const struct cnode	*rs = cnode_member(root, "resources"), *e;
+	struct conf_resource	*r;
+	char			*show, *pfx;
+	size_t			 i, j;
+
+	for (i = 0; i < ld->conf->nresources; i++) {
+		r = &ld->conf->resources[i];
+		if (r->name == NULL)
+			continue;
+		for (j = 0, e = NULL; rs != NULL && j < rs->nkid; j++)
+			if (rs->kid[j]->line == r->line &&
+			    str_eq(rs->kid[j]->file, r->file))
+				e = rs->kid[j];
+		xasprintf(&show, "resource \"%s\": ", r->name);
+		xasprintf(&pfx, "resources.%s.", r->name);
+		if (r->ebs.size_gb == 0 &&
+		    (res_where(ld, pfx, "ebs.type", NULL) != NULL ||
+		    r->ebs.iops > 0 || r->ebs.throughput > 0))
+			ld_warn(ld, res_where(ld, pfx, r->ebs.iops > 0 ?
+			    "ebs.iops" : r->ebs.throughput > 0 ?
+			    "ebs.throughput" : "ebs.type", e), "%sebs settings "
+			    "do nothing without ebs.size_gb: the AMI's root "
+			    "volume is used as it is (set ebs.size_gb to give "
+			    "it a size, a type and its IOPS)", show);
+		else if (r->ebs.size_gb > 0)
+			check_ebs_perf(ld, r, show, pfx, e);
+		if (r->availability_zone != NULL && r->nsubnets > 0)
+			ld_warn(ld, res_where(ld, pfx, "availability_zone", e),
+			    "%savailability_zone \"%s\" is not used: subnets "
+			    "are set, and each subnet lies in one zone", show,
+			    r->availability_zone);
+		free(show);
+		free(pfx);
+	}
+}
+
 /* What follows from the rest: derived defaults, effective values. */
 static void
 resolve(struct conf_ld *ld)
@@ -789,6 +921,7 @@ load_tree(struct conf_ld *ld, const struct cnode *root)
 	check_required(ld, root);
 	load_resources(ld, root, L, nl);
 	check_pairs(ld);
+	check_noops(ld, root);
 	resolve(ld);
 	free_layers(L, nl);
 }
@@ -890,6 +1023,7 @@ conf_free(struct qscale_conf *conf)
 		free(conf->srcfiles[i]);
 	free(conf->srcfiles);
 	free(conf->aws.access_key_source);
+	conf_errors_clear(&conf->warnings);
 	free(conf->file);
 	free(conf);
 }
@@ -906,6 +1040,16 @@ conf_errors_clear(struct conf_errors *errs)
 	free(errs->msg);
 	errs->msg = NULL;
 	errs->n = 0;
+}
+
+/* What loaded but does nothing as written, into the log. */
+void
+conf_log_warnings(const struct qscale_conf *conf)
+{
+	size_t	 i;
+
+	for (i = 0; i < conf->warnings.n; i++)
+		log_warnx("%s", conf->warnings.msg[i]);
 }
 
 void

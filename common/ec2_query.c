@@ -262,6 +262,12 @@ add_ebs(struct ec2_params *p, const struct ec2_launch *l)
 	if (l->ebs_type != NULL && *l->ebs_type != '\0')
 		ec2_params_add(p, "BlockDeviceMapping.1.Ebs.VolumeType",
 		    l->ebs_type);
+	if (l->ebs_iops > 0)
+		ec2_params_addf(p, "BlockDeviceMapping.1.Ebs.Iops", "%d",
+		    l->ebs_iops);
+	if (l->ebs_throughput > 0)
+		ec2_params_addf(p, "BlockDeviceMapping.1.Ebs.Throughput", "%d",
+		    l->ebs_throughput);
 	ec2_params_add(p, "BlockDeviceMapping.1.Ebs.DeleteOnTermination",
 	    "true");
 }

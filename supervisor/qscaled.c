@@ -129,6 +129,8 @@ load_or_die(const char *path)
 		exit(1);
 	}
 	conf_errors_clear(&errs);
+	for (i = 0; i < conf->warnings.n; i++)
+		fprintf(stderr, "%s\n", conf->warnings.msg[i]);
 	return conf;
 }
 
@@ -338,6 +340,7 @@ main(int argc, char **argv)
 	logsink_set_stderr(o.debug);
 	log_set_stderr(0);
 	log_set_sink(logsink_sink, NULL);
+	conf_log_warnings(conf);
 	status_announce();
 	report_ready(readyfd, NULL);
 	if (!o.foreground && (devnull = open("/dev/null", O_WRONLY)) != -1) {

@@ -175,6 +175,7 @@ sup_reload(struct sup *sup, char **err)
 	}
 	conf_errors_clear(&errs);
 	conf_register_secrets(conf);
+	conf_log_warnings(conf);
 	sup->conf = conf;
 	sup->reloads++;
 	sup->last_reload_error[0] = '\0';

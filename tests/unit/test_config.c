@@ -300,6 +300,10 @@ test_every_key(void **state)
 	assert_string_equal(r->ebs.device, "/dev/xvda");
 	assert_int_equal(r->ebs.size_gb, 100);
 	assert_string_equal(r->ebs.type, "io2");
+	assert_int_equal(r->ebs.iops, 20000);
+	assert_int_equal(r->ebs.throughput, 0);
+	assert_int_equal(r->max_idle_time, 45 * 60000);
+	assert_int_equal(r->max_spin_up_time, 20 * 60000);
 	assert_null(r->iam_instance_profile.arn);
 	assert_string_equal(r->iam_instance_profile.name, "gpu-prof");
 	assert_ptr_equal(r->eff_iam_instance_profile, &r->iam_instance_profile);
@@ -932,6 +936,78 @@ test_launch_spec_owned(void **state)
 	    "set by qscale in every launch and cannot be given here (MinCount "
 	    "and MaxCount follow the demand, UserData is the startup script, "
 	    "ClientToken makes a retried call launch nothing twice)");
+}
+
+#define GPU_AT	"resources = ( { name = \"gpu\"; queue = \"gpu\";\n" \
+		" instance_type = \"t3.micro\"; ami = \"ami-1\";\n"
+
+/* Loads text; its one warning reads want, at the line of marker. */
+static void
+warns_with(const char *name, const char *text, const char *marker,
+    const char *want)
+{
+	struct qscale_conf	*c;
+	const char		*path = put(name, 0600, text);
+	char			*full;
+
+	c = must_load(path);
+	xasprintf(&full, "%s:%d: %s", path, line_of(text, marker), want);
+	if (c->warnings.n != 1 || strcmp(c->warnings.msg[0], full) != 0) {
+		print_message("expected: %s\n", full);
+		if (c->warnings.n > 0)
+			print_message("got:      %s\n", c->warnings.msg[0]);
+		fail_msg("%zu warnings", c->warnings.n);
+	}
+	free(full);
+	conf_free(c);
+}
+
+/* Settings that would do nothing are said; EBS settings EC2 refuses. */
+static void
+test_noops(void **state)
+{
+	struct qscale_conf	*c;
+
+	(void)state;
+	c = must_load(put("quiet.conf", 0600, CML ONE));
+	assert_int_equal(c->warnings.n, 0);
+	conf_free(c);
+	warns_with("n1.conf", CML GPU_AT " ebs = { type = \"io2\"; }; } );\n",
+	    "ebs =", "resource \"gpu\": ebs settings do nothing without "
+	    "ebs.size_gb: the AMI's root volume is used as it is (set "
+	    "ebs.size_gb to give it a size, a type and its IOPS)");
+	warns_with("n2.conf", CML GPU_AT " subnets = \"subnet-1\";\n"
+	    " availability_zone = \"us-east-1a\"; } );\n", "availability_zone",
+	    "resource \"gpu\": availability_zone \"us-east-1a\" is not used: "
+	    "subnets are set, and each subnet lies in one zone");
+	/* from a defaults block: that line */
+	warns_with("n3.conf", CML "defaults = { resource = {\n"
+	    "  availability_zone = \"us-east-1b\"; }; };\n" GPU_AT
+	    " subnets = [ \"subnet-1\" ]; } );\n", "availability_zone",
+	    "resource \"gpu\": availability_zone \"us-east-1b\" is not used: "
+	    "subnets are set, and each subnet lies in one zone");
+	fail_at("n4.conf", CML GPU_AT " ebs = { size_gb = 50;\n"
+	    " type = \"io1\"; }; } );\n", " type = \"io1", "resource \"gpu\": ebs.type "
+	    "io1 needs ebs.iops (100 to 64000): EC2 refuses the launch "
+	    "without it");
+	fail_at("n5.conf", CML GPU_AT " ebs = { size_gb = 50; type = \"gp2\";"
+	    "\n iops = 5000; }; } );\n", "iops", "resource \"gpu\": ebs.iops "
+	    "is for io1, io2 and gp3 volumes, not gp2");
+	fail_at("n6.conf", CML GPU_AT " ebs = { size_gb = 50;\n"
+	    " throughput = 2000; }; } );\n", "throughput", "resource \"gpu\": "
+	    "ebs.throughput must be from 0 to 1000 (not 2000)");
+	fail_at("n7.conf", CML GPU_AT " ebs = { size_gb = 50; type = \"io2\";"
+	    "\n iops = 3000; throughput = 500; }; } );\n", "throughput",
+	    "resource \"gpu\": ebs.throughput is for gp3 volumes, not io2");
+	fail_at("n8.conf", CML GPU_AT " ebs = { size_gb = 50;\n"
+	    " iops = 1000; }; } );\n", "iops", "resource \"gpu\": ebs.iops "
+	    "must be from 3000 to 16000 for gp3 (not 1000)");
+	c = must_load(put("n9.conf", 0600, CML GPU_AT " ebs = { size_gb = 50; "
+	    "iops = 6000; throughput = 250; }; } );\n"));
+	assert_int_equal(c->warnings.n, 0);
+	assert_int_equal(c->resources[0].ebs.iops, 6000);
+	assert_int_equal(c->resources[0].ebs.throughput, 250);
+	conf_free(c);
 }
 
 static void
@@ -1633,6 +1709,7 @@ main(void)
 		cmocka_unit_test_setup(test_app_lists, clean_env),
 		cmocka_unit_test_setup(test_resource_timeouts, clean_env),
 		cmocka_unit_test_setup(test_launch_spec_owned, clean_env),
+		cmocka_unit_test_setup(test_noops, clean_env),
 		cmocka_unit_test_setup(test_env, clean_env),
 		cmocka_unit_test_setup(test_secrecy, clean_env),
 		cmocka_unit_test_setup(test_include, clean_env),

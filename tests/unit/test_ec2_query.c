@@ -589,6 +589,27 @@ test_custom_launch_spec(void **state)
 	absent(&p, "InstanceMarketOptions.SpotOptions.MaxPrice");
 	ec2_params_clear(&p);
 
+	/* the volume's IOPS and throughput, when set */
+	{
+		struct ec2_launch	 l;
+		char			 err[256];
+
+		full_launch(&l);
+		l.ebs_iops = 6000;
+		l.ebs_throughput = 250;
+		assert_int_equal(ec2_build_run_instances(&l, &p, err,
+		    sizeof(err)), 0);
+		want(&p, "BlockDeviceMapping.1.Ebs.Iops", "6000");
+		want(&p, "BlockDeviceMapping.1.Ebs.Throughput", "250");
+		ec2_params_clear(&p);
+		full_launch(&l);
+		assert_int_equal(ec2_build_run_instances(&l, &p, err,
+		    sizeof(err)), 0);
+		absent(&p, "BlockDeviceMapping.1.Ebs.Iops");
+		absent(&p, "BlockDeviceMapping.1.Ebs.Throughput");
+		ec2_params_clear(&p);
+	}
+
 	/* what qscale must own, and what is no parameter */
 	merged("{\"ClientToken\": \"x\"}", &p, -1);
 	merged("{\"MaxCount\": 10}", &p, -1);
