@@ -37,6 +37,13 @@ enum sup_child_state {
 	CHILD_DISABLED,		/* exited with code 2: not respawned */
 };
 
+struct sup_blackout {
+	int			 active;
+	int64_t			 until_ms;
+	char			 origin[80];	/* resource that failed */
+	char			 reason[160];
+};
+
 struct sup_child {
 	TAILQ_ENTRY(sup_child)	 entry;
 	struct sup		*sup;
@@ -60,15 +67,10 @@ struct sup_child {
 	cJSON			*snapshot;	/* last MSG_STATE body */
 	int64_t			 snapshot_ms;
 	int			 granted;	/* launches granted, not seen */
+	struct sup_blackout	 blackout;	/* spot_blackout_scope
+						   "resource": its own */
 };
 TAILQ_HEAD(sup_children, sup_child);
-
-struct sup_blackout {
-	int			 active;
-	int64_t			 until_ms;
-	char			 origin[80];	/* resource that failed */
-	char			 reason[160];
-};
 
 struct sup {
 	struct event_base	*base;
@@ -82,6 +84,7 @@ struct sup {
 	struct event		*ev_signals[5];
 	struct event		*ev_stop_timer;
 	struct event		*ev_tick;
+	struct event		*ev_blackout;	/* its end; NULL until one */
 	struct sup_blackout	 blackout;
 	struct report		*report;	/* report.c; NULL: off */
 	int			 reloads;
@@ -114,6 +117,8 @@ void		 sup_global_message(struct sup_child *, struct proto_msg *);
 void		 sup_global_tick(struct sup *);
 void		 sup_global_child_started(struct sup_child *);
 cJSON		*sup_global_status(struct sup *);
+const struct sup_blackout *sup_global_blackout_of(const struct sup_child *);
+cJSON		*sup_global_blackout_json(const struct sup_child *);
 
 /* report.c: the autoscaler as a task in its ClearML server */
 #define REPORT_MIN_INTERVAL_MS	10000	/* polling_interval, at least */

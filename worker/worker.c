@@ -120,6 +120,7 @@ worker_blackout(struct wproc *w, cJSON *body)
 {
 	const char	*origin = proto_get_str(body, "resource");
 	int64_t		 until = 0;
+	char		 t[40];
 
 	proto_get_int(body, "until", 0, INT64_MAX, &until);
 	w->blackout = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(body,
@@ -127,9 +128,12 @@ worker_blackout(struct wproc *w, cJSON *body)
 	w->blackout_until_ms = until;
 	snprintf(w->blackout_origin, sizeof(w->blackout_origin), "%s",
 	    origin != NULL ? origin : "");
-	log_info("spot blackout %s%s%s", w->blackout ? "active (started by " :
-	    "over", w->blackout ? w->blackout_origin : "",
-	    w->blackout ? ")" : "");
+	fmt_time_ms(until, t, sizeof(t));
+	if (w->blackout)
+		log_info("spot blackout until %s (started by %s): launches "
+		    "that would be spot are on-demand", t, w->blackout_origin);
+	else
+		log_info("spot blackout over");
 }
 
 static void
