@@ -267,6 +267,7 @@ char		*conf_resource_fingerprint(const struct qscale_conf *,
 const struct conf_resource *conf_resource_find(const struct qscale_conf *,
 		    const char *);
 const char	*conf_origin(const struct qscale_conf *, const char *);
+char		*conf_peek_socket(const char *, char **);
 
 /* http.c */
 

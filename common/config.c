@@ -1063,6 +1063,123 @@ conf_register_secrets(const struct qscale_conf *conf)
 			    (void *)conf));
 }
 
+/* A layer's control.socket, when it is a usable one. */
+static const char *
+peek_socket_in(const struct cnode *g)
+{
+	const struct cnode	*n = cnode_lookup(g, "control.socket");
+
+	if (n == NULL || n->type != CN_STR || n->str[0] != '/')
+		return NULL;
+	return n->str;
+}
+
+/* The same layers as conf_load(): top, matching match blocks, defaults. */
+static const char *
+peek_socket_tree(const struct cnode *root)
+{
+	const struct cnode	*m = cnode_member(root, "match");
+	const struct cnode	*wp = cnode_member(root, "workers_prefix");
+	const struct cnode	*re;
+	const char		*s, *found = NULL;
+	regex_t			 rx;
+	size_t			 i;
+
+	if ((s = peek_socket_in(root)) != NULL)
+		return s;
+	for (i = 0; m != NULL && m->type == CN_LIST && i < m->nkid; i++) {
+		re = cnode_member(m->kid[i], "workers_prefix");
+		if (re == NULL || re->type != CN_STR ||
+		    (s = peek_socket_in(m->kid[i])) == NULL ||
+		    regcomp(&rx, re->str, REG_EXTENDED | REG_NOSUB) != 0)
+			continue;
+		if (regexec(&rx, wp != NULL && wp->type == CN_STR ? wp->str :
+		    "qscale", 0, NULL, 0) == 0)
+			found = s;	/* the last that matches wins */
+		regfree(&rx);
+	}
+	if (found != NULL)
+		return found;
+	return peek_socket_in(cnode_member(root, "defaults"));
+}
+
+/* control { socket = "..." } found in the text alone. */
+static char *
+peek_socket_text(const char *path)
+{
+	static const char re[] = "control\"?[[:space:]]*[=:][[:space:]]*"
+	    "\\{[^}]*socket\"?[[:space:]]*[=:][[:space:]]*\"(/[^\"]+)\"";
+	regex_t		 rx;
+	regmatch_t	 mt[2];
+	char		 buf[65536], *s = NULL;
+	size_t		 n;
+	FILE		*f;
+
+	if ((f = fopen(path, "re")) == NULL)
+		return NULL;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	if (regcomp(&rx, re, REG_EXTENDED) != 0)
+		return NULL;
+	if (regexec(&rx, buf, 2, mt, 0) == 0)
+		s = xstrndup(buf + mt[1].rm_so,
+		    (size_t)(mt[1].rm_eo - mt[1].rm_so));
+	regfree(&rx);
+	return s;
+}
+
+/*
+ * The control socket a configuration names, for qscalectl -c: read
+ * without checking the rest, so that a file half-way through an edit
+ * still leads to the running daemon.  When the file cannot be parsed, a
+ * plain scan of its text; when that finds nothing either, the default
+ * socket.  *note says why it was not read from the file (or NULL); the
+ * caller frees both.
+ */
+char *
+conf_peek_socket(const char *path, char **note)
+{
+	struct conf_ld	 ld;
+	struct cnode	*root;
+	const char	*s = NULL;
+	char		*out = NULL, *why = NULL;
+	size_t		 i;
+
+	*note = NULL;
+	memset(&ld, 0, sizeof(ld));
+	ld.path = path;
+	ld.conf = xcalloc(1, sizeof(*ld.conf));
+	if ((root = src_read(&ld, path)) != NULL) {
+		if ((s = peek_socket_tree(root)) != NULL)
+			out = xstrdup(s);
+		cnode_free(root);
+	}
+	if (root == NULL && ld.nerrs > 0)
+		why = xstrdup(ld.errs[0].msg);
+	for (i = 0; i < ld.nerrs; i++)
+		free(ld.errs[i].msg);
+	free(ld.errs);
+	for (i = 0; i < ld.nfiles; i++)
+		free(ld.files[i].path);
+	free(ld.files);
+	conf_free(ld.conf);
+	if (out != NULL || root != NULL) {
+		free(why);
+		return out != NULL ? out : xstrdup(QS_DEFAULT_SOCKET);
+	}
+	if ((out = peek_socket_text(path)) != NULL)
+		xasprintf(note, "%s; control.socket %s found in its text",
+		    why != NULL ? why : path, out);
+	else {
+		out = xstrdup(QS_DEFAULT_SOCKET);
+		xasprintf(note, "%s; no control.socket found in it: using "
+		    "the default %s", why != NULL ? why : path, out);
+	}
+	free(why);
+	return out;
+}
+
 const struct conf_resource *
 conf_resource_find(const struct qscale_conf *conf, const char *name)
 {

@@ -338,22 +338,21 @@ cmd_export(int argc, char **argv)
 	return 0;
 }
 
-/* -c: the socket named in a configuration file. */
+/*
+ * -c: the socket named in a configuration file.  Only that is read: a
+ * file with an error elsewhere (half-way through an edit) must not lock
+ * the operator out of status and stop.
+ */
 static const char *
 socket_from_config(const char *path)
 {
-	struct conf_errors	 errs = { NULL, 0 };
-	struct qscale_conf	*conf;
-	size_t			 i;
-	const char		*s;
+	char	*s, *note;
 
-	if ((conf = conf_load(path, &errs)) == NULL) {
-		for (i = 0; i < errs.n; i++)
-			fprintf(stderr, "%s\n", errs.msg[i]);
-		exit(1);
+	s = conf_peek_socket(path, &note);
+	if (note != NULL) {
+		fprintf(stderr, "qscalectl: note: %s\n", note);
+		free(note);
 	}
-	s = xstrdup(conf->control_socket);
-	conf_free(conf);
 	return s;
 }
 
