@@ -844,8 +844,10 @@ check_noops(struct conf_ld *ld, const struct cnode *root)
 				e = rs->kid[j];
 		xasprintf(&show, "resource \"%s\": ", r->name);
 		xasprintf(&pfx, "resources.%s.", r->name);
+		/* "gp3" is the default, as an export writes it */
 		if (r->ebs.size_gb == 0 &&
-		    (res_where(ld, pfx, "ebs.type", NULL) != NULL ||
+		    ((res_where(ld, pfx, "ebs.type", NULL) != NULL &&
+		    !str_eq(r->ebs.type, "gp3")) ||
 		    r->ebs.iops > 0 || r->ebs.throughput > 0))
 			ld_warn(ld, res_where(ld, pfx, r->ebs.iops > 0 ?
 			    "ebs.iops" : r->ebs.throughput > 0 ?
