@@ -103,13 +103,13 @@ scenario_blackout() {
 	    test "$(echo "${b1:-99} - ${b0:-0} <= 1" | bc)" -eq 1
 
 	# spa: spot retried on later polls, on-demand after the rollback
+	e2e_until 10 '[.instances[] | select(.resource == "spa")] | length == 2'
+	e2e_snap "$E2E_DIR/mid2.json"
 	fails=$(e2e_log_times "$LA" 'RunInstances .*\(spot, .*Insufficient')
 	first=$(echo "$fails" | head -n 1)
 	last=$(echo "$fails" | tail -n 1)
 	nfail=$(echo "$fails" | grep -c .)
 	polls=$(grep -c 'launching 1 spot instance' "$LA")
-	e2e_until 10 '[.instances[] | select(.resource == "spa")] | length == 2'
-	e2e_snap "$E2E_DIR/mid2.json"
 	od=$(jq -r '[.instances[] | select(.resource == "spa") |
 	    .launched] | max' "$E2E_DIR/mid2.json")
 	diag "spa: $nfail spot refusals in $polls polls; on-demand" \
