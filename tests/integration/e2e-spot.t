@@ -51,6 +51,9 @@ scenario_blackout() {
 	    grep -q 'spot blackout until [0-9T:.-]*Z: spa failed to get spot capacity (InsufficientInstanceCapacity); spot launches of every resource become on-demand for 8 s' "$QL"
 	ST=$E2E_DIR/status-mid.json
 	qs_status >"$ST"
+	ctl status >"$E2E_DIR/status-mid.txt" 2>&1
+	check "blackout: qscalectl status says until when, and who started it" \
+	    grep -q '^spot blackout: active until [0-9T:.-]*Z ([0-9]*s left), started by spa (InsufficientInstanceCapacity)' "$E2E_DIR/status-mid.txt"
 	until_s=$(jq '.global.blackout.until / 1000' "$ST")
 	# the refusal that set it: the last before the status was read (a
 	# later poll may have refused again since)
@@ -133,6 +136,9 @@ scenario_blackout() {
 	check "blackout: status counts spa's conversions (1 rollback, 1 blackout)" \
 	    sj '.resources[] | select(.name == "spa") | .worker.spot.converted ==
 	    {"rollback": 1, "blackout": 1}' "$ST"
+	ctl status >"$E2E_DIR/status-conv.txt" 2>&1
+	check "blackout: qscalectl status says what spa converted" \
+	    grep -q '^  spa: on-demand instead of spot: 1 after spot_rollback_timeout, 1 in a blackout; last: 1 on-demand instead of spot: spot_rollback_timeout passed' "$E2E_DIR/status-conv.txt"
 	check "blackout: status counts spb's (1 blackout)" \
 	    sj '.resources[] | select(.name == "spb") | .worker.spot.converted ==
 	    {"rollback": 0, "blackout": 1}' "$ST"
@@ -210,6 +216,11 @@ scenario_blackout_resource() {
 	    sj '(.resources[] | select(.name == "rsa") | .blackout.active and
 	    .blackout.scope == "resource") and (.resources[] |
 	    select(.name == "rsb") | .blackout.active | not)' "$ST"
+	ctl status >"$E2E_DIR/status-mid.txt" 2>&1
+	check "scope resource: qscalectl status shows rsa's own blackout" \
+	    grep -q '^  rsa: spot blackout until [0-9T:.-]*Z ([0-9]*s left): InsufficientInstanceCapacity' "$E2E_DIR/status-mid.txt"
+	check "scope resource: ... and no global one" \
+	    sh -c "! grep -q '^spot blackout' '$E2E_DIR/status-mid.txt'"
 	m=$(e2e_metric '^qscale_spot_blackout_until_seconds[{]resource="rsb"')
 	check "scope resource: /metrics: no blackout for rsb ($m)" test "$m" = 0
 	e2e_wait 20 "scope resource: rsa's second task and rsb's have instances" \
