@@ -1010,6 +1010,63 @@ test_noops(void **state)
 	conf_free(c);
 }
 
+/* qscalectl -c: the socket alone, whatever else the file holds. */
+static void
+test_peek_socket(void **state)
+{
+	char	*s, *note, *want;
+	const char *path;
+
+	(void)state;
+	/* the rest need not load: a bad value, no resources */
+	s = conf_peek_socket(put("p1.conf", 0644, "max_idle_time = 15;\n"
+	    "control = { socket = \"/run/x.sock\"; };\n"), &note);
+	assert_string_equal(s, "/run/x.sock");
+	assert_null(note);
+	free(s);
+	/* through the layers: a matching match block over defaults */
+	s = conf_peek_socket(put("p2.conf", 0600, "workers_prefix = "
+	    "\"prod-a\";\ndefaults = { control = { socket = \"/d\"; }; };\n"
+	    "match = ( { workers_prefix = \"^prod-\"; control = { socket = "
+	    "\"/m\"; }; }, { workers_prefix = \"^dev-\"; control = { "
+	    "socket = \"/n\"; }; } );\n"), &note);
+	assert_string_equal(s, "/m");
+	assert_null(note);
+	free(s);
+	/* unset: the default, no note (the file said nothing) */
+	s = conf_peek_socket(put("p3.conf", 0600, "name = \"x\";\n"), &note);
+	assert_string_equal(s, QS_DEFAULT_SOCKET);
+	assert_null(note);
+	free(s);
+	/* half-way through an edit: found in the text, with a note */
+	path = put("p4.conf", 0600, "control = {\n  socket = \"/run/q.sock\";"
+	    "\n};\nresources = ( { name = \n");
+	s = conf_peek_socket(path, &note);
+	assert_string_equal(s, "/run/q.sock");
+	assert_non_null(note);
+	xasprintf(&want, "%s:", path);
+	assert_true(strncmp(note, want, strlen(want)) == 0);
+	assert_non_null(strstr(note, "; control.socket /run/q.sock found in "
+	    "its text"));
+	free(want);
+	free(note);
+	free(s);
+	/* the JSON form, broken too */
+	s = conf_peek_socket(put("p5.json", 0600, "{ \"control\": { "
+	    "\"socket\": \"/j.sock\" },\n \"name\": }\n"), &note);
+	assert_string_equal(s, "/j.sock");
+	assert_non_null(note);
+	free(note);
+	free(s);
+	/* nothing to go by: the default, and the note says so */
+	s = conf_peek_socket(put("p6.conf", 0600, "resources = (\n"), &note);
+	assert_string_equal(s, QS_DEFAULT_SOCKET);
+	assert_non_null(strstr(note, "no control.socket found in it: using "
+	    "the default " QS_DEFAULT_SOCKET));
+	free(note);
+	free(s);
+}
+
 static void
 test_env(void **state)
 {
@@ -1710,6 +1767,7 @@ main(void)
 		cmocka_unit_test_setup(test_resource_timeouts, clean_env),
 		cmocka_unit_test_setup(test_launch_spec_owned, clean_env),
 		cmocka_unit_test_setup(test_noops, clean_env),
+		cmocka_unit_test_setup(test_peek_socket, clean_env),
 		cmocka_unit_test_setup(test_env, clean_env),
 		cmocka_unit_test_setup(test_secrecy, clean_env),
 		cmocka_unit_test_setup(test_include, clean_env),
