@@ -775,10 +775,11 @@ static const struct {
 	int		 iops_min, iops_max;	/* 0, 0: none */
 	int		 iops_needed;
 	int		 tput_min, tput_max;	/* 0, 0: none */
+	int		 iops_per_gb;		/* at most */
 } ebs_limits[] = {
-	{ "io1", 100, 64000, 1, 0, 0 },
-	{ "io2", 100, 256000, 1, 0, 0 },
-	{ "gp3", 3000, 16000, 0, 125, 1000 },
+	{ "io1", 100, 64000, 1, 0, 0, 50 },
+	{ "io2", 100, 256000, 1, 0, 0, 1000 },
+	{ "gp3", 3000, 16000, 0, 125, 1000, 500 },
 };
 
 static void
@@ -820,6 +821,19 @@ check_ebs_perf(struct conf_ld *ld, const struct conf_resource *r,
 		    "%sebs.throughput must be from %d to %d MiB/s for %s "
 		    "(not %d)", show, ebs_limits[i].tput_min,
 		    ebs_limits[i].tput_max, r->ebs.type, r->ebs.throughput);
+	else if (r->ebs.throughput * 4 > QS_MAX(r->ebs.iops,
+	    ebs_limits[i].iops_min) && ebs_limits[i].tput_max != 0)
+		ld_err_at(ld, res_where(ld, pfx, "ebs.throughput", e),
+		    "%sebs.throughput %d MiB/s needs ebs.iops of at least %d "
+		    "(gp3 gives 0.25 MiB/s per IOPS; its baseline is %d)",
+		    show, r->ebs.throughput, r->ebs.throughput * 4,
+		    ebs_limits[i].iops_min);
+	if (r->ebs.iops > r->ebs.size_gb * ebs_limits[i].iops_per_gb)
+		ld_err_at(ld, res_where(ld, pfx, "ebs.iops", e), "%sebs.iops "
+		    "%d needs ebs.size_gb of at least %d (%s allows %d IOPS "
+		    "per GiB)", show, r->ebs.iops, (r->ebs.iops +
+		    ebs_limits[i].iops_per_gb - 1) / ebs_limits[i].iops_per_gb,
+		    r->ebs.type, ebs_limits[i].iops_per_gb);
 }
 
 /*

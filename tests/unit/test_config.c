@@ -1002,6 +1002,15 @@ test_noops(void **state)
 	fail_at("n8.conf", CML GPU_AT " ebs = { size_gb = 50;\n"
 	    " iops = 1000; }; } );\n", "iops", "resource \"gpu\": ebs.iops "
 	    "must be from 3000 to 16000 for gp3 (not 1000)");
+	/* what gp3 may need: IOPS for its throughput, size for its IOPS */
+	fail_at("n10.conf", CML GPU_AT " ebs = { size_gb = 50;\n"
+	    " throughput = 1000; }; } );\n", "throughput", "resource \"gpu\": "
+	    "ebs.throughput 1000 MiB/s needs ebs.iops of at least 4000 (gp3 "
+	    "gives 0.25 MiB/s per IOPS; its baseline is 3000)");
+	fail_at("n11.conf", CML GPU_AT " ebs = { size_gb = 8; type = \"io1\";"
+	    "\n iops = 1000; }; } );\n", "iops", "resource \"gpu\": ebs.iops "
+	    "1000 needs ebs.size_gb of at least 20 (io1 allows 50 IOPS per "
+	    "GiB)");
 	c = must_load(put("n9.conf", 0600, CML GPU_AT " ebs = { size_gb = 50; "
 	    "iops = 6000; throughput = 250; }; } );\n"));
 	assert_int_equal(c->warnings.n, 0);
