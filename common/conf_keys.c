@@ -651,9 +651,9 @@ apply_strlist(struct conf_ld *ld, const struct conf_key *k,
 	}
 	if (n->type == CN_STR) {
 		if ((v = split_commas(n->str, &nv)) == NULL) {
-			ld_err_at(ld, n, "%s%s: \"%s\" has an empty name (write "
-			    "\"a,b\" or [\"a\", \"b\"])", w->show, k->path,
-			    n->str);
+			ld_err_at(ld, n, "%s%s: \"%s\" has an empty name "
+			    "(write \"a,b\" or [\"a\", \"b\"])", w->show,
+			    k->path, n->str);
 			return -1;
 		}
 		ck_free(k, base);
@@ -909,10 +909,10 @@ spec_tags_check(struct conf_ld *ld, const struct cnode *n, const cJSON *spec,
 			    ck_tag_key_ok(key->valuestring))
 				continue;
 			ld_err_at(ld, at != NULL ? at : n, "%s%s.%s element "
-			    "%d, %s element %d: tag key \"%s\" is reserved (keys starting with "
-			    "qscale: are how qscale finds its instances, aws: "
-			    "is EC2's)", show, path, tsname, i, tname, j,
-			    key->valuestring);
+			    "%d, %s element %d: tag key \"%s\" is reserved "
+			    "(keys starting with qscale: are how qscale finds "
+			    "its instances, aws: is EC2's)", show, path,
+			    tsname, i, tname, j, key->valuestring);
 			bad = 1;
 		}
 	}

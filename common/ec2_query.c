@@ -442,7 +442,7 @@ spec_leaf(struct spec_ctx *s, const cJSON *v, const char *path)
 	double	 d;
 
 	if (cJSON_IsNull(v))
-		return 0;	/* no value: what qscale generates, if anything */
+		return 0;	/* no value: qscale's, if it sets one */
 	if (cJSON_IsBool(v))
 		ec2_params_add(&s->out, path, cJSON_IsTrue(v) ? "true" :
 		    "false");

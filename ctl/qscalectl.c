@@ -187,9 +187,10 @@ print_spot(const cJSON *r, const cJSON *w, double now)
 {
 	const cJSON	*b = cJSON_GetObjectItemCaseSensitive(r, "blackout");
 	const cJSON	*s = cJSON_GetObjectItemCaseSensitive(w, "spot");
-	const cJSON	*cv = cJSON_GetObjectItemCaseSensitive(s, "converted");
+	const cJSON	*cv;
 	char		 t[40];
 
+	cv = cJSON_GetObjectItemCaseSensitive(s, "converted");
 	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(b, "active")) &&
 	    strcmp(str(b, "scope"), "resource") == 0) {
 		fmt_time_ms((int64_t)num(b, "until"), t, sizeof(t));

@@ -173,10 +173,11 @@ struct plan_action {
 	enum plan_reason	 reason;
 	int			 count;
 	int			 spot;
-	int			 by_rollback;	/* of count: spot, but for */
-	int			 by_blackout;	/* spot_rollback_timeout, a
-						   blackout */
-	char			 converted[192];	/* why, for the log */
+	/* of count, those that would be spot but for the rollback or a
+	   blackout, and why, for the log */
+	int			 by_rollback;
+	int			 by_blackout;
+	char			 converted[192];
 	int			 recheck;	/* terminate only if still idle */
 	int			 console;	/* log its console output first */
 	char			 instance[32];
@@ -209,7 +210,8 @@ struct plan_inst *plan_memory_find(struct plan_memory *, const char *);
 struct plan_inst *plan_memory_add(struct plan_memory *, const char *);
 void		 plan_memory_launched(struct plan_memory *, const char *, int,
 		    int64_t, const char *, int64_t);
-void		 plan_memory_spot_failed(struct plan_memory *, int64_t, int);
+void		 plan_memory_spot_failed(struct plan_memory *, int64_t,
+		    int);
 void		 plan_memory_backoff(struct plan_memory *, int64_t, int64_t);
 void		 plan_memory_terminating(struct plan_memory *, const char *,
 		    enum plan_reason, int64_t);

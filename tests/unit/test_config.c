@@ -987,9 +987,9 @@ test_noops(void **state)
 	    "resource \"gpu\": availability_zone \"us-east-1b\" is not used: "
 	    "subnets are set, and each subnet lies in one zone");
 	fail_at("n4.conf", CML GPU_AT " ebs = { size_gb = 50;\n"
-	    " type = \"io1\"; }; } );\n", " type = \"io1", "resource \"gpu\": ebs.type "
-	    "io1 needs ebs.iops (100 to 64000): EC2 refuses the launch "
-	    "without it");
+	    " type = \"io1\"; }; } );\n", " type = \"io1",
+	    "resource \"gpu\": ebs.type io1 needs ebs.iops (100 to 64000): "
+	    "EC2 refuses the launch without it");
 	fail_at("n5.conf", CML GPU_AT " ebs = { size_gb = 50; type = \"gp2\";"
 	    "\n iops = 5000; }; } );\n", "iops", "resource \"gpu\": ebs.iops "
 	    "is for io1, io2 and gp3 volumes, not gp2");
