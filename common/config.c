@@ -871,6 +871,14 @@ check_noops(struct conf_ld *ld, const struct cnode *root)
 			    "it a size, a type and its IOPS)", show);
 		else if (r->ebs.size_gb > 0)
 			check_ebs_perf(ld, r, show, pfx, e);
+		if (!r->spot && cJSON_GetObjectItemCaseSensitive(
+		    r->eff_launch_spec, "InstanceMarketOptions") != NULL)
+			ld_warn(ld, res_where(ld, pfx, "custom_launch_spec",
+			    where_of(ld, "custom_launch_spec")), "%s"
+			    "custom_launch_spec.InstanceMarketOptions does "
+			    "nothing while spot is false: qscale launches "
+			    "on-demand without it (set spot = true for spot)",
+			    show);
 		if (r->availability_zone != NULL && r->nsubnets > 0)
 			ld_warn(ld, res_where(ld, pfx, "availability_zone", e),
 			    "%savailability_zone \"%s\" is not used: subnets "
@@ -937,8 +945,8 @@ load_tree(struct conf_ld *ld, const struct cnode *root)
 	check_required(ld, root);
 	load_resources(ld, root, L, nl);
 	check_pairs(ld);
-	check_noops(ld, root);
 	resolve(ld);
+	check_noops(ld, root);
 	free_layers(L, nl);
 }
 

@@ -980,6 +980,12 @@ test_noops(void **state)
 	    " availability_zone = \"us-east-1a\"; } );\n", "availability_zone",
 	    "resource \"gpu\": availability_zone \"us-east-1a\" is not used: "
 	    "subnets are set, and each subnet lies in one zone");
+	/* the spec's market options on an on-demand resource */
+	warns_with("n2b.conf", CML "custom_launch_spec = {\n"
+	    " InstanceMarketOptions = { MarketType = \"spot\"; }; };\n" ONE,
+	    "custom_launch_spec", "resource \"gpu\": custom_launch_spec."
+	    "InstanceMarketOptions does nothing while spot is false: qscale "
+	    "launches on-demand without it (set spot = true for spot)");
 	/* from a defaults block: that line */
 	warns_with("n3.conf", CML "defaults = { resource = {\n"
 	    "  availability_zone = \"us-east-1b\"; }; };\n" GPU_AT
