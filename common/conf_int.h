@@ -175,6 +175,8 @@ const char	*ck_suggest(const struct conf_key *, size_t, const char *,
 int		 ck_name_ok(const char *);
 const char	*ck_listen_check(const char *, int *);
 int		 ck_tag_key_ok(const char *);
+int		 ck_launch_spec_check(struct conf_ld *, const struct cnode *,
+		    const cJSON *, const char *, const char *);
 
 /* vault.c */
 struct cnode	*vault_parse(struct conf_ld *, const char *, const char *);

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/event.h>
+
 #include "common.h"
 #include "proto.h"
 #include "supervisor.h"
@@ -20,70 +22,152 @@ struct dup_seen {
 static struct dup_seen	*dups;
 static size_t		 ndups;
 
+static int
+blackout_global(const struct sup *sup)
+{
+	return !str_eq(sup->conf->spot_blackout_scope, "resource");
+}
+
 static cJSON *
-blackout_json(struct sup *sup)
+blackout_json(const struct sup *sup, const struct sup_blackout *b)
 {
 	cJSON	*o = cJSON_CreateObject();
 
-	cJSON_AddBoolToObject(o, "active", sup->blackout.active);
-	cJSON_AddNumberToObject(o, "until", (double)sup->blackout.until_ms);
-	cJSON_AddStringToObject(o, "resource", sup->blackout.origin);
-	cJSON_AddStringToObject(o, "reason", sup->blackout.reason);
+	cJSON_AddBoolToObject(o, "active", b->active);
+	cJSON_AddNumberToObject(o, "until", (double)b->until_ms);
+	cJSON_AddStringToObject(o, "scope", sup->conf->spot_blackout_scope);
+	cJSON_AddStringToObject(o, "resource", b->origin);
+	cJSON_AddStringToObject(o, "reason", b->reason);
 	return o;
+}
+
+/* The blackout that holds for c's resource: the global one or its own. */
+const struct sup_blackout *
+sup_global_blackout_of(const struct sup_child *c)
+{
+	return blackout_global(c->sup) ? &c->sup->blackout : &c->blackout;
+}
+
+cJSON *
+sup_global_blackout_json(const struct sup_child *c)
+{
+	return blackout_json(c->sup, sup_global_blackout_of(c));
+}
+
+static void
+blackout_send(struct sup_child *c)
+{
+	cJSON	*o = sup_global_blackout_json(c);
+
+	if (c->state == CHILD_RUNNING)
+		sup_child_send(c, MSG_BLACKOUT, o);
+	cJSON_Delete(o);
 }
 
 static void
 blackout_broadcast(struct sup *sup)
 {
 	struct sup_child	*c;
-	cJSON			*o = blackout_json(sup);
 
 	TAILQ_FOREACH(c, &sup->children, entry)
-		if (c->state == CHILD_RUNNING)
-			sup_child_send(c, MSG_BLACKOUT, o);
-	cJSON_Delete(o);
+		blackout_send(c);
+}
+
+/* Ends the blackouts whose time is up, and tells who they held for. */
+static void
+blackout_expire(struct sup *sup)
+{
+	struct sup_child	*c;
+	int64_t			 now = now_ms();
+
+	if (sup->blackout.active && now >= sup->blackout.until_ms) {
+		sup->blackout.active = 0;
+		log_info("spot blackout over: spot launches allowed again");
+		blackout_broadcast(sup);
+	}
+	TAILQ_FOREACH(c, &sup->children, entry) {
+		if (!c->blackout.active || now < c->blackout.until_ms)
+			continue;
+		c->blackout.active = 0;
+		log_info("spot blackout of %s over: spot launches allowed "
+		    "again", c->name);
+		if (!blackout_global(sup))
+			blackout_send(c);
+	}
+}
+
+static void
+blackout_timer_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	(void)fd;
+	(void)ev;
+	blackout_expire(arg);
+}
+
+/* A timer for the end, so that it is on time, not up to a tick late. */
+static void
+blackout_arm(struct sup *sup, int64_t until)
+{
+	if (sup->base == NULL)
+		return;
+	if (sup->ev_blackout == NULL &&
+	    (sup->ev_blackout = evtimer_new(sup->base, blackout_timer_cb,
+	    sup)) == NULL)
+		return;
+	evtimer_del(sup->ev_blackout);
+	timer_add_ms(sup->ev_blackout, QS_MAX(until - now_ms(), 0) + 1);
 }
 
 /* A freshly started worker process learns the blackout in force. */
 void
 sup_global_child_started(struct sup_child *c)
 {
-	cJSON	*o;
-
-	if (!c->sup->blackout.active)
-		return;
-	o = blackout_json(c->sup);
-	sup_child_send(c, MSG_BLACKOUT, o);
-	cJSON_Delete(o);
+	if (sup_global_blackout_of(c)->active)
+		blackout_send(c);
 }
 
+/*
+ * A spot capacity failure: for spot_blackout_period from now, launches
+ * that would be spot are on-demand (but the attempt that failed, which
+ * retries spot until its spot_rollback_timeout), in every resource or,
+ * with spot_blackout_scope "resource", in the failing one.
+ */
 static void
 blackout_start(struct sup_child *c, const char *code)
 {
 	struct sup		*sup = c->sup;
+	struct sup_blackout	*b;
 	const struct conf_resource *r;
 	int64_t			 until;
+	char			 t[40];
+	int			 global = blackout_global(sup);
 
 	if ((r = conf_resource_find(sup->conf, c->name)) == NULL ||
 	    r->spot_blackout_period <= 0)
 		return;
-	if (strcmp(sup->conf->spot_blackout_scope, "global") != 0)
-		return;
+	b = global ? &sup->blackout : &c->blackout;
 	until = now_ms() + r->spot_blackout_period;
-	if (sup->blackout.active && sup->blackout.until_ms >= until)
+	if (b->active && b->until_ms >= until)
 		return;
-	if (!sup->blackout.active)
-		log_warnx("spot blackout: %s failed to get spot capacity (%s); "
-		    "spot launches of every resource become on-demand for "
-		    "%lld s", c->name, code,
-		    (long long)(r->spot_blackout_period / 1000));
-	sup->blackout.active = 1;
-	sup->blackout.until_ms = until;
-	snprintf(sup->blackout.origin, sizeof(sup->blackout.origin), "%s",
-	    c->name);
-	snprintf(sup->blackout.reason, sizeof(sup->blackout.reason), "%s",
-	    code);
-	blackout_broadcast(sup);
+	fmt_time_ms(until, t, sizeof(t));
+	if (!b->active)
+		log_warnx("spot blackout until %s: %s failed to get spot "
+		    "capacity (%s); spot launches of %s become on-demand for "
+		    "%lld s", t, c->name, code, global ? "every resource" :
+		    "this resource", (long long)(r->spot_blackout_period /
+		    1000));
+	else
+		log_info("spot blackout extended until %s: %s failed again "
+		    "(%s)", t, c->name, code);
+	b->active = 1;
+	b->until_ms = until;
+	snprintf(b->origin, sizeof(b->origin), "%s", c->name);
+	snprintf(b->reason, sizeof(b->reason), "%s", code);
+	if (global)
+		blackout_broadcast(sup);
+	else
+		blackout_send(c);
+	blackout_arm(sup, until);
 }
 
 static void
@@ -396,11 +480,7 @@ global_duplicates(struct sup *sup)
 void
 sup_global_tick(struct sup *sup)
 {
-	if (sup->blackout.active && now_ms() >= sup->blackout.until_ms) {
-		sup->blackout.active = 0;
-		log_info("spot blackout over: spot launches allowed again");
-		blackout_broadcast(sup);
-	}
+	blackout_expire(sup);
 	if (sup->conf->warn_duplicate_tasks)
 		global_duplicates(sup);
 	global_grant_waiting(sup, mono_ms());
@@ -413,7 +493,8 @@ sup_global_status(struct sup *sup)
 	cJSON			*o = cJSON_CreateObject(), *un;
 	int			 restarts = 0;
 
-	cJSON_AddItemToObject(o, "blackout", blackout_json(sup));
+	cJSON_AddItemToObject(o, "blackout", blackout_json(sup,
+	    &sup->blackout));
 	cJSON_AddNumberToObject(o, "max_instances_total",
 	    sup->conf->max_instances_total);
 	un = cJSON_CreateArray();

@@ -225,9 +225,8 @@ sup_reload(struct sup *sup, char **err)
 		return -1;
 	}
 	conf_errors_clear(&errs);
-	for (i = 0; i < conf->warnings.n; i++)
-		log_warnx("%s", conf->warnings.msg[i]);
 	conf_register_secrets(conf);
+	conf_log_warnings(conf);
 	sup->conf = conf;
 	sup->reloads++;
 	sup->last_reload_error[0] = '\0';
@@ -309,6 +308,7 @@ child_status_json(struct sup_child *c)
 	cJSON_AddNumberToObject(o, "last_exit_time", (double)c->last_exit_ms);
 	cJSON_AddStringToObject(o, "log_level", log_level_name(
 	    c->log_level >= 0 ? c->log_level : c->sup->conf->log_level));
+	cJSON_AddItemToObject(o, "blackout", sup_global_blackout_json(c));
 	if (c->snapshot != NULL)
 		cJSON_AddItemToObject(o, "worker",
 		    cJSON_Duplicate(c->snapshot, 1));
@@ -389,6 +389,8 @@ sup_run(struct sup *sup)
 	for (i = 0; i < QS_ARRAYLEN(sigs); i++)
 		event_free(sup->ev_signals[i]);
 	event_free(sup->ev_tick);
+	if (sup->ev_blackout != NULL)
+		event_free(sup->ev_blackout);
 	if (sup->ev_stop_timer != NULL)
 		event_free(sup->ev_stop_timer);
 	log_info("stopped");

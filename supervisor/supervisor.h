@@ -46,6 +46,13 @@ enum sup_live_known {
 	LIVE_SEEN,		/* read from EC2 by the running process */
 };
 
+struct sup_blackout {
+	int			 active;
+	int64_t			 until_ms;
+	char			 origin[80];	/* resource that failed */
+	char			 reason[160];
+};
+
 struct sup_child {
 	TAILQ_ENTRY(sup_child)	 entry;
 	struct sup		*sup;
@@ -76,15 +83,10 @@ struct sup_child {
 	int64_t			 req_id;	/* launch request waiting */
 	int			 req_want;	/* 0: none */
 	int64_t			 req_mono;
+	struct sup_blackout	 blackout;	/* spot_blackout_scope
+						   "resource": its own */
 };
 TAILQ_HEAD(sup_children, sup_child);
-
-struct sup_blackout {
-	int			 active;
-	int64_t			 until_ms;
-	char			 origin[80];	/* resource that failed */
-	char			 reason[160];
-};
 
 /* Instances of resources the configuration no longer has: orphan.c */
 struct sup_orphan {
@@ -129,6 +131,7 @@ struct sup {
 	struct event		*ev_signals[5];
 	struct event		*ev_stop_timer;
 	struct event		*ev_tick;
+	struct event		*ev_blackout;	/* its end; NULL until one */
 	struct sup_blackout	 blackout;
 	struct report		*report;	/* report.c; NULL: off */
 	int			 reloads;
@@ -168,6 +171,8 @@ void		 sup_global_counts_changed(struct sup *);
 void		 sup_global_tick(struct sup *);
 void		 sup_global_child_started(struct sup_child *);
 cJSON		*sup_global_status(struct sup *);
+const struct sup_blackout *sup_global_blackout_of(const struct sup_child *);
+cJSON		*sup_global_blackout_json(const struct sup_child *);
 
 /* orphan.c: instances of resources no longer configured */
 struct ec2_instance;

@@ -36,6 +36,8 @@ struct act_launch {
 	size_t		 nsubnets;	/* 0: by availability zone */
 	int		 spot_failures;
 	int		 attempts;
+	int		 by_rollback;	/* on-demand instead of spot */
+	int		 by_blackout;
 	char		 last_code[96];
 };
 
@@ -117,6 +119,31 @@ act_launch_is_spot_capacity(const struct ec2_error *err, int spot)
 	    err->cls == EC2_ERR_CAPACITY);
 }
 
+/*
+ * Of n on-demand instances launched, those that would have been spot:
+ * counted (the rollback's first), and said in the launched event.
+ */
+static void
+act_launch_converted(struct act_launch *l, int n, cJSON *o)
+{
+	struct wpoll	*p = l->p;
+	cJSON		*c;
+	int		 r, b;
+
+	r = QS_MIN(n, l->by_rollback);
+	b = QS_MIN(n - r, l->by_blackout);
+	if (r + b == 0)
+		return;
+	l->by_rollback -= r;
+	l->by_blackout -= b;
+	p->count.converted_rollback += (uint64_t)r;
+	p->count.converted_blackout += (uint64_t)b;
+	p->last_converted_ms = now_ms();
+	c = cJSON_AddObjectToObject(o, "converted");
+	cJSON_AddNumberToObject(c, "rollback", r);
+	cJSON_AddNumberToObject(c, "blackout", b);
+}
+
 static void
 act_launch_ok(struct act_launch *l, const struct ec2_instance *in, size_t n,
     const char *subnet)
@@ -148,6 +175,7 @@ act_launch_ok(struct act_launch *l, const struct ec2_instance *in, size_t n,
 	cJSON_AddStringToObject(o, "market", l->spot ? "spot" : "on-demand");
 	cJSON_AddStringToObject(o, "subnet", subnet != NULL ? subnet : "");
 	cJSON_AddStringToObject(o, "result", "ok");
+	act_launch_converted(l, (int)n, o);
 	poll_event(p, "launched", o);
 	l->remaining -= (int)n;
 }
@@ -241,7 +269,7 @@ act_launch_cb(const struct ec2_error *err, const struct ec2_instance *in,
 	    l->spot_failures == l->attempts) {
 		cJSON *o = cJSON_CreateObject();
 
-		plan_memory_spot_failed(&l->p->mem, now_ms());
+		plan_memory_spot_failed(&l->p->mem, now_ms(), l->remaining);
 		cJSON_AddStringToObject(o, "code", l->last_code);
 		poll_event(l->p, "spot_failure", o);
 	}
@@ -287,11 +315,18 @@ act_launch(struct wpoll *p, const struct plan_action *a)
 	l->p = p;
 	l->remaining = a->count;
 	l->spot = a->spot;
+	l->by_rollback = a->by_rollback;
+	l->by_blackout = a->by_blackout;
 	l->nsubnets = QS_MAX(p->w->res->nsubnets, 1);
-	if (!a->spot && p->w->res->spot)
+	/* the attempt gave spot up: its refusals are counted now */
+	if (!a->spot && p->w->res->spot && a->by_rollback > 0)
 		act_spot_episode_end(p, "launching on-demand instead");
-	log_info("launching %d %s instance%s: %s", a->count, a->spot ?
-	    "spot" : "on-demand", a->count == 1 ? "" : "s", a->why);
+	log_info("launching %d %s instance%s: %s%s%s", a->count, a->spot ?
+	    "spot" : "on-demand", a->count == 1 ? "" : "s", a->why,
+	    a->converted[0] != '\0' ? "; " : "", a->converted);
+	if (a->converted[0] != '\0')
+		snprintf(p->last_converted, sizeof(p->last_converted), "%d %s",
+		    a->by_rollback + a->by_blackout, a->converted);
 	p->act_ops++;
 	act_launch_next(l);
 }

@@ -213,6 +213,7 @@ worker_blackout(struct wproc *w, cJSON *body)
 	int64_t		 until = 0;
 	int		 was = w->blackout;
 	char		 was_origin[sizeof(w->blackout_origin)];
+	char		 t[40];
 
 	proto_get_int(body, "until", 0, INT64_MAX, &until);
 	snprintf(was_origin, sizeof(was_origin), "%s", w->blackout_origin);
@@ -225,9 +226,12 @@ worker_blackout(struct wproc *w, cJSON *body)
 	if (was == w->blackout && (!was ||
 	    strcmp(was_origin, w->blackout_origin) == 0))
 		return;
-	log_info("spot blackout %s%s%s", w->blackout ? "active (started by " :
-	    "over", w->blackout ? w->blackout_origin : "",
-	    w->blackout ? ")" : "");
+	fmt_time_ms(until, t, sizeof(t));
+	if (w->blackout)
+		log_info("spot blackout until %s (started by %s): launches "
+		    "that would be spot are on-demand", t, w->blackout_origin);
+	else
+		log_info("spot blackout over");
 }
 
 static void

@@ -120,7 +120,9 @@ struct plan_obs {
 	const struct plan_obs_task	*tasks;
 	size_t				 ntasks;
 	int				 grant;		/* -1: no global cap */
-	int				 blackout;	/* spot blackout on */
+	int				 blackout;	/* spot blackout on here */
+	int64_t				 blackout_until_ms;
+	const char			*blackout_origin;	/* or NULL */
 };
 
 /* One instance as this process knows it. */
@@ -155,6 +157,7 @@ struct plan_memory {
 	struct plan_inst	*inst;
 	size_t			 ninst;
 	int64_t			 spot_failure_ms;	/* first, for this demand */
+	int			 spot_attempt;	/* instances it wanted */
 	int64_t			 backoff_until_ms;	/* no launch before */
 	int64_t			 backoff_ms;
 	int64_t			 last_poll_ms;
@@ -176,6 +179,11 @@ struct plan_action {
 	enum plan_reason	 reason;
 	int			 count;
 	int			 spot;
+	/* of count, those that would be spot but for the rollback or a
+	   blackout, and why, for the log */
+	int			 by_rollback;
+	int			 by_blackout;
+	char			 converted[192];
 	int			 recheck;	/* terminate only if still idle */
 	int			 console;	/* log its console output first */
 	char			 instance[32];
@@ -208,7 +216,8 @@ struct plan_inst *plan_memory_find(struct plan_memory *, const char *);
 struct plan_inst *plan_memory_add(struct plan_memory *, const char *);
 void		 plan_memory_launched(struct plan_memory *, const char *, int,
 		    int64_t, const char *, int64_t);
-void		 plan_memory_spot_failed(struct plan_memory *, int64_t);
+void		 plan_memory_spot_failed(struct plan_memory *, int64_t,
+		    int);
 void		 plan_memory_backoff(struct plan_memory *, int64_t, int64_t);
 void		 plan_memory_terminating(struct plan_memory *, const char *,
 		    enum plan_reason, int64_t);
@@ -245,6 +254,8 @@ struct wcounters {
 	uint64_t	 launch_errors;
 	uint64_t	 terminated[8];		/* by enum plan_reason */
 	uint64_t	 requeued;
+	uint64_t	 converted_rollback;	/* on-demand, not spot */
+	uint64_t	 converted_blackout;
 	uint64_t	 errors;		/* calls that failed */
 	uint64_t	 instance_ms;		/* instance time observed */
 };
@@ -322,6 +333,8 @@ struct wpoll {
 	int64_t			 last_instance_ms;	/* for instance_ms */
 	long long		 shown[4];	/* pending, idle, busy, booting */
 	int64_t			 shown_ms;	/* when logged at info, or 0 */
+	char			 last_converted[208];	/* "N why" */
+	int64_t			 last_converted_ms;
 };
 
 /* poll.c */

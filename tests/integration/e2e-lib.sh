@@ -145,7 +145,7 @@ e2e_metric() {
 	_port=$(sed -n 's/^status = { listen = "127\.0\.0\.1:\([0-9]*\)".*/\1/p' \
 	    "$E2E_DIR/qscale.conf")
 	curl -sf --max-time 10 "http://127.0.0.1:$_port/metrics" |
-	    awk -v re="$1" '$0 ~ re { s += $NF } END { print s + 0 }'
+	    awk -v re="$1" '$0 ~ re { s += $NF } END { printf "%.15g\n", s }'
 }
 
 e2e_start() {

@@ -229,6 +229,10 @@ test_exposition(void **state)
 	    "\"code\":\"InsufficientInstanceCapacity\",\"class\":\"capacity\"}");
 	event(gpu, "{\"event\":\"launched\",\"count\":1,\"market\":"
 	    "\"on-demand\",\"result\":\"ok\"}");
+	/* spot turned on-demand: 1 by the rollback, 2 by the blackout */
+	event(gpu, "{\"event\":\"launched\",\"count\":3,\"market\":"
+	    "\"on-demand\",\"result\":\"ok\",\"converted\":{\"rollback\":"
+	    "1,\"blackout\":2}}");
 	event(gpu, "{\"event\":\"terminated\",\"id\":\"i-9\",\"reason\":"
 	    "\"spin-up timeout\"}");
 	event(gpu, "{\"event\":\"terminated\",\"id\":\"i-8\",\"reason\":"
@@ -241,6 +245,7 @@ test_exposition(void **state)
 	    "\"logs\":0}");
 	metrics_duplicate_task(&fx->sup);
 	fx->sup.blackout.active = 1;
+	fx->sup.blackout.until_ms = 1700000600000;
 	gpu->restarts = 2;
 	cpu->pid = 0;
 	cpu->state = CHILD_BACKOFF;
@@ -249,7 +254,7 @@ test_exposition(void **state)
 
 	assert_non_null(text = metrics_render(&fx->sup));
 	check_shape(text, &families);
-	assert_int_equal(families, 25);
+	assert_int_equal(families, 27);
 	assert_int_equal(value_of(text, "qscale_child_messages_dropped_total"
 	    "{resource=\"gpu\",kind=\"state\"}"), 8);
 	assert_int_equal(value_of(text, "qscale_child_messages_dropped_total"
@@ -296,7 +301,16 @@ test_exposition(void **state)
 	assert_int_equal(value_of(text, "qscale_launched_instances_total{"
 	    "resource=\"gpu\",market=\"spot\"}"), 2);
 	assert_int_equal(value_of(text, "qscale_launched_instances_total{"
-	    "resource=\"gpu\",market=\"on-demand\"}"), 1);
+	    "resource=\"gpu\",market=\"on-demand\"}"), 4);
+	assert_int_equal(value_of(text, "qscale_spot_converted_instances_"
+	    "total{resource=\"gpu\",reason=\"rollback\"}"), 1);
+	assert_int_equal(value_of(text, "qscale_spot_converted_instances_"
+	    "total{resource=\"gpu\",reason=\"blackout\"}"), 2);
+	assert_int_equal(value_of(text, "qscale_spot_converted_instances_"
+	    "total{resource=\"cpu\",reason=\"blackout\"}"), 0);
+	/* the global blackout holds for both, until the same time */
+	assert_int_equal(value_of(text, "qscale_spot_blackout_until_seconds{"
+	    "resource=\"cpu\"}"), 1700000600);
 	assert_int_equal(value_of(text, "qscale_terminations_total{resource="
 	    "\"gpu\",reason=\"spin_up_timeout\"}"), 1);
 	assert_int_equal(value_of(text, "qscale_terminations_total{resource="
@@ -519,6 +533,36 @@ series_len(cJSON *o, const char *res, const char *field)
 	return cJSON_GetArraySize(cJSON_GetObjectItem(s, field));
 }
 
+/* spot_blackout_scope "resource": each resource's own blackout. */
+static void
+test_blackout_scope(void **state)
+{
+	struct fixture	*fx = *state;
+	char		*text;
+	cJSON		*o;
+
+	fx->conf.spot_blackout_scope = "resource";
+	fx->sup.blackout.active = 1;	/* stale: not this scope's */
+	fx->child[0].blackout.active = 1;
+	fx->child[0].blackout.until_ms = 1700000900000;
+	snprintf(fx->child[0].blackout.origin,
+	    sizeof(fx->child[0].blackout.origin), "gpu");
+	assert_non_null(text = metrics_render(&fx->sup));
+	assert_int_equal(value_of(text, "qscale_spot_blackout_until_seconds{"
+	    "resource=\"gpu\"}"), 1700000900);
+	assert_int_equal(value_of(text, "qscale_spot_blackout_until_seconds{"
+	    "resource=\"cpu\"}"), 0);
+	free(text);
+	o = sup_global_blackout_json(&fx->child[1]);
+	assert_false(cJSON_IsTrue(cJSON_GetObjectItem(o, "active")));
+	cJSON_Delete(o);
+	o = sup_global_blackout_json(&fx->child[0]);
+	assert_true(cJSON_IsTrue(cJSON_GetObjectItem(o, "active")));
+	assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(o,
+	    "scope")), "resource");
+	cJSON_Delete(o);
+}
+
 static void
 test_series(void **state)
 {
@@ -603,6 +647,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_histogram, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_escaping, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_blackout_scope, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_restart_keeps_counters,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_input, setup,
