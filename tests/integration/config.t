@@ -107,11 +107,11 @@ out=$("$QSCALED" -n -c "$T/etc/ignore.conf" 2>&1)
 rc=$?
 check "ignore_include_errors: -n exits 0 ($out)" test "$rc" -eq 0
 check "... and shows the syntax error as a warning" \
-    has "$out" "warning: $T/etc/syntax-site.conf:1: syntax error"
+    has "$out" "$T/etc/syntax-site.conf:1: syntax error"
 check "... and the bad value, with its file and line" \
-    has "$out" "warning: $T/etc/broken-site.conf:2: max_idle_time: \"soon\" is not a duration"
+    has "$out" "$T/etc/broken-site.conf:2: max_idle_time: \"soon\" is not a duration"
 check "... says which files were left out" \
-    has "$out" "warning: $T/etc/broken-site.conf: left out, with its errors above (ignore_include_errors = true)"
+    has "$out" "$T/etc/broken-site.conf: left out, with its errors above (ignore_include_errors = true)"
 check "... and ends with 'configuration OK'" \
     test "$(printf '%s\n' "$out" | tail -n 1)" = "configuration OK"
 out=$("$QSCALED" -nv -c "$T/etc/ignore.conf" 2>/dev/null)
