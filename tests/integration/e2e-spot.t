@@ -145,6 +145,8 @@ scenario_blackout() {
 	    grep -q "INFO spa: spot capacity errors not logged one by one: $((nfail - 1)) more InsufficientInstanceCapacity (the last at .*); launching on-demand instead" "$LA"
 	check "blackout: spb, which asked for no spot, warned of nothing" \
 	    sh -c "! grep -q 'WARN spb: RunInstances' '$LB'"
+	grep 'spot blackout' "$LB" | sed 's/^/# spb: /'
+	grep 'spot blackout' "$QL" | sed 's/^/# qscaled: /'
 	check "blackout: spb said the blackout began once, however often it was extended" \
 	    test "$(grep -c 'spot blackout until' "$LB")" -eq 1
 	check "blackout: spa's log says the rollback converted the attempt" \
@@ -265,9 +267,12 @@ scenario_blackout_resource() {
 	# rsa's attempt: spot until its rollback (3 s), then on-demand
 	e2e_until 10 '[.instances[] | select(.resource == "rsa")] | length == 2'
 	e2e_snap "$E2E_DIR/mid2.json"
-	fails=$(e2e_log_times "$LA" 'RunInstances .*\(spot, .*Insufficient')
-	first=$(echo "$fails" | head -n 1)
-	last=$(echo "$fails" | tail -n 1)
+	# the first refusal is in rsa's log, the last in the cloud's
+	first=$(e2e_log_times "$LA" 'RunInstances .*\(spot, .*Insufficient' |
+	    head -n 1)
+	last=$(jq '[.totals.ec2_call_log[] | select(.action == "RunInstances"
+	    and .error == "InsufficientInstanceCapacity") | .time] | max' \
+	    "$E2E_DIR/mid2.json")
 	od=$(jq -r '[.instances[] | select(.resource == "rsa") |
 	    .launched] | max' "$E2E_DIR/mid2.json")
 	diag "rsa: on-demand $(echo "$od - $first" | bc) s after the first refusal"
