@@ -92,7 +92,19 @@ GPU2='name = "gpu"; queue = "asan-gpu"; instance_type = "g4dn.xlarge";
     spot = true; max_instances = 1;'
 E2E_EXTRA='max_instances_total = 3;' e2e_conf asan "$CPU" "$GPU2" ||
     { not_ok "the new configuration is valid"; exit 1; }
+# old is held stopped (SIGSTOP) so that its stop lasts while status is
+# asked: it must not read the new configuration at the removed index.
+kill -STOP "$OLD_OLD"
 kill -HUP "$QPID"
+old_stopping() {
+	qs_status | jqt '.resources[] | select(.name == "old") |
+	    .removed == true and .state == "stopping" and .queue == ""'
+}
+check "status shows a removed resource as removed while it stops" \
+    wait_for 10 old_stopping
+curl -s --max-time 10 -o /dev/null "http://127.0.0.1:$PORT/status"
+curl -s --max-time 10 -o /dev/null "http://127.0.0.1:$PORT/metrics"
+kill -CONT "$OLD_OLD"
 gpu_restarted() {
 	_p=$(child_of gpu)
 	[ "$_p" != 0 ] && [ "$_p" != "$OLD_GPU" ] &&
