@@ -4,6 +4,7 @@
 #   make unit       run the cmocka unit tests
 #   make test       install missing dependencies, then run every test
 #   make asan       the unit tests and the daemon under ASan and UBSan
+#   make soak       the long regression runs (chaos, hostile endpoints)
 #   make demo       run qscale on a local simulated cloud
 #   make bench      print speed and footprint figures
 #   make install    PREFIX=/usr/local DESTDIR=
@@ -49,7 +50,7 @@ FUZZ_BIN :=	$(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 FUZZ_SECONDS ?=	30
 
 .PHONY: all unit test integration asan deps demo bench install clean format \
-	check-deps fuzz fuzz-bins test-bins
+	check-deps fuzz fuzz-bins test-bins soak
 # Objects of the test and tool binaries stay: make would otherwise remove
 # them after the summary line, as intermediate files.
 .SECONDARY:
@@ -115,6 +116,10 @@ asan:
 	@tests/run.sh asan $(BUILD)/asan
 
 test-bins: $(UNIT_BIN)
+
+# Minutes long: kill -9 chaos and hostile endpoints (tests/soak).
+soak: all
+	@tests/run.sh soak $(BUILD)
 
 # libFuzzer harnesses of every parser of untrusted input (clang):
 # make fuzz [FUZZ_SECONDS=30] runs each for that long.
