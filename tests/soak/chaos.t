@@ -38,10 +38,10 @@ ok "qscaled starts"
 START=$(date +%s)
 elapsed() { echo $(($(date +%s) - START)); }
 pids_of_workers() { qs_status | jq -r '.resources[] | .pid // 0' | grep -v '^0$'; }
+# Busy as cloudsim and as qscale see it: an instance that qscale has not
+# yet seen running a task cannot have that task put back.
 busy_spot() {
-	sim_stats | jq -r '.tasks[] | select(.queue == "chaos-spot" and
-	    .status == "in_progress" and .instance != null) | .instance' |
-	    shuf -n 1 | grep .
+	busy_in spot chaos-spot | shuf -n 1 | grep .
 }
 
 # Four waves of 20 tasks (10 a queue), 15 s apart, of 2 to 5 s each: the
