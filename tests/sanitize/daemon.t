@@ -47,10 +47,12 @@ e2e_scenario asan
 CPU='name = "cpu"; queue = "asan-cpu"; instance_type = "c5.large";
     max_instances = 2;'
 GPU='name = "gpu"; queue = "asan-gpu"; instance_type = "g4dn.xlarge";
-    spot = true; max_instances = 2;'
+    spot = true; max_instances = 2; spot_rollback_timeout = "2s";
+    spot_blackout_period = "4s";'
 OLD='name = "old"; queue = "asan-old"; instance_type = "t3.micro";
     max_instances = 1;'
-E2E_EXTRA='max_instances_total = 3;' e2e_conf asan "$CPU" "$GPU" "$OLD" ||
+E2E_SPINUP=6s E2E_LAST_SEEN=10s E2E_EXTRA='max_instances_total = 3;' \
+    e2e_conf asan "$CPU" "$GPU" "$OLD" ||
     { not_ok "the configuration is valid"; exit 1; }
 for q in asan-cpu asan-gpu asan-old; do simctl queue "$q" >/dev/null; done
 e2e_start || { not_ok "qscaled starts"; exit 1; }
@@ -63,6 +65,38 @@ e2e_snap "$E2E_DIR/first.json"
 check "instances were launched and terminated" \
     sj '.totals.launches.instances >= 2 and .totals.terminations >= 2' \
     "$E2E_DIR/first.json"
+
+# Rough weather, for the error paths: no spot capacity (a blackout, then
+# on-demand), an instance that never boots (its console output logged),
+# throttled EC2 calls, a ClearML outage, a spot interruption of a busy
+# instance (its task re-queued), a worker process killed and respawned.
+simctl capacity 'g4dn.xlarge/*/spot=0' >/dev/null
+simctl never-boot --next 1 --resource cpu >/dev/null
+simctl fault '{"action": "DescribeInstances", "code": "RequestLimitExceeded",
+    "count": 3}' >/dev/null
+e2e_enqueue asan-cpu 2 3 b-cpu >/dev/null
+e2e_enqueue asan-gpu 1 8 b-gpu >/dev/null
+# Busy as cloudsim and as qscale see it: an instance that qscale has not
+# yet seen running a task cannot have that task put back.
+busy_gpu() {
+	busy_in gpu asan-gpu | head -n 1 | grep .
+}
+if wait_for 40 busy_gpu; then
+	simctl interrupt "$(busy_gpu)" >/dev/null
+	ok "a busy gpu instance is interrupted"
+else
+	not_ok "a gpu task runs on an on-demand instance after the spot failure"
+fi
+simctl clearml-fault 500 2 >/dev/null
+kill -KILL "$(child_of cpu)"
+e2e_wait 90 "every task done again, every instance terminated" "$E2E_DONE"
+e2e_snap "$E2E_DIR/second.json"
+check "the interrupted task ran again" \
+    sj '.totals.interruptions == 1 and .totals.tasks_done == 8' \
+    "$E2E_DIR/second.json"
+check "the instance that never booted was terminated" \
+    grep -q 'console output' "$E2E_DIR/log/cpu.log"
+simctl capacity '' >/dev/null
 
 # The status server and the control socket, every page and command.
 PORT=$(sed -n 's/^status = { listen = "127\.0\.0\.1:\([0-9]*\)".*/\1/p' \
@@ -90,7 +124,7 @@ check "a broken file is refused on SIGHUP" \
     grep -q 'reload failed' "$E2E_DIR/log/qscaled.log"
 GPU2='name = "gpu"; queue = "asan-gpu"; instance_type = "g4dn.xlarge";
     spot = true; max_instances = 1;'
-E2E_EXTRA='max_instances_total = 3;' e2e_conf asan "$CPU" "$GPU2" ||
+E2E_SPINUP=6s E2E_LAST_SEEN=10s E2E_EXTRA='max_instances_total = 3;' e2e_conf asan "$CPU" "$GPU2" ||
     { not_ok "the new configuration is valid"; exit 1; }
 # old is held stopped (SIGSTOP) so that its stop lasts while status is
 # asked: it must not read the new configuration at the removed index.
