@@ -27,9 +27,11 @@ if ! nm "$QSCALED" 2>/dev/null | grep -q '__asan_init'; then
 	exit 1
 fi
 
-# cloudsim's agent timings are given explicitly: its defaults (slower
-# polls and reports, as a real agent's) would make this run last minutes.
-e2e_sim_start || { not_ok "the simulated cloud starts"; exit 1; }
+# cloudsim's agents poll every 0.5 s and report every 2 s, given here:
+# their defaults, those of a real clearml-agent (5 s, 30 s), would make
+# this run much longer and qscale's view of a busy worker late.
+e2e_sim_start --report-interval 2 --agent-poll 0.5 ||
+    { not_ok "the simulated cloud starts"; exit 1; }
 
 reports() {
 	find "$SAN" -type f -size +0 | sort

@@ -19,10 +19,11 @@ CAP_TOTAL=5
 CHAOS_SECONDS=${QSCALE_CHAOS_SECONDS:-120}
 DEADLINE=${QSCALE_CHAOS_DEADLINE:-300}
 
-# e2e_sim_start gives cloudsim's agents explicit short timings (polls
-# every 0.5 s, reports every 2 s): its defaults, those of a real agent,
-# would stretch this run far beyond a few minutes.
-e2e_sim_start || { not_ok "the simulated cloud starts"; exit 1; }
+# cloudsim's agents poll every 0.5 s and report every 2 s, given here:
+# their defaults, those of a real clearml-agent (5 s, 30 s), would make
+# this run much longer and qscale's view of a busy worker late.
+e2e_sim_start --report-interval 2 --agent-poll 0.5 ||
+    { not_ok "the simulated cloud starts"; exit 1; }
 e2e_scenario chaos
 SPOT="name = \"spot\"; queue = \"chaos-spot\"; instance_type = \"g4dn.xlarge\";
     spot = true; max_instances = $CAP_SPOT;"
