@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # The daemon under AddressSanitizer, UndefinedBehaviorSanitizer and
-# LeakSanitizer (make asan: BUILD is a sanitizer build): a short cloudsim
-# scenario over a spot and an on-demand resource (tasks launched, run,
-# instances idle-terminated; a SIGHUP that restarts one worker process and
-# removes another; the status server and qscalectl asked; a clean stop).
+# LeakSanitizer (make asan: BUILD is a sanitizer build): qscaled -nv,
+# --plan and --check, then a short cloudsim scenario over a spot and an
+# on-demand resource (tasks launched, run, instances idle-terminated; the
+# error paths: no spot capacity, an instance that never boots, throttling,
+# a ClearML outage, an interruption, a worker process killed; the status
+# server and qscalectl asked; a broken reload, then a SIGHUP that restarts
+# one worker process and removes another; a clean stop).
 # Every process, the supervisor, each worker process and qscalectl,
 # writes its sanitizer reports under one directory: any report fails.
 # qscale-test: serial
