@@ -184,7 +184,11 @@ e2e_enqueue asan-gpu 1 1 a-gpu2 >/dev/null
 e2e_wait 60 "after the reload, a task runs and its instance is terminated" \
     "$DONE"
 
-# A clean stop: the supervisor's own check runs at its exit.
+# A clean stop: the supervisor's own check runs at its exit, with a
+# client still following a log on the control socket.
+ctl tail -f cpu >"$E2E_DIR/tail.out" 2>&1 &
+TAIL_PID=$!
+wait_for 10 test -s "$E2E_DIR/tail.out"
 kids=$(pgrep -P "$QPID" | tr '\n' ' ')
 kill -TERM "$QPID"
 wait_for 20 _e2e_gone "$QPID"
@@ -192,6 +196,8 @@ wait "$QPID"
 rc=$?
 QPID=""
 check "qscaled stops cleanly (exit 0, was $rc)" test "$rc" -eq 0
+check "qscalectl tail -f ends with the daemon" wait_for 10 _e2e_gone "$TAIL_PID"
+kill "$TAIL_PID" 2>/dev/null
 left=0
 for p in $kids; do kill -0 "$p" 2>/dev/null && left=$((left + 1)); done
 check "no worker process is left" test "$left" -eq 0
