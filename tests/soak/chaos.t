@@ -61,6 +61,7 @@ daemon_kills=0
 interrupts=0
 next_wave=0
 next_kill=8
+next_interrupt=20
 step=0
 while [ "$(elapsed)" -lt "$CHAOS_SECONDS" ]; do
 	if [ "$wave" -lt 4 ] && [ "$(elapsed)" -ge "$next_wave" ]; then
@@ -85,13 +86,16 @@ while [ "$(elapsed)" -lt "$CHAOS_SECONDS" ]; do
 			fi
 			;;
 		esac
-		if [ "$interrupts" -lt 2 ] && [ "$step" -ge 3 ] &&
-		    [ $((step % 2)) -eq 1 ] && i=$(busy_spot); then
-			simctl interrupt "$i" >/dev/null &&
-			    interrupts=$((interrupts + 1))
-			diag "$(elapsed) s: interrupted busy spot instance $i"
-		fi
 		next_kill=$((next_kill + 8 + RANDOM % 5))
+	fi
+	# Between kills: a worker process killed a moment ago has not yet
+	# reported what its instances run.
+	if [ "$interrupts" -lt 2 ] && [ "$(elapsed)" -ge "$next_interrupt" ] &&
+	    [ $((next_kill - $(elapsed))) -ge 2 ] && i=$(busy_spot); then
+		simctl interrupt "$i" >/dev/null &&
+		    interrupts=$((interrupts + 1))
+		diag "$(elapsed) s: interrupted busy spot instance $i"
+		next_interrupt=$(($(elapsed) + 25))
 	fi
 	sleep 0.5
 done
