@@ -26,6 +26,22 @@
 #include "supervisor.h"
 #include "worker.h"
 
+/*
+ * A worker process leaves with _exit(): the supervisor's atexit handlers
+ * and stdio buffers are not its own.  _exit() skips LeakSanitizer's check
+ * too, so a sanitizer build runs that check first.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define CHILD_LEAK_CHECK	1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(leak_sanitizer)
+#define CHILD_LEAK_CHECK	1
+#endif
+#endif
+#ifdef CHILD_LEAK_CHECK
+#include <sanitizer/lsan_interface.h>
+#endif
+
 static void	child_read_cb(struct bufferevent *, void *);
 static void	child_event_cb(struct bufferevent *, short, void *);
 static void	child_respawn_cb(evutil_socket_t, short, void *);
@@ -115,6 +131,7 @@ child_become_worker(struct sup_child *c, int fd)
 	sigset_t		 set;
 	size_t			 i;
 	pid_t			 parent = getppid();
+	int			 rc;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = SIG_DFL;
@@ -134,7 +151,11 @@ child_become_worker(struct sup_child *c, int fd)
 	close_range(4, ~0U, 0);
 	log_set_sink(NULL, NULL);
 	log_set_procname(c->name);
-	_exit(worker_main(c->sup->conf, c->index, 3));
+	rc = worker_main(c->sup->conf, c->index, 3);
+#ifdef CHILD_LEAK_CHECK
+	__lsan_do_leak_check();
+#endif
+	_exit(rc);
 }
 
 void

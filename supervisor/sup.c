@@ -292,14 +292,24 @@ sup_tick_cb(evutil_socket_t fd, short ev, void *arg)
 static cJSON *
 child_status_json(struct sup_child *c)
 {
-	const struct conf_resource *r = &c->sup->conf->resources[c->index];
+	const struct conf_resource *r = NULL;
 	cJSON	*o = cJSON_CreateObject();
 
+	/*
+	 * A resource a reload removed is no longer in the configuration,
+	 * and its index is stale, until its process has stopped.
+	 */
+	if (!c->removed && c->index < c->sup->conf->nresources)
+		r = &c->sup->conf->resources[c->index];
 	cJSON_AddStringToObject(o, "name", c->name);
-	cJSON_AddStringToObject(o, "queue", r->queue);
-	cJSON_AddStringToObject(o, "instance_type", r->instance_type);
-	cJSON_AddBoolToObject(o, "spot", r->spot);
-	cJSON_AddNumberToObject(o, "max_instances", r->max_instances);
+	cJSON_AddStringToObject(o, "queue", r != NULL ? r->queue : "");
+	cJSON_AddStringToObject(o, "instance_type",
+	    r != NULL ? r->instance_type : "");
+	cJSON_AddBoolToObject(o, "spot", r != NULL && r->spot);
+	cJSON_AddNumberToObject(o, "max_instances",
+	    r != NULL ? r->max_instances : 0);
+	if (c->removed)
+		cJSON_AddBoolToObject(o, "removed", 1);
 	cJSON_AddNumberToObject(o, "pid", c->pid);
 	cJSON_AddStringToObject(o, "state", sup_child_state_name(c->state));
 	cJSON_AddNumberToObject(o, "restarts", c->restarts);

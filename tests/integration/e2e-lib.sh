@@ -230,6 +230,18 @@ e2e_wait() {
 	if e2e_until "$1" "$3"; then ok "$2"; else not_ok "$2 (not within $1 s)"; fi
 }
 
+# busy_in RESOURCE QUEUE: the instances that run a task of QUEUE in
+# cloudsim and that qscale's last poll saw holding that task.
+busy_in() {
+	_qs=$(qs_status) || return 1
+	sim_stats | jq -r --arg r "$1" --arg q "$2" --argjson qs "$_qs" '
+	    [$qs.resources[] | select(.name == $r) | .worker.instances[]? |
+	    select(.task != null and .task != "") | {id, task}] as $seen |
+	    .tasks[] | select(.queue == $q and .status == "in_progress" and
+	    .instance != null) | {id: .instance, task: .id} |
+	    select(. as $b | $seen | index([$b])) | .id'
+}
+
 e2e_enqueue() {	# QUEUE COUNT DURATION NAME
 	simctl enqueue "$1" --count "$2" --duration "$3" --name "$4"
 }
