@@ -1377,9 +1377,7 @@ conf_peek_socket(const char *path, char **note)
 	}
 	if (root == NULL && ld.nerrs > 0)
 		why = xstrdup(ld.errs[0].msg);
-	for (i = 0; i < ld.nerrs; i++)
-		free(ld.errs[i].msg);
-	free(ld.errs);
+	move_errors(&ld, NULL);
 	for (i = 0; i < ld.nfiles; i++)
 		free(ld.files[i].path);
 	free(ld.files);
