@@ -1,17 +1,26 @@
 #!/usr/bin/env python3
 """Checks of cloudsim's simulated agents: instances launched through the
 EC2 front with a startup script that follows the contract register, run
-tasks, go idle and vanish on terminate; broken scripts are reported.
-Expects --pending-delay 0.5 --boot-delay 0.3 --report-interval 1
---agent-poll 0.3.  Usage: check_agent.py ENV_FILE LOG_FILE"""
+tasks, go idle and go down with their instance, gracefully (as
+clearml-agent on SIGTERM) or silently; broken scripts are reported.  What
+the agents send is seen through a recording proxy.  Expects
+--pending-delay 0.5 --boot-delay 0.3 --report-interval 1 --agent-poll 0.3
+(short, so that the checks take seconds; the defaults are checked
+apart).  Usage: check_agent.py ENV_FILE LOG_FILE"""
 
 import base64
+import importlib.machinery
+import importlib.util
+import os
+import re
+import subprocess
 import sys
 import time
 
-sys.path.insert(0, __file__.rsplit("/", 2)[0])
-from checks.tap import (Tap, admin, clearml, ec2_client, read_env,  # noqa
-                        startup_script, wait_until)
+HERE = __file__.rsplit("/", 2)[0]
+sys.path.insert(0, HERE)
+from checks.tap import (Recorder, Tap, admin, clearml,  # noqa: E402
+                        ec2_client, read_env, startup_script, wait_until)
 from sim.agents import parse_script  # noqa: E402
 
 ENV = read_env(sys.argv[1])
@@ -63,6 +72,42 @@ def log_has(*words):
         return any(all(w in ln for w in words) for ln in f)
 
 
+def instance(iid):
+    return [i for i in stats()["instances"] if i["id"] == iid][0]
+
+
+def calls_of(rec, since, host):
+    return [(c["endpoint"], c["body"]) for c in rec.seq(since)
+            if c["headers"].get("x-clearml-worker") == host]
+
+
+def cloudsim_args(*argv):
+    loader = importlib.machinery.SourceFileLoader(
+        "cloudsim_main", os.path.join(HERE, "cloudsim"))
+    mod = importlib.util.module_from_spec(
+        importlib.util.spec_from_loader(loader.name, loader))
+    loader.exec_module(mod)
+    return mod.parse_args(list(argv))
+
+
+REC = Recorder(ENV["QSCALE_SIM_CLEARML_URL"])
+
+# ------------------------------------------------------------- defaults
+d = cloudsim_args("--port-base", "20000", "--env-file", "/dev/null")
+t.check("defaults as clearml-agent: a poll every 5 s when the queues are "
+        "empty, a status report every 30 s; agents go down gracefully",
+        d.agent_poll == 5.0 and d.report_interval == 30.0 and
+        d.shutdown_mode == "graceful", vars(d))
+t.check("--shutdown-mode silent on the command line",
+        cloudsim_args("--port-base", "20000", "--env-file", "/dev/null",
+                      "--shutdown-mode", "silent").shutdown_mode == "silent")
+bad = subprocess.run([os.path.join(HERE, "cloudsim"), "--port-base",
+                      "20000", "--env-file", "/dev/null", "--shutdown-mode",
+                      "loud"], capture_output=True, text=True)
+t.check("... and another mode is refused, naming the choices",
+        bad.returncode != 0 and "graceful" in bad.stderr, bad.stderr)
+
+
 # ------------------------------------------------------ the contract parser
 got, missing = parse_script(startup_script(
     ENV, prefix="it's:cpu", queue='q "x"'))
@@ -78,7 +123,7 @@ t.check("the parser names what is missing",
 
 # ----------------------------------------------------------- a good agent
 qid = clearml(ENV, "queues.create", {"name": "q-cpu"})["id"]
-iid = launch(startup_script(ENV, prefix="qtest:cpu:t3.micro"))
+iid = launch(startup_script(ENV, prefix="qtest:cpu:t3.micro", api=REC.url))
 wid = "qtest:cpu:t3.micro:" + iid
 w = wait_until(lambda: workers("qtest:cpu:*").get(wid), 8)
 t.check("the agent registers as worker_id_prefix:instance_id on its queue",
@@ -90,6 +135,18 @@ t.check("it registered only after running + boot delay",
         [i for i in stats()["instances"] if i["id"] == iid][0]
         ["registered"] - [i for i in stats()["instances"] if i["id"] == iid]
         [0]["launched"] >= 0.8)
+host = instance(iid)["hostname"]
+t.check("the instance has an EC2-style hostname from its private address",
+        re.match(r"^ip-10-77-1-\d+$", host or ""), host)
+sent = {c["headers"].get("x-clearml-worker") for c in REC.seq()}
+t.check("as clearml-agent, every call carries the machine's hostname in "
+        "X-ClearML-Worker, not the worker id", sent == {host}, sent)
+reg = [c["time"] for c in REC.seq() if c["endpoint"] == "workers.register"]
+first = wait_until(lambda: [c["time"] for c in REC.seq()
+                            if c["endpoint"] == "workers.status_report"], 6)
+t.check("its first status report comes 3 s after the start, as "
+        "clearml-agent's", reg and first and 2.8 <= first[0] - reg[0] <= 4.5,
+        (reg, first))
 tid = enqueue(qid, "good-1", 1.5)
 busy = wait_until(lambda: workers(wid).get(wid, {}).get("task"), 3)
 t.check("it pulls the task: in_progress, 'pulled by agent', worker busy",
@@ -103,6 +160,21 @@ t.check("it completes the task after its duration ('worker execution "
 idle = wait_until(lambda: "task" not in workers(wid).get(wid, {"task": 1}),
                   2)
 t.check("then it is idle again (no task key)", idle)
+seq = [(e, b) for e, b in calls_of(REC, 0, host)
+       if e in ("tasks.started", "workers.status_report", "tasks.completed")
+       and b.get("task", tid) == tid]
+i0 = [n for n, (e, _) in enumerate(seq) if e == "tasks.started"]
+t.check("on a pop: tasks.started, then at once a status_report naming the "
+        "task (the server takes last_worker only from that), and after "
+        "tasks.completed one without a task",
+        i0 and seq[i0[0] + 1][0] == "workers.status_report" and
+        seq[i0[0] + 1][1].get("task") == tid and
+        seq[i0[0] + 1][1].get("worker") == wid and
+        [e for e, _ in seq].count("tasks.completed") == 1 and
+        seq[[e for e, _ in seq].index("tasks.completed") + 1][0] ==
+        "workers.status_report" and "task" not in
+        seq[[e for e, _ in seq].index("tasks.completed") + 1][1],
+        [(e, b.get("task")) for e, b in seq][:12])
 tf = enqueue(qid, "bad-exit", 0.3, code=3)
 t.check("a task with sim-exit=3 fails with 'worker execution exit code 3'",
         wait_until(lambda: task(tf)["status"] == "failed", 4) and
@@ -131,21 +203,83 @@ t.check("the log has launch, register, task start and end",
         log_has("task-start", tid) and log_has("task-end", tid,
                                                "completed"))
 
-# ------------------------------------------------------ vanish on terminate
+# --------------------------------------------- graceful shutdown, busy
+st, doc = admin(ENV, "GET", "shutdown-mode")
+t.check("GET /sim/shutdown-mode: graceful by default",
+        st == 200 and doc["default"] == "graceful", doc)
 tid2 = enqueue(qid, "cut", 20)
 wait_until(lambda: task(tid2)["status"] == "in_progress", 3)
+t_term = time.time()
 ec2.terminate_instances(InstanceIds=[iid])
+gone = wait_until(lambda: wid not in workers(wid), 5)
+after = calls_of(REC, t_term, host)
+t.check("terminated while it runs a task, the agent does what "
+        "clearml-agent does on SIGTERM: tasks.stopped (force false, 'user "
+        "abort'), then workers.unregister twice, no last status report",
+        gone and [e for e, _ in after if e != "events.add"] ==
+        ["tasks.stopped", "workers.unregister", "workers.unregister"] and
+        after[[e for e, _ in after].index("tasks.stopped")][1] ==
+        {"task": tid2, "force": False, "status_reason": "user abort"},
+        after)
+t.check("... with a log event 'Process terminated by user' first",
+        after and after[0][0] == "events.add" and
+        after[0][1].get("msg") == "Process terminated by user", after[:1])
+t.check("... so its task ends stopped ('user abort'), not in_progress",
+        task(tid2)["status"] == "stopped" and
+        task(tid2)["status_reason"] == "user abort", task(tid2))
+t.check("the log says how it went down; stats give the mode",
+        log_has("terminate", iid) and
+        log_has("agent-shutdown", iid, "mode=graceful", "state=busy",
+                "task=" + tid2) and log_has("unregister", iid, "calls=2")
+        and instance(iid)["shutdown"] == "graceful")
+
+# ------------------------------------------------ silent shutdown, busy
+sil = launch(startup_script(ENV, prefix="qtest:cpu:t3.micro", api=REC.url))
+swid = "qtest:cpu:t3.micro:" + sil
+wait_until(lambda: workers(swid).get(swid), 8)
+out = subprocess.run([os.path.join(HERE, "simctl"), "--env-file",
+                      sys.argv[1], "shutdown-mode", "silent", sil],
+                     capture_output=True, text=True)
+t.check("simctl shutdown-mode silent ID: that instance only",
+        out.returncode == 0 and instance(sil)["shutdown_mode"] == "silent"
+        and admin(ENV, "GET", "shutdown-mode")[1]["default"] == "graceful",
+        out.stdout + out.stderr)
+tid3 = enqueue(qid, "cut-silent", 20)
+wait_until(lambda: task(tid3)["status"] == "in_progress", 3)
+shost = instance(sil)["hostname"]
+t_term = time.time()
+ec2.terminate_instances(InstanceIds=[sil])
 time.sleep(0.3)
-a1 = workers(wid).get(wid, {}).get("last_activity_time")
+a1 = workers(swid).get(swid, {}).get("last_activity_time")
 time.sleep(1.6)
-a2 = workers(wid).get(wid, {}).get("last_activity_time")
-t.check("terminated: the agent vanishes (no more reports, no unregister)",
-        a1 is not None and a1 == a2, (a1, a2))
-t.check("its task stays in_progress (the autoscaler must requeue it)",
-        task(tid2)["status"] == "in_progress")
-t.check("the log has the termination", log_has("terminate", iid))
+a2 = workers(swid).get(swid, {}).get("last_activity_time")
+t.check("silent (killed with the network gone): not another call, the "
+        "worker stays until its TTL, no more reports",
+        a1 is not None and a1 == a2 and not calls_of(REC, t_term, shost),
+        (a1, a2, calls_of(REC, t_term, shost)))
+t.check("... and its task stays in_progress (the autoscaler must requeue "
+        "it)", task(tid3)["status"] == "in_progress")
+t.check("... the log says so", log_has("agent-shutdown", sil, "mode=silent")
+        and instance(sil)["shutdown"] == "silent")
 
 # ------------------------------------------------------------ interruption
+sid = launch(startup_script(ENV, prefix="qtest:spot:t3.micro", api=REC.url),
+             resource="spot", spot=True)
+swid = "qtest:spot:t3.micro:" + sid
+wait_until(lambda: workers(swid).get(swid), 8)
+phost = instance(sid)["hostname"]
+t_term = time.time()
+admin(ENV, "POST", "interrupt", {"instance_id": sid})
+gone = wait_until(lambda: swid not in workers(swid), 5)
+t.check("interrupted while idle: the agent unregisters (once), and "
+        "nothing else", gone and [e for e, _ in calls_of(REC, t_term, phost)]
+        == ["workers.unregister"], calls_of(REC, t_term, phost))
+t.check("... logged as an interruption, gracefully",
+        log_has("agent-shutdown", sid, "mode=graceful", "reason=interrupt",
+                "state=idle"))
+st, doc = admin(ENV, "POST", "shutdown-mode", {"mode": "silent"})
+t.check("POST /sim/shutdown-mode {mode: silent}: the default for all",
+        st == 200 and doc["default"] == "silent", doc)
 sid = launch(startup_script(ENV, prefix="qtest:spot:t3.micro"),
              resource="spot", spot=True)
 swid = "qtest:spot:t3.micro:" + sid
@@ -155,8 +289,12 @@ time.sleep(0.2)
 b1 = workers(swid).get(swid, {}).get("last_activity_time")
 time.sleep(1.5)
 b2 = workers(swid).get(swid, {}).get("last_activity_time")
-t.check("interrupted: its agent vanishes at once", b1 and b1 == b2,
+t.check("... then an interrupted agent vanishes at once", b1 and b1 == b2,
         (b1, b2))
+st, doc = admin(ENV, "POST", "shutdown-mode", {"mode": "loud"})
+t.check("an unknown mode is refused with the choices",
+        st == 400 and "graceful or silent" in doc.get("error", ""), doc)
+admin(ENV, "POST", "shutdown-mode", {"mode": "graceful"})
 
 # ---------------------------------------------------------- broken scripts
 bid = launch(startup_script(ENV, drop="worker_id_prefix="))
@@ -206,4 +344,5 @@ live = ec2.describe_instances(Filters=[{"Name": "instance-state-name",
 t.check("POST /sim/reset terminates every instance and forgets the rest",
         st == 200 and not live["Reservations"] and s["tasks"] == [] and
         s["instances"] == [] and s["workers"] == [], s["totals"])
+REC.close()
 sys.exit(t.done())

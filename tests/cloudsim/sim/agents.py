@@ -2,7 +2,9 @@
 ownership tags.  Each reads its user data back from EC2, takes the worker
 id, queue and ClearML credentials from the startup script, and after the
 boot delay behaves as clearml-agent does (register, poll, run, report).
-It vanishes, without another call, the moment its instance is gone."""
+When its instance goes down it does what its shutdown mode says:
+'graceful', as clearml-agent on SIGTERM (stops its task, unregisters), or
+'silent' (no other call)."""
 
 import base64
 import json
@@ -19,6 +21,8 @@ RE_EXPORT = re.compile(
     re.M)
 RE_CONF = {k: re.compile(r'\b%s\s*[:=]\s*"((?:[^"\\]|\\.)*)"' % k)
            for k in ("api_server", "access_key", "secret_key")}
+FIRST_REPORT = 3.0
+SHUTDOWN_GRACE = 10.0   # seconds the network stays up on the way down
 ABORT_STATUSES = ("stopped", "closed", "failed", "published", "queued",
                   "created", "completed")
 
@@ -75,19 +79,19 @@ class Session:
     """A ClearML API session the way the agent keeps one: Basic to log in,
     Bearer after, login again once on a 401."""
 
-    def __init__(self, server, key, secret, worker):
+    def __init__(self, server, key, secret, host):
         self.server = server.rstrip("/")
         self.basic = "Basic " + base64.b64encode(
             ("%s:%s" % (key, secret)).encode()).decode()
         self.token = None
-        self.worker = worker
+        self.host = host
 
     def _post(self, endpoint, body, auth):
         req = urllib.request.Request(
             self.server + "/" + endpoint, data=json.dumps(body).encode(),
             method="POST", headers={"Content-Type": "application/json",
                                     "Authorization": auth,
-                                    "X-ClearML-Worker": self.worker})
+                                    "X-ClearML-Worker": self.host})
         try:
             with urllib.request.urlopen(req, timeout=15) as r:
                 return json.load(r)["data"]
@@ -126,6 +130,10 @@ class Agent(threading.Thread):
         self.script = None
         self.error = None
         self.state = "booting"
+        self.task = None         # the task it runs, once started
+        self.worker = None
+        self.crashed = False
+        self.term = None         # (mode, why) once its instance went down
 
     # Each wait returns True when the instance is gone.
     def wait(self, seconds):
@@ -149,12 +157,66 @@ class Agent(threading.Thread):
     def run(self):
         try:
             self.lifecycle()
+            if self.term is not None and not self.crashed:
+                self.on_sigterm(*self.term)
         except ApiError as e:
             self.mgr.log("agent-error", instance=self.inst.id,
                          error="%s %s" % (e.status, e.meta.get("result_msg")))
         except Exception as e:
             self.mgr.script_error(self.inst, ["agent crashed: %r" % e])
         self.state = "gone"
+
+    def final_call(self, endpoint, body, deadline):
+        """A call made on the way down: transient errors are retried
+        until the deadline (the machine powers off then), others are
+        logged.  None when it did not go through."""
+        delay = 0.2
+        while not self.mgr.stop.is_set():
+            try:
+                return self.sess.call(endpoint, body)
+            except ApiError as e:
+                if not e.transient or time.time() + delay >= deadline:
+                    self.mgr.log("agent-error", instance=self.inst.id,
+                                 error="%s on shutdown: %s %s" % (
+                                     endpoint, e.status,
+                                     e.meta.get("result_msg")))
+                    return None
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+        return None
+
+    def on_sigterm(self, mode, why):
+        """The instance goes down.  'silent': killed with the network
+        already gone, not another call.  'graceful': as clearml-agent
+        3.x on SIGTERM with the network up: a running task is stopped
+        (tasks.stopped, force false, "user abort"), then the worker
+        unregisters (twice when it ran a task), and no last status
+        report."""
+        state, task = self.state, self.task
+        self.mgr.log("agent-shutdown", instance=self.inst.id, mode=mode,
+                     reason=why, state=state, worker=self.worker, task=task)
+        if mode != "graceful" or state not in ("idle", "busy"):
+            return
+        deadline = time.time() + SHUTDOWN_GRACE
+        if task is not None:
+            self.final_call("events.add", {
+                "task": task, "type": "log", "level": "error",
+                "worker": self.worker, "timestamp": int(time.time() * 1000),
+                "msg": "Process terminated by user"}, deadline)
+            ok = self.final_call("tasks.stopped", {
+                "task": task, "force": False,
+                "status_reason": "user abort"}, deadline)
+            self.mgr.log("task-end", instance=self.inst.id, task=task,
+                         result="stopped" if ok is not None else
+                         "stop failed", reason="user abort")
+        n = 0
+        for _ in range(2 if task is not None else 1):
+            if self.final_call("workers.unregister",
+                               {"worker": self.worker},
+                               deadline) is not None:
+                n += 1
+        self.mgr.log("unregister", instance=self.inst.id,
+                     worker=self.worker, calls=n)
 
     def lifecycle(self):
         opts = self.mgr.opts
@@ -177,8 +239,9 @@ class Agent(threading.Thread):
             return
         self.worker = "%s:%s" % (got["worker_id_prefix"], inst.id)
         self.queue_name = got["queue"]
+        # as clearml-agent, the machine's hostname in X-ClearML-Worker
         self.sess = Session(got["api_server"], got["access_key"],
-                            got["secret_key"], self.worker)
+                            got["secret_key"], inst.hostname)
         if not self.login():
             return
         qid = self.resolve_queue()
@@ -251,9 +314,9 @@ class Agent(threading.Thread):
 
     def loop(self):
         opts = self.mgr.opts
-        if not self.report():
-            return
-        next_report = time.time() + opts.report_interval
+        # clearml-agent's monitor sends its first report 3 s after the
+        # start, then one every report interval
+        next_report = time.time() + FIRST_REPORT
         while not self.gone.is_set():
             data = self.call("queues.get_next_task", {"queue": self.qid})
             if data is None:
@@ -309,6 +372,7 @@ class Agent(threading.Thread):
                     "status_message": "pulled by agent"}) is None:
                 return False
             self.state = "busy"
+            self.task = tid
             if not self.report(tid):
                 return False
             params = self.task_params(tid)
@@ -316,6 +380,7 @@ class Agent(threading.Thread):
             self.mgr.log("agent-error", instance=self.inst.id, task=tid,
                          error=e.meta.get("result_msg"))
             self.state = "idle"
+            self.task = None
             return self.report()
         if params is None:
             return False
@@ -365,6 +430,7 @@ class Agent(threading.Thread):
                 result = "failed"
         except ApiError as e:
             result = "error: %s" % e.meta.get("result_msg")
+        self.task = None
         if self.gone.is_set():
             return False
         self.mgr.log("task-end", instance=self.inst.id, task=tid,
@@ -431,15 +497,19 @@ class Agents:
             raise ValueError("the agent of %s is %s, not registered" %
                              (iid, a.state))
         a.inst.agent_crashed = time.time()
+        a.crashed = True
         a.gone.set()
         self.log("agent-crash", instance=iid, worker=a.worker,
                  state=a.state)
         return {"agent_crashed": iid, "worker": a.worker}
 
-    def vanish(self, iid):
+    def sigterm(self, iid, mode, why):
+        """The instance of the agent goes down ('terminate' or
+        'interrupt'); the agent goes in the given shutdown mode."""
         with self.lock:
             a = self.agents.get(iid)
-        if a is not None:
+        if a is not None and a.term is None:
+            a.term = (mode, why)
             a.gone.set()
 
     def reset(self):
@@ -542,6 +612,7 @@ class Agents:
                         i.get("SubnetId"),
                         "spot" if i.get("InstanceLifecycle") == "spot"
                         else "on-demand", tags, time.time())
+                    inst.private_ip = i.get("PrivateIpAddress")
                     self.ec2.instances[iid] = inst
                     self.ec2.launched += 1
                     self.ec2.sample_alive()

@@ -797,9 +797,6 @@ class ClearML:
         t["status_message"] = message or ""
         t["status_changed"] = t["last_update"] = t["last_change"] = now
         t["last_changed_by"] = self.user["id"]
-        worker = ctx["headers"].get("X-ClearML-Worker") if ctx else None
-        if worker:
-            t["last_worker"] = worker
         return {"status": new, "status_reason": t["status_reason"],
                 "status_message": t["status_message"],
                 "status_changed": iso(now), "last_update": iso(now),

@@ -32,6 +32,8 @@ class Sim:
             "POST interrupt": self._ec2("interrupt"),
             "POST never-boot": self._ec2("never_boot"),
             "POST agent-crash": self.agent_crash,
+            "GET shutdown-mode": self._ec2("shutdown_mode_get"),
+            "POST shutdown-mode": self._ec2("shutdown_mode_set"),
             "GET capacity": self._ec2("capacity_get"),
             "POST capacity": self._ec2("capacity_set"),
         }

@@ -38,6 +38,7 @@ TOKEN_TTL = 3600
 MAX_CALL_RECORDS = 20000
 SPOT_REASON = ("Server.SpotInstanceTermination",
                "Server.SpotInstanceTermination: Spot instance termination")
+SHUTDOWN_MODES = ("graceful", "silent")
 USER_REASON = ("Client.UserInitiatedShutdown",
                "Client.UserInitiatedShutdown: User initiated shutdown")
 
@@ -141,6 +142,18 @@ class Instance:
         self.never_boot = False
         self.agent_crashed = None  # when its agent died, if it did
         self.worker = None
+        self.private_ip = None
+        self.shutdown_mode = None  # graceful/silent; None: the default
+        self.shutdown = None       # the mode it went down in
+
+    @property
+    def hostname(self):
+        """What the machine calls itself, as EC2 names it from its private
+        address: ip-10-77-1-12."""
+        if self.private_ip:
+            return "ip-" + self.private_ip.replace(".", "-")
+        n = int(re.sub(r"[^0-9a-f]", "", self.id[-6:]) or "0", 16)
+        return "ip-10-0-%d-%d" % ((n >> 8) % 256, n % 254 + 1)
 
     @property
     def resource(self):
@@ -161,6 +174,8 @@ class Instance:
                 "state_reason": self.reason[0] if self.reason else None,
                 "never_boot": self.never_boot,
                 "agent_crashed": self.agent_crashed, "worker": self.worker,
+                "hostname": self.hostname,
+                "shutdown_mode": self.shutdown_mode, "shutdown": self.shutdown,
                 "autoscaler": self.tags.get("qscale:autoscaler")}
 
 
@@ -174,6 +189,7 @@ class EC2Sim:
         self.lock = threading.RLock()
         self.run_lock = threading.Lock()
         self.capacity = Capacity(opts.capacity)
+        self.default_shutdown = opts.shutdown_mode
         self.agents = None
         self.moto = None                    # boto3 client, set by cloud.py
         self.reset_state()
@@ -397,6 +413,41 @@ class EC2Sim:
         self.log("interrupt", instance=iid, resource=inst.resource)
         return {"interrupted": iid}
 
+    def shutdown_mode_get(self, doc):
+        with self.lock:
+            return {"default": self.default_shutdown, "instances": {
+                i.id: i.shutdown_mode for i in self.instances.values()
+                if i.shutdown_mode is not None and i.terminated is None}}
+
+    def shutdown_mode_set(self, doc):
+        """How agents go down with their instance: 'graceful' (as
+        clearml-agent on SIGTERM, the network still up: the running task
+        stopped, the worker unregistered) or 'silent' (gone without a
+        word).  For one instance ('default' clears its own), or the
+        default of all others."""
+        if not isinstance(doc, dict) or "mode" not in doc:
+            raise ValueError('expected {"mode": "graceful"|"silent", '
+                             '"instance_id"?: ID}')
+        mode = doc["mode"]
+        iid = doc.get("instance_id")
+        allowed = SHUTDOWN_MODES + (("default",) if iid else ())
+        if mode not in allowed:
+            raise ValueError("mode must be %s, not %r" % (
+                " or ".join(allowed), mode))
+        with self.lock:
+            if iid is None:
+                self.default_shutdown = mode
+            else:
+                inst = self.instances.get(iid)
+                if inst is None:
+                    raise ValueError("unknown instance %r" % (iid,))
+                if inst.terminated is not None:
+                    raise ValueError("instance %s is already terminated"
+                                     % iid)
+                inst.shutdown_mode = None if mode == "default" else mode
+        self.log("shutdown-mode", instance=iid, mode=mode)
+        return self.shutdown_mode_get(None)
+
     def never_boot(self, doc):
         if not isinstance(doc, dict):
             raise ValueError('expected {"instance_id": ID} or {"next": N, '
@@ -479,6 +530,7 @@ class EC2Sim:
                                 it.findtext(q("subnetId")),
                                 "spot" if life == "spot" else market, tags,
                                 now)
+                inst.private_ip = it.findtext(q("privateIpAddress"))
                 for nb in self.never_next:
                     if nb[0] > 0 and nb[1] in (None, inst.resource):
                         nb[0] -= 1
@@ -508,6 +560,7 @@ class EC2Sim:
                     continue
                 inst.terminated = now
                 inst.reason = reason
+                inst.shutdown = inst.shutdown_mode or self.default_shutdown
                 self.terminations += 1
                 done.append(inst)
             self.sample_alive()
@@ -516,7 +569,9 @@ class EC2Sim:
                 self.log("terminate", instance=inst.id,
                          resource=inst.resource)
             if self.agents is not None:
-                self.agents.vanish(inst.id)
+                self.agents.sigterm(inst.id, inst.shutdown,
+                                    "interrupt" if reason is SPOT_REASON
+                                    else "terminate")
         return done
 
     def live_count(self, itype, az, market):
