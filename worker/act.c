@@ -1097,11 +1097,13 @@ act_requeue(struct wpoll *p, const struct plan_action *a)
 		log_warnx("task %s ran on instance %s, which %s; not "
 		    "re-queueing it: %s", a->task, a->instance,
 		    act_requeue_how(a), a->why);
-	if (a->worker[0] == '\0' && (a->task[0] == '\0' || a->count < 0))
-		return;
 	L = xcalloc(1, sizeof(*L));
 	L->p = p;
 	L->a = *a;
+	if (L->a.worker[0] == '\0' && (size_t)snprintf(L->a.worker,
+	    sizeof(L->a.worker), "%.100s:%.24s:%.30s", p->prefix_res,
+	    p->w->res->instance_type, a->instance) >= sizeof(L->a.worker))
+		L->a.worker[0] = '\0';	/* the id its agent would have */
 	if (a->count < 0)
 		L->a.task[0] = '\0';	/* only the others, if any */
 	p->act_ops++;

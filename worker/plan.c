@@ -396,8 +396,11 @@ plan_gone(const struct plan_obs *obs, struct plan_memory *mem,
 		snprintf(a->worker, sizeof(a->worker), "%s", m->worker);
 		snprintf(a->instance, sizeof(a->instance), "%s", m->id);
 	}
-	if (m->worker[0] == '\0')
-		return;		/* no agent ever ran there */
+	/*
+	 * A worker qscale never saw (its agent registered, took a task and
+	 * went down between two polls) is looked for by the id it would
+	 * have: the caller knows it.
+	 */
 	if ((m->terminating && !(m->unchecked && w != NULL &&
 	    w->task != NULL)) || plan_memory_requeued_for(mem, m->task, m->id))
 		m->task[0] = '\0';	/* the look after the call had it */

@@ -128,11 +128,18 @@ scenario_blackout() {
 
 # ---- 10. Spot interruption of a busy instance -----------------------------
 # The instance a task runs on, once it runs (on another one than $2).
+# The instance that runs TASK (other than NOT_INSTANCE), once qscaled has
+# seen its worker hold it too (agents report every 30 s, so the log can
+# name the task of the instance lost).
 running_on() {	# TASK [NOT_INSTANCE]
-	sim_stats | jq -r --arg t "$1" --arg not "${2:-}" '.tasks[] |
+	_ro=$(sim_stats | jq -r --arg t "$1" --arg not "${2:-}" '.tasks[] |
 	    select(.id == $t and .status == "in_progress" and
-	    .instance != null and .instance != $not) | .instance' |
-	    grep . || return 1
+	    .instance != null and .instance != $not) | .instance' | grep .) ||
+	    return 1
+	qs_status | jqt 'any(.resources[].worker.instances[];
+	    .id == $i and .task == $t)' --arg i "$_ro" --arg t "$1" ||
+	    return 1
+	echo "$_ro"
 }
 
 # Statuses of the tasks, every 0.2 s, while a test holds.

@@ -866,6 +866,33 @@ test_requeue_once_per_loss(void **state)
 	assert_int_equal(plan_memory_requeued(&F.mem, "t", "i-2"), 1);
 }
 
+/*
+ * An instance whose agent registered, took a task and went down between
+ * two polls: its worker was never seen, yet what it stopped is looked
+ * for (the caller knows the id its agent had), since its launch.
+ */
+static void
+test_requeue_search_unseen_worker(void **state)
+{
+	const struct plan_action *a;
+
+	(void)state;
+	fx_reset();
+	mem_launched("i-1", 1, T0);
+	obs_begin(T0 + 5 * SEC, 1);
+	obs_inst("i-1", PLAN_ST_PENDING, 1, T0, NULL);
+	run();
+	obs_begin(T0 + 20 * SEC, 0);
+	obs_inst("i-1", PLAN_ST_TERMINATED, 1, T0,
+	    "Server.SpotInstanceTermination");
+	run();
+	a = find_action(PLAN_REQUEUE, "i-1");
+	assert_non_null(a);
+	assert_string_equal(a->task, "");
+	assert_string_equal(a->worker, "");
+	assert_int_equal(a->since_ms, T0);
+}
+
 /* The verdict on a task lost with an instance, one row per case. */
 static void
 test_requeue_verdict(void **state)
@@ -1333,6 +1360,7 @@ main(void)
 		cmocka_unit_test(test_terminated_by_us_no_requeue),
 		cmocka_unit_test(test_terminated_unchecked_requeue),
 		cmocka_unit_test(test_requeue_once_per_loss),
+		cmocka_unit_test(test_requeue_search_unseen_worker),
 		cmocka_unit_test(test_requeue_verdict),
 		cmocka_unit_test(test_unaccounted_pop_keeps_idle),
 		cmocka_unit_test(test_zombie_worker_unregistered),
