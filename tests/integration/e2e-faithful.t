@@ -7,7 +7,8 @@
 # elsewhere.  A task a person stops on a healthy instance stays stopped,
 # and the instance goes once idle for max_idle_time.  1,200 tasks at
 # once on a resource of 3 instances: qscale's queue length, launches and
-# /metrics agree with the server.
+# /metrics agree with the server; with 1,000 of them stopped, the look
+# for what an interruption lost reads every page of the server's answers.
 # qscale-test: serial
 # shellcheck source-path=SCRIPTDIR disable=SC2016,SC2119  # jq in quotes
 . "$(dirname "$0")/lib.sh"
@@ -167,6 +168,32 @@ pending_is() {	# N: qscale's last poll saw N pending
 	    --argjson n "$1"
 }
 
+# Stop N of the queued tasks listed in FILE, as a person would, in one
+# process (a curl each would take long).
+stop_queued() {	# N FILE
+	python3 - "$1" "$2" "$QSCALE_SIM_CLEARML_URL" \
+	    "$CLEARML_API_ACCESS_KEY:$CLEARML_API_SECRET_KEY" <<'PY'
+import base64, json, sys, urllib.request
+n, path, url, cred = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+auth = "Basic " + base64.b64encode(cred.encode()).decode()
+def call(ep, body):
+    req = urllib.request.Request(url.rstrip("/") + "/" + ep,
+        data=json.dumps(body).encode(), method="POST",
+        headers={"Content-Type": "application/json", "Authorization": auth})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.load(r)["data"]
+done = 0
+for tid in open(path).read().split():
+    if done == n:
+        break
+    t = call("tasks.get_all", {"id": [tid], "only_fields": ["status"]})
+    if t["tasks"] and t["tasks"][0]["status"] == "queued":
+        call("tasks.stop", {"task": tid})
+        done += 1
+sys.exit(0 if done == n else 1)
+PY
+}
+
 scenario_burst() {
 	e2e_scenario burst
 	e2e_conf efburst 'name = "cpu"; queue = "ef-burst";
@@ -199,6 +226,32 @@ scenario_burst() {
 	    sh -c "'$QSCALECTL' -s '$E2E_DIR/run/control.socket' status -j |
 	    jq -e '.resources[0].worker.counts | .live == 3 and .idle == 0 and
 	    .booting == 0' >/dev/null"
+
+	# A person stops 1,000 of the queued tasks; then an instance is
+	# interrupted.  qscale's look for what was lost with it reads every
+	# page of the stopped tasks (the server answers 500 a call) and puts
+	# back its task only.
+	stop_queued 1000 "$E2E_DIR/ids.txt" || not_ok "burst: 1,000 tasks stopped"
+	victim=$(sim_stats | jq -r '[.tasks[] | select(.status ==
+	    "in_progress")][0] | "\(.id) \(.instance)"')
+	vt=${victim% *}
+	victim=${victim#* }
+	calls=$(e2e_metric '^qscale_api_calls_total[{].*action="tasks.get_all"')
+	simctl interrupt "$victim" >/dev/null
+	L=$E2E_DIR/log/cpu.log
+	check "burst: the interrupted instance's task is put back" \
+	    wait_for 20 grep -q "task $vt re-queued (1 of max_requeues" "$L"
+	sleep 1
+	after=$(e2e_metric '^qscale_api_calls_total[{].*action="tasks.get_all"')
+	diag "tasks.get_all calls for the loss: $((after - calls))"
+	check "burst: ... after reading the 1,000 stopped tasks page by page" \
+	    test "$((after - calls))" -ge 3
+	check "burst: no task the person stopped is put back" \
+	    test "$(grep -c 're-queued (' "$L")" -eq 1
+	S=$E2E_DIR/stopped.json
+	e2e_snap "$S"
+	check "burst: the 1,000 stay stopped" \
+	    sj '[.tasks[] | select(.status == "stopped")] | length == 1000' "$S"
 	e2e_stop
 	e2e_no_secret
 }
