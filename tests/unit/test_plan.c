@@ -961,6 +961,34 @@ test_requeue_verdict(void **state)
 }
 
 /*
+ * clearml-agent polls its queue every 5 s: a task waits up to that long
+ * beside an idle worker.  Polls every second meanwhile neither launch a
+ * second instance for it nor terminate the worker past max_idle_time.
+ */
+static void
+test_idle_worker_not_yet_polled(void **state)
+{
+	static const char *const q[] = { "t1" };
+	int			 i;
+
+	(void)state;
+	fx_reset();
+	F.pc.max_idle_ms = 10 * SEC;
+	mem_launched("i-1", 0, T0);
+	for (i = 0; i <= 6; i++) {
+		obs_begin(T0 + 8 * SEC + i * SEC, i == 0 ? 0 : 1);
+		F.obs.entries = i == 0 ? NULL : q;
+		F.obs.nentries = i == 0 ? 0 : 1;
+		obs_inst("i-1", PLAN_ST_RUNNING, 0, T0, NULL);
+		obs_worker("i-1", NULL, T0 + SEC);
+		run();
+		assert_int_equal(launched(), 0);
+		assert_int_equal(count_type(PLAN_TERMINATE), 0);
+		assert_int_equal(F.out.demand, i == 0 ? -1 : 0);
+	}
+}
+
+/*
  * An agent pops a task, then tells the server (tasks.started, a status
  * report naming it): for that moment its worker looks idle and the task
  * is in no queue.  The idle rule keeps one idle worker per such task.
@@ -1362,6 +1390,7 @@ main(void)
 		cmocka_unit_test(test_requeue_once_per_loss),
 		cmocka_unit_test(test_requeue_search_unseen_worker),
 		cmocka_unit_test(test_requeue_verdict),
+		cmocka_unit_test(test_idle_worker_not_yet_polled),
 		cmocka_unit_test(test_unaccounted_pop_keeps_idle),
 		cmocka_unit_test(test_zombie_worker_unregistered),
 		cmocka_unit_test(test_spot_rollback_and_blackout),
