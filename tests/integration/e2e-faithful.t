@@ -105,7 +105,9 @@ scenario_race() {
 	# runs 15 s: longer than that).
 	simctl fault '{"action": "TerminateInstances", "latency_ms": 8000}' \
 	    >/dev/null
-	at=$(echo "($since + 3000 + 300) / 1000" | bc -l)
+	# 1 s after the expiry: after qscale's fresh look, even on a loaded
+	# machine, and 7 s before EC2 answers, more than the agent's poll
+	at=$(echo "($since + 3000 + 1000) / 1000" | bc -l)
 	delay=$(echo "$at - $(date +%s.%N)" | bc -l)
 	[ "$(echo "$delay > 0" | bc)" -eq 1 ] && sleep "$delay"
 	e2e_clearml tasks.enqueue "{\"task\": \"$tid\", \"queue\": \"$QID\"}" \

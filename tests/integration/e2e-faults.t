@@ -305,7 +305,9 @@ scenario_race() {
 		simctl shutdown-mode silent >/dev/null
 		simctl fault '{"action": "TerminateInstances",
 		    "latency_ms": 8000}' >/dev/null
-		enqueue_at "$DOOMED" 300 "$since"
+		# after the fresh look even under load, and 7 s before EC2
+		# answers: more than the agent's 5 s poll
+		enqueue_at "$DOOMED" 1000 "$since"
 		n=$((n + 1))
 		e2e_wait 45 "race: the task taken by a dying instance completes" \
 		    ".tasks[] | select(.id == \"$DOOMED\") |
