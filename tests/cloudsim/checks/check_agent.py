@@ -12,7 +12,9 @@ import base64
 import importlib.machinery
 import importlib.util
 import os
+import random
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -175,11 +177,51 @@ t.check("a clearml.conf named by CLEARML_CONFIG_FILE, an unquoted URL, "
         (ENV["QSCALE_SIM_CLEARML_URL"], "AK2", "SK2"), r.as_dict())
 r = reading("#!/bin/bash\nexport CLEARML_API_HOST=http://h:1\n"
             "export CLEARML_API_ACCESS_KEY=a\nexport CLEARML_API_SECRET_KEY="
-            "$(aws secretsmanager get-secret-value --secret-id x)\n"
+            "s3cr3t-$(aws secretsmanager get-secret-value --secret-id x)\n"
             "clearml-agent daemon --queue=q1\n")
-t.check("a value the script only knows by running a command is named",
-        r.agent and any(m.startswith("secret_key: from a command")
-                        for m in r.missing), r.missing)
+t.check("a value the script only knows by running a command is named, "
+        "without showing a credential",
+        r.agent and "secret_key: from a command the script runs" in
+        r.missing and "s3cr3t" not in str(r.missing), r.missing)
+
+
+def mangled(n, seed=11):
+    """n scripts cut, spliced and sprinkled with shell syntax."""
+    rnd = random.Random(seed)
+    bits = list("$`'\"\\{}()[]<>|&;#=:,\n\t -") + [
+        "<<", "<<-", "$(", "${", ">>", "2>&1", "EOF", "clearml-agent",
+        "daemon", "--queue", "export ", "CLEARML_WORKER_ID=", '"""', "//"]
+    texts = [startup_script(ENV), oss_script(ENV), conf_only]
+    for _ in range(n):
+        t = list(rnd.choice(texts))
+        for _ in range(rnd.randrange(1, 12)):
+            k = rnd.randrange(len(t) + 1)
+            op = rnd.random()
+            if op < 0.45:
+                t.insert(k, rnd.choice(bits))
+            elif op < 0.9 and t:
+                del t[min(k, len(t) - 1)]
+            else:
+                t = t[:k]
+        yield "".join(t)
+
+
+def read_all(texts):
+    signal.signal(signal.SIGALRM, lambda *_: (_ for _ in ()).throw(
+        TimeoutError("the reader hangs")))
+    signal.alarm(20)
+    try:
+        for text in texts:
+            reading(text, owned=True)
+        return True
+    finally:
+        signal.alarm(0)
+
+
+t.run("the reader neither hangs nor fails on 500 mangled scripts, nor on "
+      "one that ends in a redirection",
+      lambda: read_all(list(mangled(500)) + ["cat >", "cat <<", "x < ",
+                                             "y >> ", "z <<- "]))
 r = reading("#!/bin/sh\necho hello\n")
 t.check("a script that starts no agent says so",
         not r.agent and r.missing == ["a clearml-agent daemon --queue "

@@ -67,6 +67,10 @@ class Lexer:
         j = self.i + k
         return self.s[j] if j < len(self.s) else ""
 
+    def skip(self, chars):
+        while self.i < len(self.s) and self.s[self.i] in chars:
+            self.i += 1
+
     def run(self):
         cmds, targets, docs, pending = [], [], [], []
         words, word = [], []
@@ -109,8 +113,7 @@ class Lexer:
                 self.i += 2
                 if self.peek() == "-":
                     self.i += 1
-                while self.peek() in " \t":
-                    self.i += 1
+                self.skip(" \t")
                 parts = self.word_parts()
                 quoted = any(p[0] in ("sq", "dq") for p in parts)
                 pending.append((quoted, "".join(flat(p) for p in parts)))
@@ -125,15 +128,12 @@ class Lexer:
                     self.i += 1
                     self.word_parts()
                     continue
-                while self.peek() in " \t":
-                    self.i += 1
+                self.skip(" \t")
                 targets.append((op, self.word_parts()))
             elif c == "<":                 # input: not of interest
                 end_word()
-                while self.peek() in "<&":
-                    self.i += 1
-                while self.peek() in " \t":
-                    self.i += 1
+                self.skip("<&")
+                self.skip(" \t")
                 if self.peek() == "(":      # <(process substitution)
                     self.i += 1
                     self.balanced("(", ")")
@@ -192,7 +192,7 @@ class Lexer:
             if c == '"':
                 self.i += 1
                 break
-            if c == "\\" and self.peek(1) in '$`"\\\n':
+            if c == "\\" and self.peek(1) and self.peek(1) in '$`"\\\n':
                 parts.append(("sq", self.peek(1)))
                 self.i += 2
             elif c in "$`":
@@ -355,7 +355,7 @@ class Script:
         out = []
         while lx.i < len(body):
             c = lx.peek()
-            if c == "\\" and lx.peek(1) in "$`\\":
+            if c == "\\" and lx.peek(1) and lx.peek(1) in "$`\\":
                 out.append(lx.peek(1))
                 lx.i += 2
             elif c in "$`":
@@ -434,9 +434,11 @@ class Script:
                     attr, envs[0], key, conf_path))
         for attr in ("worker", "api_server", "access_key", "secret_key"):
             v = getattr(r, attr)
-            if v and UNKNOWN in v:
-                r.missing.append("%s: from a command the script runs "
-                                 "(%r)" % (attr, v.replace(UNKNOWN, "$(...)")))
+            if v and UNKNOWN in v:      # (a credential is never shown)
+                shown = " (%r)" % v.replace(UNKNOWN, "$(...)") \
+                    if attr in ("worker", "api_server") else ""
+                r.missing.append("%s: from a command the script runs%s"
+                                 % (attr, shown))
         if any(UNKNOWN in q for q in r.queues):
             r.missing.append("queue names from a command the script runs")
         if r.worker_set:
