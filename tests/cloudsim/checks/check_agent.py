@@ -461,6 +461,9 @@ got = wait_until(lambda: task(ta)["status"] == "completed" and
 t.check("... in the order given: q-b first",
         got and task(tb)["started"] < task(ta)["started"],
         (task(ta).get("started"), task(tb).get("started")))
+row = [x for x in stats()["tasks"] if x["id"] == ta]
+t.check("stats give the instance of a task whose worker id does not name "
+        "it (hostname:0)", row and row[0]["instance"] == cid, row)
 nid0 = launch("#!/bin/sh\necho hello\n", tags=False)
 time.sleep(2.0)
 t.check("an untagged instance whose script starts no agent: no agent, no "

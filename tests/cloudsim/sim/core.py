@@ -108,11 +108,15 @@ class Sim:
         waits = []
         task_seconds = 0.0
         done = failed = 0
+        # the instance of a worker: its agent's, else the id's last field
+        # (a worker id like hostname:0 names no instance)
+        by_worker = self.ec2.workers() if self.ec2 is not None else {}
         for t in self.clearml.snapshot_tasks():
             inst = None
             if t["worker"]:
                 last = t["worker"].rsplit(":", 1)[-1]
-                inst = last if last.startswith("i-") else None
+                inst = by_worker.get(t["worker"]) or \
+                    (last if last.startswith("i-") else None)
             wait = None
             if t["enqueued"] and t["started"]:
                 wait = round(t["started"] - t["enqueued"], 3)

@@ -614,6 +614,12 @@ class EC2Sim:
                                     else "terminate")
         return done
 
+    def workers(self):
+        """{worker id: instance id} of the agents that registered."""
+        with self.lock:
+            return {i.worker: i.id for i in self.instances.values()
+                    if i.worker}
+
     def live_count(self, itype, az, market):
         with self.lock:
             return sum(1 for i in self.instances.values()
