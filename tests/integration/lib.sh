@@ -10,6 +10,9 @@ QSCALECTL=$QSCALE_BUILD/qscalectl
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/qscale-test.XXXXXX")
 chmod 700 "$T"
+# qscaled refuses log and pid-file directories others may write in: the
+# ones the tests make must not be group-writable, whatever the umask.
+umask 022
 _tap_n=0
 _tap_fail=0
 _cleanups=""

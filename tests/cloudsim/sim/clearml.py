@@ -18,12 +18,15 @@ import string
 import threading
 import time
 import traceback
+from datetime import datetime, timezone
 
+from .files import FileStore
 from .util import iso, new_id
 
 MAX_VERSION = "2.31"
 SERVER_VERSION = "2.0.0"
 SERVER_BUILD = "cloudsim"
+SERVER_COMMIT = "cloudsim"
 MAX_EXPIRATION_SEC = 31536000
 DEFAULT_EXPIRATION_SEC = 2592000
 DEFAULT_WORKER_TIMEOUT = 600
@@ -118,6 +121,9 @@ ENDPOINT_VERSIONS = {
     "tasks.get_all": "2.1 2.14 2.15 2.26",
     "tasks.get_by_id": "2.1",
     "tasks.edit": "2.1 2.13",
+    "tasks.get_hyper_params": "2.9",
+    "tasks.edit_hyper_params": "2.9",
+    "tasks.add_or_update_artifacts": "2.10",
     "tasks.delete": "2.1 2.13 2.21 2.30",
     "tasks.enqueue": "1.5 2.19 2.22 2.31",
     "tasks.dequeue": "1.5 2.25 2.26",
@@ -139,8 +145,14 @@ ENDPOINT_VERSIONS = {
     "projects.get_by_id": "2.1",
     "events.add": "2.1",
     "events.add_batch": "2.1",
+    "server.info": "2.1 2.8 2.12",
+    "queues.get_queue_metrics": "2.4 2.20",
 }
 NO_AUTH = {"debug.ping"}
+# What only a worker (an agent) calls: a session that calls one of these
+# is an agent's.
+WORKER_ENDPOINTS = {"workers.register", "workers.status_report",
+                    "workers.unregister", "queues.get_next_task"}
 
 PATH_RE = re.compile(
     r"^/?(v(?P<ver>\d+\.?\d+)/)?(?P<name>[a-zA-Z_]\w+\.[a-zA-Z_]\w+)/?$")
@@ -221,6 +233,327 @@ def tags_match(have, want):
     return not inc or any(t in have for t in inc)
 
 
+# ------------------------------------------------------------ get_all reading
+# How the server reads the query of a get_all (database/model/base.py there):
+# list fields, regex fields, datetime and range fields, _any_/_all_, and
+# search_text.  A filter the server knows but cloudsim does not implement
+# is an error here, never silently ignored (the answer would be too big).
+
+MAX_PAGE_SIZE = 500
+SCROLL_TTL = 600
+DATE_PREFIX_RE = re.compile(r"^(?P<prefix>>=|>|<=|<)?(?P<value>.*)$")
+
+
+def path_values(doc, path):
+    """Every value at a dotted path, lists flattened on the way."""
+    cur = [doc]
+    for p in path.split("."):
+        nxt = []
+        for c in cur:
+            if isinstance(c, dict) and c.get(p) is not None:
+                v = c[p]
+                nxt.extend(v if isinstance(v, list) else [v])
+        cur = nxt
+    return cur
+
+
+def parse_dt(value, field):
+    """An ISO-8601 date or datetime as epoch ms (naive is UTC).  The server
+    skips a date it cannot read; cloudsim refuses it, so that a client's
+    mistake shows."""
+    try:
+        s = value.strip()
+        if s.endswith(("Z", "z")):
+            s = s[:-1] + "+00:00"
+        dt = datetime.fromisoformat(s)
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=timezone.utc)
+        return int(round(dt.timestamp() * 1000))
+    except (ValueError, AttributeError, TypeError, OverflowError):
+        raise ApiError(400, 16, "failed parsing query field",
+                       error="not a date: %r" % (value,), field=field)
+
+
+def list_filter(field, data, have):
+    """A list field (id, status, tags, ...): values match any of them,
+    '-v' or '__$not' v excludes, '__$all'/'__$and' and '__$any'/'__$or'
+    switch the context, '__$nop' resets it, None also matches an empty
+    field.  An empty list is no filter at all, as on the server."""
+    if not isinstance(data, list):
+        data = [data]
+    actions = {"in": [], "nin": [], "all": []}
+    ops = {"__$all": "and", "__$and": "and", "__$any": "or", "__$or": "or"}
+    context, global_op, legacy, unary, allow_empty = "or", None, True, \
+        False, False
+    for v in data:
+        if v is None:
+            unary = False
+            global_op = global_op or "and"
+            allow_empty = True
+            continue
+        if not isinstance(v, str):
+            raise ApiError(400, 16, "invalid value type, string expected",
+                           field=field, value=v)
+        if v == "__$nop":
+            unary = False
+            global_op = global_op or "and"
+            context, legacy = "or", True
+            continue
+        if v.startswith("__$"):
+            if unary:
+                raise ApiError(400, 16, "Value is expected after",
+                               field=field, operator="__$not")
+            if v == "__$not":
+                unary = True
+                continue
+            if v not in ops:
+                raise ApiError(400, 16, "Unsupported operator",
+                               field=field, operator=v)
+            context, legacy = ops[v], False
+            global_op = global_op or ops[v]
+            continue
+        global_op = global_op or "and"
+        include = True
+        if unary:
+            include, unary = False, False
+        elif legacy and v.startswith("-"):
+            v, include = v[1:], False
+            if not v:
+                raise ApiError(400, 16, "Missing value after the exclude "
+                               "prefix -", field=field)
+        if not include:
+            actions["nin"].append(v)
+        else:
+            actions["all" if context == "and" else "in"].append(v)
+    if unary:
+        raise ApiError(400, 16, "Value is expected after",
+                       operator="__$not")
+    results = []
+    if actions["in"]:
+        results.append(any(v in have for v in actions["in"]))
+    if actions["nin"]:
+        results.append(not any(v in have for v in actions["nin"]))
+    if actions["all"]:
+        results.append(all(v in have for v in actions["all"]))
+    if not results:
+        ok = True
+    elif global_op == "or":
+        ok = any(results)
+    else:
+        ok = all(results)
+    return ok or (allow_empty and not have)
+
+
+def range_filter(field, data, have, conv):
+    """[min, max], both included; a None min also matches a missing
+    value."""
+    if not isinstance(data, list) or len(data) != 2:
+        raise ApiError(400, 12, "Min and max values should be specified "
+                       "for range field %s" % field)
+    lo, hi = data
+    if lo is None and hi is None:
+        raise ApiError(400, 12, "At least one of min or max values should "
+                       "be provided for field %s" % field)
+    lo = None if lo is None else conv(lo, field)
+    hi = None if hi is None else conv(hi, field)
+    if not have:
+        return lo is None
+    return any((lo is None or v >= lo) and (hi is None or v <= hi)
+               for v in have)
+
+
+def number(v, field):
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ApiError(400, 16, "failed parsing query field",
+                       error="not a number: %r" % (v,), field=field)
+    return v
+
+
+def dates_filter(field, data, have_ms):
+    """A datetime field: '>=D', '>D', '<=D', '<D' or 'D' (equal), one or
+    a list of them; a list of two without operators is a range."""
+    if not isinstance(data, list):
+        data = [data]
+    if len(data) == 2 and not any(isinstance(d, str) and d.startswith(
+            (">", "<")) for d in data if d is not None):
+        return range_filter(field, data, have_ms, parse_dt)
+    conds = {}
+    for d in data:
+        if not isinstance(d, str):
+            raise ApiError(400, 16, "failed parsing query field",
+                           error="expected a date string", field=field)
+        m = DATE_PREFIX_RE.match(d)
+        conds[m.group("prefix") or "="] = parse_dt(m.group("value"), field)
+    if not conds:
+        return True
+    tests = {">=": lambda a, b: a >= b, ">": lambda a, b: a > b,
+             "<=": lambda a, b: a <= b, "<": lambda a, b: a < b,
+             "=": lambda a, b: a == b}
+    return any(all(tests[op](v, ref) for op, ref in conds.items())
+               for v in have_ms)
+
+
+def text_terms(search):
+    """Mongo's $text search string: "quoted phrases", -negated terms,
+    other terms."""
+    phrases = [p.lower() for p in re.findall(r'"([^"]*)"', search)
+               if p.strip()]
+    rest = re.sub(r'"[^"]*"', " ", search)
+    terms, negated = [], []
+    for w in rest.split():
+        (negated if w.startswith("-") else terms).extend(
+            x.lower() for x in re.findall(r"\w+", w))
+    return phrases, terms, negated
+
+
+def text_match(texts, search):
+    """A document matches when it holds every phrase, any term (if
+    there are terms), and no negated term; words are compared whole and
+    case-insensitively (no stemming, no stop words).  Only negated terms
+    match nothing, as in Mongo."""
+    phrases, terms, negated = search
+    text = " ".join(texts).lower()
+    words = set(re.findall(r"\w+", text))
+    if not phrases and not terms:
+        return False
+    if any(w in words for w in negated):
+        return False
+    if any(p not in text for p in phrases):
+        return False
+    return not terms or any(w in words for w in terms)
+
+
+class QueryShape:
+    """What a get_all of one kind of document filters on."""
+
+    def __init__(self, lists=(), patterns=("name",), dates=(), ranges=None,
+                 text=None, unsupported=()):
+        self.lists = lists
+        self.patterns = patterns
+        self.dates = dates
+        self.ranges = ranges or {}  # {field: converter}
+        self.text = text            # fields of the text index, or None
+        self.unsupported = unsupported
+
+
+def doc_ms(doc, field):
+    return [int(round(v * 1000)) for v in path_values(doc, field)
+            if isinstance(v, (int, float))]
+
+
+def multi_field(doc, key, value, shape):
+    """_any_/_or_ and _all_/_and_: {fields, pattern} (a case-insensitive
+    regex) or {fields, datetime}."""
+    if not isinstance(value, dict) or set(value) - {"fields", "pattern",
+                                                    "datetime"} \
+            or (value.get("pattern") is None) == \
+            (value.get("datetime") is None) \
+            or not isinstance(value.get("fields"), list):
+        raise ApiError(400, 16, "failed parsing query field",
+                       error="incorrect field format: field=%s" % key,
+                       field=key)
+    fields = value.get("fields") or []
+    if not fields:
+        return True
+    combine = any if key in ("_any_", "_or_") else all
+    if value.get("pattern") is not None:
+        try:
+            rx = re.compile(value["pattern"], re.IGNORECASE)
+        except (re.error, TypeError) as e:
+            raise ApiError(400, 21, str(e), pattern=value["pattern"])
+        return combine(any(isinstance(v, str) and rx.search(v)
+                           for v in path_values(doc, f)) for f in fields)
+    fields = [f for f in fields if f in shape.dates]
+    if not fields:
+        return True
+    return combine(dates_filter(f, value["datetime"], doc_ms(doc, f))
+                   for f in fields)
+
+
+def query_match(doc, req, shape, compiled):
+    """Whether a stored document (times as epoch seconds) matches."""
+    for f in shape.lists:
+        if f in req and req[f] is not None:
+            if not list_filter(f, req[f], path_values(doc, f)):
+                return False
+    for f, rx in compiled.items():
+        if not any(isinstance(v, str) and rx.search(v)
+                   for v in path_values(doc, f)):
+            return False
+    for f in shape.dates:
+        if req.get(f) is not None and \
+                not dates_filter(f, req[f], doc_ms(doc, f)):
+            return False
+    for f, conv in shape.ranges.items():
+        if req.get(f) is not None:
+            have = doc_ms(doc, f) if conv is parse_dt else \
+                [v for v in path_values(doc, f)
+                 if isinstance(v, (int, float))]
+            if not range_filter(f, req[f], have, conv):
+                return False
+    for key in ("_any_", "_or_", "_all_", "_and_"):
+        if key in req and not multi_field(doc, key, req[key], shape):
+            return False
+    if req.get("search_text"):
+        texts = [v for f in shape.text for v in path_values(doc, f)
+                 if isinstance(v, str)]
+        if not text_match(texts, text_terms(req["search_text"])):
+            return False
+    return True
+
+
+def query_prepare(req, shape):
+    """Checks a get_all request once: the regexes compiled, the filters
+    cloudsim does not serve refused."""
+    for k in req:
+        for u in shape.unsupported:
+            if k == u or (u.endswith(".*") and k.startswith(u[:-1])):
+                raise ApiError(400, 12, "cloudsim does not filter on %s"
+                               % k, field=k)
+    if req.get("search_text") and shape.text is None:
+        # no text index on this collection: Mongo fails the query
+        raise ApiError(500, 0, msg="General server error (text index "
+                       "required for $text query)")
+    if req.get("search_text") is not None and \
+            not isinstance(req["search_text"], str):
+        raise ApiError(400, 12, "search_text must be a string")
+    # every filter read once on an empty document, so that a malformed
+    # one is refused even when there is nothing to match it against
+    for f in shape.lists:
+        if req.get(f) is not None:
+            list_filter(f, req[f], [])
+    for f in shape.dates:
+        if req.get(f) is not None:
+            dates_filter(f, req[f], [])
+    for f, conv in shape.ranges.items():
+        if req.get(f) is not None:
+            range_filter(f, req[f], [], conv)
+    for key in ("_any_", "_or_", "_all_", "_and_"):
+        if key in req:
+            multi_field({}, key, req[key], shape)
+    return {f: compile_regex(req[f], f) for f in shape.patterns
+            if req.get(f)}
+
+
+TASK_QUERY = QueryShape(
+    lists=("id", "user", "tags", "system_tags", "type", "status", "project",
+           "parent", "execution.queue"),
+    patterns=("name", "comment", "report"),
+    dates=("status_changed", "last_update", "last_change"),
+    ranges={"created": parse_dt, "started": parse_dt,
+            "active_duration": number, "last_iteration": number},
+    text=("name", "id", "comment", "report", "models.input.model",
+          "models.output.model", "script.repository", "script.entry_point"),
+    unsupported=("hyperparams.*", "last_metrics.*", "runtime.*",
+                 "models.input.model", "filters"))
+QUEUE_QUERY = QueryShape(lists=("id", "tags", "system_tags"),
+                         unsupported=("metadata.*", "filters"))
+PROJECT_QUERY = QueryShape(lists=("id", "tags", "system_tags", "parent"),
+                           patterns=("name", "basename", "description"),
+                           ranges={"last_update": parse_dt},
+                           text=("name", "id", "description"),
+                           unsupported=("path", "filters"))
+
 class ClearML:
     """State of the fake server and its endpoints."""
 
@@ -228,6 +561,7 @@ class ClearML:
         self.lock = threading.RLock()
         self.log = log
         self.jwt_key = secrets.token_bytes(32)
+        self.uid = new_id()
         self.company = {"id": new_id(), "name": "cloudsim"}
         self.user = {"id": new_id(), "name": "cloudsim user"}
         self.token_ttl = token_ttl     # None: the request's or the default
@@ -239,6 +573,7 @@ class ClearML:
         self.access_key = "".join(secrets.choice(alnum) for _ in range(20))
         self.secret_key = secrets.token_urlsafe(36)
         self.creds[self.access_key] = self.secret_key
+        self.files = FileStore(self)
 
     def reset(self):
         with self.lock:
@@ -249,6 +584,10 @@ class ClearML:
             self.events = {}
             self.fault = None
             self.calls = {}            # client -> endpoint -> count
+            self.session_calls = {}    # token session -> endpoint -> count
+            self.agent_sessions = set()
+            self.scrolls = {}          # scroll_id -> {position, expires}
+            self.queue_samples = []    # (ms, queue, avg wait s, length)
 
     # ------------------------------------------------------------ calls
 
@@ -260,7 +599,15 @@ class ClearML:
         if not m:
             return self._plain(400, "Invalid request path %s" % path)
         name = m.group("name")
-        self._count_call(headers, name)
+        ctx = {"ident": None, "headers": headers, "ip": client_ip,
+               "version": None, "session": None}
+        try:
+            return self._handle(name, m, headers, body_raw, query, ctx,
+                                call_id, trx)
+        finally:
+            self._count_call(headers, name, ctx)
+
+    def _handle(self, name, m, headers, body_raw, query, ctx, call_id, trx):
         requested = m.group("ver") or MAX_VERSION
         if "." not in requested:
             requested = requested[0] + "." + requested[1:]
@@ -272,15 +619,14 @@ class ClearML:
                 raise ApiError(404, 0, msg="Unable to find endpoint for name "
                                "%s and version %s" % (name, requested))
             endpoint["actual_version"] = actual
-            ident = None
+            ctx["version"] = actual
             if name not in NO_AUTH:
-                ident = self._authenticate(headers)
+                ctx["ident"] = self._authenticate(headers)
             req = self._parse_request(name, body_raw, query, headers)
             fn = getattr(self, "ep_" + name.replace(".", "_"))
             with self.lock:
                 self._expire_workers()
-                data = fn(req, ctx={"ident": ident, "headers": headers,
-                                    "ip": client_ip, "version": actual})
+                data = fn(req, ctx=ctx)
             return self._envelope(call_id, trx, endpoint, 200, 0, "OK", "",
                                   data)
         except ApiError as e:
@@ -293,22 +639,57 @@ class ClearML:
                                   "General server error (%s)" % e,
                                   traceback.format_exc(), {})
 
-    def _count_call(self, headers, name):
-        """Calls by who made them, for the benchmarks: qscale (its
-        User-Agent), the simulated agents (X-ClearML-Worker), or other."""
+    def _count_call(self, headers, name, ctx):
+        """Calls by who made them, for the benchmarks: "qscale" (its
+        User-Agent), "agent" (ClearML agents, the simulated ones or real
+        ones), "other" (autoscalers of other makes, scripts, simctl).
+
+        Not by X-ClearML-Worker: the SDK and clearml-agent send the host
+        name there on every call, an autoscaler too.  A caller is known by
+        the session its token was issued for: a session that ever acts as
+        a worker (registers, reports, pops a queue) is an agent's, and all
+        its calls count as the agent's, even those made before it first
+        acted so (auth.login, the queue look-up).  A call made with Basic
+        credentials and no token counts by what it is."""
         if (headers.get("User-Agent") or "").startswith("qscale/"):
-            client = "qscale"
-        elif headers.get("X-ClearML-Worker"):
-            client = "agent"
+            client, session = "qscale", None
         else:
-            client = "other"
+            client = "agent" if name in WORKER_ENDPOINTS else "other"
+            session = ctx.get("session") or self._token_session(headers)
         with self.lock:
-            per = self.calls.setdefault(client, {})
+            if session is not None:
+                per = self.session_calls.setdefault(session, {})
+                if client == "agent":
+                    self.agent_sessions.add(session)
+            else:
+                per = self.calls.setdefault(client, {})
             per[name] = per.get(name, 0) + 1
+
+    @staticmethod
+    def _token_session(headers):
+        """The session id in a Bearer token, unverified (a token that is
+        refused still tells whose call it was)."""
+        scheme, _, value = (headers.get("Authorization") or "").strip() \
+            .partition(" ")
+        if scheme.lower() != "bearer":
+            return None
+        parts = value.strip().split(".")
+        try:
+            claims = json.loads(b64url_decode(parts[1]))
+            sid = claims.get("session_id")
+        except (ValueError, TypeError, IndexError, AttributeError):
+            return None
+        return sid if isinstance(sid, str) else None
 
     def snapshot_calls(self):
         with self.lock:
-            return {c: dict(per) for c, per in self.calls.items()}
+            out = {c: dict(per) for c, per in self.calls.items()}
+            for sid, per in self.session_calls.items():
+                client = "agent" if sid in self.agent_sessions else "other"
+                dst = out.setdefault(client, {})
+                for ep, n in per.items():
+                    dst[ep] = dst.get(ep, 0) + n
+            return out
 
     def _plain(self, status, text):
         return status, "text/plain; charset=utf-8", text.encode()
@@ -440,7 +821,7 @@ class ClearML:
                 self._jwt_fail("Token has been revoked")
         return claims
 
-    def make_jwt(self, key, lifetime):
+    def make_jwt(self, key, lifetime, session=None):
         now = int(time.time())
         claims = {
             "identity": {"user": self.user["id"],
@@ -448,7 +829,7 @@ class ClearML:
                          "user_name": self.user["name"],
                          "company_name": self.company["name"]},
             "auth_type": "Bearer", "iat": now, "exp": now + int(lifetime),
-            "session_id": new_id(), "env": "<unknown>",
+            "session_id": session or new_id(), "env": "<unknown>",
             "api_version": MAX_VERSION, "server_version": SERVER_VERSION,
             "server_build": SERVER_BUILD, "feature_set": "basic",
             "key": key,
@@ -459,6 +840,18 @@ class ClearML:
         sig = hmac.new(self.jwt_key, (head + "." + body).encode(),
                        hashlib.sha256).digest()
         return head + "." + body + "." + b64url(sig)
+
+    def ep_server_info(self, req, ctx):
+        """Per handler version: 2.8 adds uid; 2.12 adds api_version and
+        (as on the server, whose 2.12 handler builds on the 2.1 one) has no
+        uid."""
+        data = {"version": SERVER_VERSION, "build": SERVER_BUILD,
+                "commit": SERVER_COMMIT}
+        if ctx["version"] == "2.8":
+            data["uid"] = self.uid
+        elif ctx["version"] == "2.12":
+            data["api_version"] = MAX_VERSION
+        return data
 
     def ep_debug_ping(self, req, ctx):
         return {"msg": "ClearML server"}
@@ -473,7 +866,9 @@ class ClearML:
             lifetime = self.token_ttl
         else:
             lifetime = exp or DEFAULT_EXPIRATION_SEC
-        return {"token": self.make_jwt(ctx["ident"]["key"], lifetime)}
+        ctx["session"] = new_id()
+        return {"token": self.make_jwt(ctx["ident"]["key"], lifetime,
+                                       ctx["session"])}
 
     def ep_auth_logout(self, req, ctx):
         if ctx["ident"]["session"]:
@@ -508,6 +903,12 @@ class ClearML:
 
     def _new_queue(self, name, tags=None, system_tags=None, display_name=None,
                    metadata=None):
+        # at least 3 characters once stripped, as the server wants them
+        # (it also stores them stripped; cloudsim keeps them as given, so
+        # that tests can make names such as "gpu\n")
+        if not isinstance(name, str) or len(name.strip()) < 3:
+            raise ApiError(400, 12, "queue name must be a string of at "
+                           "least 3 characters", name=name)
         if self._queue_by_name(name) is not None:
             raise ApiError(400, 801, name=name)
         now = time.time()
@@ -540,6 +941,7 @@ class ClearML:
         q["entries"] = [e for e in q["entries"] if e["task"] != tid]
         if len(q["entries"]) != before:
             q["last_update"] = time.time()
+            self._queue_sample(q)
         return before - len(q["entries"])
 
     def _add_to_queue(self, q, tid):
@@ -548,6 +950,7 @@ class ClearML:
         now = time.time()
         q["entries"].append({"task": tid, "added": now})
         q["last_update"] = now
+        self._queue_sample(q)
 
     # ------------------------------------------------------------ queues
 
@@ -560,38 +963,174 @@ class ClearML:
         return {"id": q["id"]}
 
     def ep_queues_get_all(self, req, ctx):
-        ids = as_list(req.get("id"), "id")
-        name_re = compile_regex(req["name"]) if req.get("name") else None
-        hidden_ok = bool(ids or name_re or req.get("search_hidden"))
-        out = []
-        for q in self.queues.values():
-            if ids is not None and q["id"] not in ids:
-                continue
-            if name_re is not None and not name_re.search(q["name"]):
-                continue
-            if not hidden_ok and "k8s-glue" in q["tags"]:
-                continue
-            if not tags_match(q["tags"], as_list(req.get("tags"), "tags")):
-                continue
-            if not tags_match(q["system_tags"],
-                              as_list(req.get("system_tags"), "system_tags")):
-                continue
-            out.append(self._queue_out(q, req.get("max_task_entries")))
-        out = self._page(out, req)
+        compiled = query_prepare(req, QUEUE_QUERY)
+        hidden_ok = bool(req.get("id") or req.get("name") or
+                         req.get("search_hidden"))
+        out = [q for q in self.queues.values()
+               if (hidden_ok or "k8s-glue" not in q["tags"])
+               and query_match(q, req, QUEUE_QUERY, compiled)]
+        out = self._order(out, req)
+        out, scroll = self._page(out, req)
+        out = [self._queue_out(q, req.get("max_task_entries")) for q in out]
         fields = as_list(req.get("only_fields"), "only_fields")
         if fields:
             out = [project_fields(q, fields) for q in out]
-        return {"queues": out}
+        return self._with_scroll({"queues": out}, scroll)
 
     @staticmethod
-    def _page(items, req):
-        size = req.get("page_size")
-        page = req.get("page")
-        if isinstance(size, int) and size > 0:
-            size = min(size, 500)
-            page = page if isinstance(page, int) and page >= 0 else 0
-            return items[page * size:(page + 1) * size]
-        return items
+    def _order(docs, req):
+        """order_by ("-" for descending), then id as the server adds it;
+        an unset value sorts last either way."""
+        keys = as_list(req.get("order_by"), "order_by") or []
+        if keys and not any(k.lstrip("-+") == "id" for k in keys):
+            keys = keys + ["id"]
+
+        def key_of(field):
+            def key(d):
+                v = path_values(d, field)
+                v = v[0] if v else None
+                if isinstance(v, (int, float)) and not isinstance(v, bool):
+                    return (0, v, "")
+                return (0, 0, str(v)) if v is not None else (1, 0, "")
+            return key
+
+        for k in reversed(keys):
+            rev = k.startswith("-")
+            k = k.lstrip("-+")
+            present = [d for d in docs if path_values(d, k)]
+            missing = [d for d in docs if not path_values(d, k)]
+            docs = sorted(present, key=key_of(k), reverse=rev) + missing
+        return docs
+
+    def _page(self, items, req):
+        """One page, as the server's get_many cuts it.  With scroll_id (even
+        empty or unknown: a new scroll) the next size items from where the
+        scroll stands, refresh_scroll starting again from 0 with at least
+        as many; size is required and not capped.  Otherwise page and
+        page_size, page_size at most 500 and 500 when not given, so an
+        answer never holds more than 500 items.  Returns (items,
+        scroll_id or None)."""
+        if "scroll_id" in req:
+            size = req.get("size")
+            if not isinstance(size, int) or isinstance(size, bool) or \
+                    size < 1:
+                raise ApiError(400, 12, "Integer size parameter greater "
+                               "than 1 should be provided when working "
+                               "with scroll")
+            now = time.time()
+            for sid in [k for k, v in self.scrolls.items()
+                        if v["expires"] <= now]:
+                del self.scrolls[sid]
+            sid = req["scroll_id"]
+            st = self.scrolls.get(sid) if isinstance(sid, str) else None
+            if st is None:
+                sid = new_id()
+                st = {"position": 0}
+            if req.get("refresh_scroll"):
+                size = max(st["position"], size)
+                st["position"] = 0
+            start = st["position"]
+            out = items[start:start + size]
+            st["position"] = start + len(out)
+            st["expires"] = now + SCROLL_TTL
+            self.scrolls[sid] = st
+            return out, sid
+        page, size = req.get("page"), req.get("page_size")
+        for k, v in (("page", page), ("page_size", size)):
+            if v is not None and (not isinstance(v, int) or
+                                  isinstance(v, bool)):
+                raise ApiError(400, 12, "%s must be an integer" % k,
+                               field=k)
+        if page is not None and page < 0:
+            raise ApiError(400, 12, "page must be >=0", field="page")
+        if size is not None and size < 1:
+            raise ApiError(400, 12, "page_size must be >0",
+                           field="page_size")
+        size = min(size or MAX_PAGE_SIZE, MAX_PAGE_SIZE)
+        page = page or 0
+        return items[page * size:(page + 1) * size], None
+
+    @staticmethod
+    def _with_scroll(data, scroll):
+        if scroll is not None:
+            data["scroll_id"] = scroll
+        return data
+
+    MAX_QUEUE_SAMPLES = 200000
+
+    def _queue_sample(self, q):
+        """What the server logs for queues.get_queue_metrics after each
+        change of a queue: its length and the mean wait of its entries."""
+        now = time.time()
+        n = len(q["entries"])
+        wait = sum(now - e["added"] for e in q["entries"]) / n if n else 0
+        self.queue_samples.append((int(now * 1000), q["id"], wait, n))
+        if len(self.queue_samples) > self.MAX_QUEUE_SAMPLES:
+            del self.queue_samples[:len(self.queue_samples) // 10]
+
+    def ep_queues_get_queue_metrics(self, req, ctx):
+        """The server's date histogram: buckets of interval seconds (from
+        the epoch, empty ones left out), from an hour before from_date to
+        to_date; in each, per queue, the sample with the longest mean wait.
+        With queue_ids, one series per queue that has samples; without,
+        one series "total" (lengths summed, waits weighted by length, a
+        queue without a sample in a bucket counted with its last one)."""
+        for k in ("from_date", "to_date"):
+            v = req.get(k)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or \
+                    v < 0:
+                raise ApiError(400, 12, "%s: a number of seconds since the "
+                               "epoch is required" % k, field=k)
+        interval = req.get("interval")
+        if isinstance(interval, bool) or not isinstance(interval, int) or \
+                interval < 1:
+            raise ApiError(400, 12, "interval: an integer of at least 1 is "
+                           "required", field="interval")
+        wanted = as_list(req.get("queue_ids"), "queue_ids") or []
+        per_queue = bool(wanted)
+        qids = [q["id"] for q in self.queues.values()
+                if (not wanted or q["id"] in wanted)
+                and (req.get("search_hidden") or "k8s-glue" not in q["tags"])]
+        if not qids:
+            return {"queues": []}
+        if req.get("refresh"):
+            for qid in qids:
+                self._queue_sample(self.queues[qid])
+        frm, to = req["from_date"], req["to_date"]
+        if frm >= to:
+            raise ApiError(400, 16, "from_date must be less than to_date")
+        lo, hi = int(frm - 3600) * 1000, int(to) * 1000
+        step = interval * 1000
+        buckets = {}
+        for ms, qid, wait, n in self.queue_samples:
+            if lo <= ms <= hi and qid in qids:
+                b = buckets.setdefault(ms // step * step, {})
+                if qid not in b or (wait, n) > b[qid]:
+                    b[qid] = (wait, n)
+        chart_start = (frm - interval) * 1000
+        series = {}
+        last = {}
+        for key in sorted(buckets):
+            b = buckets[key]
+            if per_queue:
+                if key >= chart_start:
+                    for qid, (wait, n) in b.items():
+                        series.setdefault(qid, []).append((key, wait, n))
+                continue
+            last.update(b)
+            if key < chart_start:
+                continue
+            total = sum(n for _, n in last.values())
+            avg = sum(w * n / total for w, n in last.values()) if total \
+                else 0
+            series.setdefault("total", []).append((key, avg, total))
+        if not per_queue:
+            series.setdefault("total", [])
+        return {"queues": [
+            {"queue": qid, "dates": [d for d, _, _ in pts],
+             "avg_waiting_times": [w for _, w, _ in pts],
+             "queue_lengths": [n for _, _, n in pts]}
+            for qid, pts in series.items()]}
 
     def ep_queues_get_by_id(self, req, ctx):
         self._require(req, "queue")
@@ -642,6 +1181,7 @@ class ClearML:
             return {}
         e = q["entries"].pop(0)
         q["last_update"] = time.time()
+        self._queue_sample(q)
         t = self.tasks.get(e["task"])
         data = {"entry": {"task": e["task"], "added": iso(e["added"])}}
         if t is not None and t["status"] == "stopped":
@@ -686,7 +1226,7 @@ class ClearML:
              "runtime": {}, "models": {"input": [], "output": []},
              "output": dict(req.get("output") or {}),
              "last_iteration": 0, "active_duration": None,
-             "_enqueued": None, "_enqueue_status": None}
+             "_enqueued": None, "enqueue_status": None}
         if project:
             t["project"] = project
         if req.get("parent"):
@@ -707,47 +1247,21 @@ class ClearML:
         return out
 
     def ep_tasks_get_all(self, req, ctx):
-        ids = as_list(req.get("id"), "id")
-        statuses = as_list(req.get("status"), "status")
-        projects = as_list(req.get("project"), "project")
-        types = as_list(req.get("type"), "type")
-        users = as_list(req.get("user"), "user")
-        name_re = compile_regex(req["name"]) if req.get("name") else None
-        out = []
-        for t in self.tasks.values():
-            if ids is not None and t["id"] not in ids:
-                continue
-            if statuses is not None and t["status"] not in statuses:
-                continue
-            if projects is not None and t.get("project") not in projects:
-                continue
-            if types is not None and t["type"] not in types:
-                continue
-            if users is not None and t["user"] not in users:
-                continue
-            if name_re is not None and not name_re.search(t["name"]):
-                continue
-            if req.get("parent") and t.get("parent") != req["parent"]:
-                continue
-            if not tags_match(t["tags"], as_list(req.get("tags"), "tags")):
-                continue
-            if not tags_match(t["system_tags"],
-                              as_list(req.get("system_tags"), "system_tags")):
-                continue
-            if "hidden" in t["system_tags"] and not req.get("search_hidden") \
-                    and ids is None:
-                continue
-            out.append(self._task_out(t))
-        for key in reversed(as_list(req.get("order_by"), "order_by") or []):
-            rev = key.startswith("-")
-            key = key.lstrip("-+")
-            out.sort(key=lambda d: (d.get(key) is None, str(d.get(key))),
-                     reverse=rev)
-        out = self._page(out, req)
+        compiled = query_prepare(req, TASK_QUERY)
+        if req.get("include_subprojects") and req.get("project"):
+            raise ApiError(400, 12, "cloudsim has no subprojects: "
+                           "include_subprojects is not served")
+        hidden_ok = bool(req.get("search_hidden") or req.get("id"))
+        out = [t for t in self.tasks.values()
+               if (hidden_ok or "hidden" not in t["system_tags"])
+               and query_match(t, req, TASK_QUERY, compiled)]
+        out = [self._task_out(t) for t in out]
+        out = self._order(out, req)
+        out, scroll = self._page(out, req)
         fields = as_list(req.get("only_fields"), "only_fields")
         if fields:
             out = [project_fields(d, fields) for d in out]
-        return {"tasks": out}
+        return self._with_scroll({"tasks": out}, scroll)
 
     def ep_tasks_get_by_id(self, req, ctx):
         self._require(req, "task")
@@ -775,6 +1289,80 @@ class ClearML:
         fields["last_update"] = fields["last_change"] = iso(now)
         return {"updated": 1, "fields": fields}
 
+    def _task_for_update(self, t, force, properties_only=False):
+        """As the real server: a task that is not "created" takes
+        edits only with force and while queued or in progress; user
+        properties alone go in any status."""
+        if properties_only:
+            return
+        allowed = ["created"] + (["queued", "in_progress"] if force else [])
+        if t["status"] not in allowed:
+            raise ApiError(400, 110, "invalid task status",
+                           expected="created", status=t["status"])
+
+    def ep_tasks_get_hyper_params(self, req, ctx):
+        self._require(req, "tasks")
+        ids = as_list(req["tasks"], "tasks")
+        out = []
+        for tid in ids:
+            t = self._task(tid)
+            items = [dict(v) for sec in t["hyperparams"].values()
+                     for v in sec.values()]
+            items.sort(key=lambda p: (p.get("section", ""),
+                                      p.get("name", "")))
+            out.append({"task": tid, "hyperparams": items})
+        return {"params": out}
+
+    def ep_tasks_edit_hyper_params(self, req, ctx):
+        self._require(req, "task", "hyperparams")
+        t = self._task(req["task"])
+        items = req["hyperparams"]
+        if not isinstance(items, list) or not all(
+                isinstance(p, dict) and isinstance(p.get("section"), str)
+                and isinstance(p.get("name"), str) for p in items):
+            raise ApiError(400, 12, "Validation error (hyperparams: "
+                           "expected a list of {section, name, value})")
+        for p in items:
+            if p["section"].lower() == "properties":
+                p["section"] = "properties"
+        props_only = all(p["section"] == "properties" for p in items)
+        self._task_for_update(t, req.get("force"), props_only)
+        replace = req.get("replace_hyperparams", "none")
+        if replace not in ("none", "section", "all"):
+            raise ApiError(400, 12, "Validation error "
+                           "(replace_hyperparams: none, section or all)")
+        if replace == "all":
+            t["hyperparams"] = {}
+        for sec in {p["section"] for p in items} if replace == "section" \
+                else ():
+            t["hyperparams"].pop(sec, None)
+        for p in items:
+            item = {k: p[k] for k in ("section", "name", "value", "type",
+                                      "description") if k in p}
+            t["hyperparams"].setdefault(p["section"], {})[p["name"]] = item
+        if not props_only:
+            t["last_update"] = time.time()
+        return {"updated": 1}
+
+    def ep_tasks_add_or_update_artifacts(self, req, ctx):
+        self._require(req, "task", "artifacts")
+        t = self._task(req["task"])
+        arts = req["artifacts"]
+        if not isinstance(arts, list) or not all(
+                isinstance(a, dict) and isinstance(a.get("key"), str)
+                and isinstance(a.get("type"), str) for a in arts):
+            raise ApiError(400, 12, "Validation error (artifacts: expected "
+                           "a list of {key, type, ...})")
+        self._task_for_update(t, req.get("force"))
+        ex = t.setdefault("execution", {})
+        have = {(a["key"], a.get("mode", "output")): a
+                for a in ex.get("artifacts") or []}
+        for a in arts:
+            have[(a["key"], a.get("mode", "output"))] = dict(a)
+        ex["artifacts"] = list(have.values())
+        t["last_update"] = time.time()
+        return {"updated": 1}
+
     def ep_tasks_delete(self, req, ctx):
         self._require(req, "task")
         t = self._task(req["task"])
@@ -797,6 +1385,12 @@ class ClearML:
         t["status_message"] = message or ""
         t["status_changed"] = t["last_update"] = t["last_change"] = now
         t["last_changed_by"] = self.user["id"]
+        # Never last_worker here: the real server takes it only from a
+        # workers.status_report naming the task, and X-ClearML-Worker holds
+        # the caller's host name, not a worker id.
+        if new == "queued" and "development" in t["system_tags"]:
+            t["system_tags"] = [x for x in t["system_tags"]
+                                if x != "development"]
         return {"status": new, "status_reason": t["status_reason"],
                 "status_message": t["status_message"],
                 "status_changed": iso(now), "last_update": iso(now),
@@ -812,23 +1406,32 @@ class ClearML:
         return t, fields
 
     def _finish(self, t, fields):
+        """tasks.stopped/failed/completed: completed is set, active_duration
+        is left as the last tasks.ping made it."""
         now = time.time()
         t["completed"] = now
         t["_ended"] = now
-        if t.get("started"):
-            t["active_duration"] = int(now - t["started"])
         fields["completed"] = iso(now)
 
     def ep_tasks_started(self, req, ctx):
-        t, fields = self._status_call(req, ctx, "in_progress")
-        started = 0
-        if not t.get("started"):
-            t["started"] = time.time()
-            started = 1
-        t["_ended"] = None
-        t["_run_started"] = time.time()
-        fields["started"] = iso(t["started"])
-        return {"updated": 1, "fields": fields, "started": started}
+        self._require(req, "task")
+        t = self._task(req["task"])
+        rerun = not (t["status"] == "in_progress" and t.get("started"))
+        fields = self._set_status(t, "in_progress", bool(req.get("force")),
+                                  req.get("status_reason"),
+                                  req.get("status_message"), ctx)
+        if rerun:
+            # a new run: started now, the last run's end and duration
+            # forgotten (running_time is 0 until the first tasks.ping)
+            now = time.time()
+            t["started"] = now
+            t.pop("completed", None)
+            t["active_duration"] = None
+            t["_ended"] = None
+            t["_run_started"] = now
+            fields["started"] = iso(now)
+        # the server answers started = updated, for a new run or not
+        return {"updated": 1, "fields": fields, "started": 1}
 
     def ep_tasks_stopped(self, req, ctx):
         t, fields = self._status_call(req, ctx, "stopped")
@@ -837,7 +1440,7 @@ class ClearML:
 
     def ep_tasks_failed(self, req, ctx):
         t, fields = self._status_call(req, ctx, "failed")
-        t["_ended"] = time.time()
+        self._finish(t, fields)
         return {"updated": 1, "fields": fields}
 
     def ep_tasks_completed(self, req, ctx):
@@ -853,8 +1456,8 @@ class ClearML:
         self._require(req, "task")
         t = self._task(req["task"])
         if req.get("queue") and req.get("queue_name"):
-            raise ApiError(400, 12, "only one of queue and queue_name may "
-                           "be given")
+            raise ApiError(400, 12, "Either queue id or queue name should "
+                           "be provided")
         if req.get("queue"):
             q = self._queue(req["queue"])
         elif req.get("queue_name"):
@@ -865,14 +1468,18 @@ class ClearML:
             q = self.queues[q["id"]]
         if any(e["task"] == t["id"] for e in q["entries"]):
             raise ApiError(400, 706, task=t["id"], queue=q["id"])
-        prev = t["status"]
+        # what a dequeue goes back to: the status before the first enqueue
+        before = t["status"]
+        if before == "queued" and t.get("enqueue_status"):
+            before = t["enqueue_status"]
         fields = self._set_status(t, "queued", bool(req.get("force")),
                                   req.get("status_reason"),
                                   req.get("status_message"), ctx)
-        for other in self._queues_holding(t["id"]):
-            self._remove_from_queue(other, t["id"])
+        t["enqueue_status"] = fields["enqueue_status"] = before
         self._add_to_queue(q, t["id"])
-        t["_enqueue_status"] = prev
+        for other in self._queues_holding(t["id"]):
+            if other is not q:
+                self._remove_from_queue(other, t["id"])
         t["_enqueued"] = time.time()
         t["_ended"] = t["_run_started"] = None
         t["execution"]["queue"] = q["id"]
@@ -882,30 +1489,28 @@ class ClearML:
 
     def ep_tasks_dequeue(self, req, ctx):
         self._require(req, "task")
+        new = req.get("new_status")
+        if new and new not in TASK_STATUSES:
+            raise ApiError(400, 12, "Invalid task status: %s" % new)
         t = self.tasks.get(req["task"])
         if t is None:
             for q in list(self.queues.values()):
                 self._remove_from_queue(q, req["task"])
             return {"updated": 0, "dequeued": 1}
+        # out of its execution queue if it is queued there (and of every
+        # queue if asked); execution.queue itself stays, as on the server
         qid = t["execution"].get("queue")
-        holding = self._queues_holding(t["id"])
+        if t["status"] == "queued" and qid in self.queues:
+            self._remove_from_queue(self.queues[qid], t["id"])
         if req.get("remove_from_all_queues"):
-            targets = holding
-        else:
-            targets = [q for q in holding if q["id"] == qid]
-        if not targets and t["status"] != "queued":
-            raise ApiError(400, 110, "task is not queued", status=t["status"])
-        for q in targets:
-            self._remove_from_queue(q, t["id"])
-        fields = {}
-        if t["status"] in ("queued", "in_progress"):
-            new = req.get("new_status") or t.get("_enqueue_status") or \
-                "created"
-            if new not in TASK_STATUSES:
-                raise ApiError(400, 12, "invalid status", new_status=new)
-            fields = self._set_status(t, new, True, req.get("status_reason"),
-                                      req.get("status_message"), ctx)
-        t["execution"].pop("queue", None)
+            for q in self._queues_holding(t["id"]):
+                self._remove_from_queue(q, t["id"])
+        if t["status"] not in ("queued", "in_progress"):
+            return {"updated": 0, "dequeued": 1}
+        fields = self._set_status(t, new or t.get("enqueue_status") or
+                                  "created", True, req.get("status_reason"),
+                                  req.get("status_message"), ctx)
+        t["enqueue_status"] = fields["enqueue_status"] = None
         return {"updated": 1, "fields": fields, "dequeued": 1}
 
     def ep_tasks_reset(self, req, ctx):
@@ -920,7 +1525,7 @@ class ClearML:
         fields = self._set_status(t, "created", True, req.get("status_reason"),
                                   req.get("status_message"), None)
         for k in ("started", "completed", "last_worker", "active_duration",
-                  "last_worker_report"):
+                  "last_worker_report", "enqueue_status"):
             t.pop(k, None)
         t["_enqueued"] = t["_ended"] = None
         t["execution"].pop("queue", None)
@@ -928,6 +1533,11 @@ class ClearML:
                 "dequeued": {"removed": removed}, "deleted_models": 0}
 
     def ep_tasks_stop(self, req, ctx):
+        """Stopped at once if queued, a development task, or not run by a
+        live worker (last_worker set and an update in the last 600 s);
+        otherwise left in_progress with the message "stopping" for its
+        agent to see.  Either way a status change: status and
+        status_changed are in the answer."""
         self._require(req, "task")
         t = self._task(req["task"])
         now = time.time()
@@ -936,28 +1546,27 @@ class ClearML:
         reason = req.get("status_reason") or ""
         if t["status"] == "queued" or "development" in t["system_tags"] \
                 or not live:
-            for q in self._queues_holding(t["id"]):
-                self._remove_from_queue(q, t["id"])
-            fields = self._set_status(
-                t, "stopped", bool(req.get("force")), reason,
-                req.get("status_message") or
-                "Stopped by %s" % self.user["name"], ctx)
-            self._finish(t, fields)
+            if t["status"] == "queued":
+                qid = t["execution"].get("queue")
+                if qid in self.queues:
+                    self._remove_from_queue(self.queues[qid], t["id"])
+            fields = self._set_status(t, "stopped", bool(req.get("force")),
+                                      reason, "Stopped by %s"
+                                      % self.user["name"], ctx)
+            t["_ended"] = now
         else:
-            t["status_message"] = "stopping"
-            t["status_reason"] = reason
-            t["last_update"] = now
-            fields = {"status_message": "stopping", "status_reason": reason,
-                      "last_update": iso(now)}
+            fields = self._set_status(t, t["status"], bool(req.get("force")),
+                                      reason, "stopping", ctx)
         return {"updated": 1, "fields": fields}
 
     def ep_tasks_ping(self, req, ctx):
+        """last_update, and the only place active_duration is set."""
         self._require(req, "task")
         t = self._task(req["task"])
         now = time.time()
-        t["last_update"] = now
+        t["last_update"] = t["last_change"] = now
         if t["status"] == "in_progress" and t.get("started"):
-            t["active_duration"] = int(now - t["started"])
+            t["active_duration"] = now - t["started"]
         return {}
 
     # ----------------------------------------------------------- workers
@@ -996,40 +1605,51 @@ class ClearML:
 
     def ep_workers_register(self, req, ctx):
         self._require(req, "worker")
-        timeout = req.get("timeout", DEFAULT_WORKER_TIMEOUT)
-        if not isinstance(timeout, int) or timeout <= 0:
-            raise ApiError(400, 12, "timeout must be a positive integer")
+        timeout = req.get("timeout")
+        if timeout is not None and (not isinstance(timeout, int) or
+                                    isinstance(timeout, bool) or timeout < 0):
+            raise ApiError(400, 12, "timeout must be a non-negative integer")
+        # no timeout, or 0, is the server's default
+        timeout = timeout or DEFAULT_WORKER_TIMEOUT
         qids = self._check_queues(req.get("queues"))
         self._new_worker(req["worker"], timeout, qids, req.get("tags"),
                          req.get("system_tags"), self._client_ip(ctx))
         return {}
 
     def ep_workers_status_report(self, req, ctx):
+        """As the server does it: the worker entry is updated and its TTL
+        re-armed even when the report names an unknown task (400/101,
+        the worker's task left as it was); a report naming a task sets
+        that task's last_worker, the only way last_worker is ever set."""
         self._require(req, "worker", "timestamp")
         wid = req["worker"]
-        task = req.get("task")
-        if task:
-            t = self._task(task)
-        qids = self._check_queues(req.get("queues"))
+        qids = as_list(req.get("queues"), "queues") or []
         w = self.workers.get(wid)
         if w is None:
-            w = self._new_worker(wid, DEFAULT_WORKER_TIMEOUT, qids,
+            w = self._new_worker(wid, DEFAULT_WORKER_TIMEOUT, [],
                                  req.get("tags"), req.get("system_tags"),
                                  self._client_ip(ctx))
         now = time.time()
-        w["last_activity_time"] = w["last_report_time"] = now
         w["ip"] = self._client_ip(ctx)
-        w["_expires"] = now + w["register_timeout"]
-        if qids:
-            w["queues"] = qids
         if "tags" in req:
             w["tags"] = list(req["tags"] or [])
-        w["task"] = task or None
+        if "system_tags" in req:
+            w["system_tags"] = list(req["system_tags"] or [])
+        w["last_activity_time"] = now
+        w["_expires"] = now + w["register_timeout"]
         w["queue"] = req.get("queue") or None
-        if task:
+        if qids:
+            w["queues"] = qids
+        task = req.get("task")
+        if not task:
+            w["task"] = None
+        else:
+            t = self._task(task)
             t["last_worker"] = wid
             t["last_worker_report"] = now
-            t["last_update"] = now
+            t["last_update"] = t["last_change"] = now
+            w["task"] = task
+        w["last_report_time"] = now
         return {}
 
     def ep_workers_unregister(self, req, ctx):
@@ -1064,12 +1684,9 @@ class ClearML:
         if w["task"]:
             t = self.tasks.get(w["task"])
             info = {"id": w["task"], "name": t["name"] if t else None}
-            dur = 0
-            if t is not None and t.get("started"):
-                dur = int((time.time() - t["started"]) * 1000) \
-                    if t["status"] == "in_progress" \
-                    else int((t.get("active_duration") or 0) * 1000)
-            info["running_time"] = dur
+            # active_duration as the last tasks.ping set it: 0 before
+            info["running_time"] = int(
+                ((t or {}).get("active_duration") or 0) * 1000)
             if t is not None:
                 info["last_iteration"] = t.get("last_iteration", 0)
             out["task"] = {k: v for k, v in info.items() if v is not None}
@@ -1138,16 +1755,17 @@ class ClearML:
         return out
 
     def ep_projects_get_all(self, req, ctx):
-        ids = as_list(req.get("id"), "id")
-        name_re = compile_regex(req["name"]) if req.get("name") else None
-        out = [self._project_out(p) for p in self.projects.values()
-               if (ids is None or p["id"] in ids)
-               and (name_re is None or name_re.search(p["name"]))]
-        out = self._page(out, req)
+        compiled = query_prepare(req, PROJECT_QUERY)
+        hidden_ok = bool(req.get("search_hidden") or req.get("id"))
+        out = [p for p in self.projects.values()
+               if (hidden_ok or "hidden" not in p["system_tags"])
+               and query_match(p, req, PROJECT_QUERY, compiled)]
+        out = self._order([self._project_out(p) for p in out], req)
+        out, scroll = self._page(out, req)
         fields = as_list(req.get("only_fields"), "only_fields")
         if fields:
             out = [project_fields(p, fields) for p in out]
-        return {"projects": out}
+        return self._with_scroll({"projects": out}, scroll)
 
     def ep_projects_get_by_id(self, req, ctx):
         self._require(req, "project")

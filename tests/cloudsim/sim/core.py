@@ -25,6 +25,7 @@ class Sim:
             "POST clearml-fault": self.clearml_fault,
             "POST token-ttl": self.token_ttl,
             "GET events": self.events,
+            "GET files": lambda d, q: self.clearml.files.listing(),
             "POST reset": self.reset,
             "GET faults": self._ec2("faults_get"),
             "POST faults": self._ec2("faults_add"),
