@@ -470,6 +470,11 @@ t.check("an untagged instance whose script starts no agent: no agent, no "
         "script error, a no-agent line in the log",
         log_has("no-agent", nid0) and
         not [e for e in stats()["script_errors"] if e["instance"] == nid0])
+out = ec2.get_console_output(InstanceId=nid0)["Output"]
+if "cloud-init" not in out:
+    out = base64.b64decode(out).decode()
+t.check("... and its console output says so",
+        "starts no clearml-agent" in out, out[-300:])
 
 # ---------------------------------------------------------- broken scripts
 bid = launch(startup_script(ENV, drop="worker_id_prefix="))

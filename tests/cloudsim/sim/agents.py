@@ -546,6 +546,9 @@ class Agents:
                           "[    2.010000] cloud-init[412]: user data "
                           "follows:"]
                 lines += (script or "(no user data)").splitlines()
+            elif a is not None and a.state == "no-agent":
+                lines.append("[    2.000000] cloud-init[412]: the startup "
+                             "script starts no clearml-agent")
             else:
                 lines.append("[    1.000000] cloud-init[412]: booting")
         return "\n".join(lines) + "\n"
