@@ -252,6 +252,16 @@ token_fresh(const struct cml_client *c)
 	    mono_ms() < c->token_expires_mono - c->token_margin_ms;
 }
 
+/*
+ * "Authorization: Bearer TOKEN" while the token is fresh, else NULL: for
+ * calls to the files server, which takes the API server's tokens.
+ */
+const char *
+cml_auth_header(const struct cml_client *c)
+{
+	return token_fresh(c) ? c->bearer_hdr : NULL;
+}
+
 static void
 token_forget(struct cml_client *c)
 {

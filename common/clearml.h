@@ -135,6 +135,7 @@ struct cml_client;
 struct cml_client *cml_client_new(struct event_base *, struct http_client *,
 		    const char *, const char *, const char *);
 void		 cml_client_free(struct cml_client *);
+const char	*cml_auth_header(const struct cml_client *);
 void		 cml_client_set_retry(struct cml_client *, int, int64_t,
 		    int64_t);
 int		 cml_login(struct cml_client *, cml_done_fn, void *);

@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <time.h>
 
 #include <cjson/cJSON.h>
@@ -49,6 +50,13 @@ int		 set_nonblock(int);
 int		 set_cloexec(int);
 struct event;
 int		 timer_add_ms(struct event *, int64_t);
+
+/* harden.c */
+int		 proc_harden(int, char *, size_t);
+int		 proc_core_dumps_allowed(void);
+int		 dir_check_private(const char *, const char *, char *, size_t);
+int		 open_private_file(const char *, int, mode_t, char *, size_t);
+FILE		*fopen_regular(const char *, char *, size_t);
 
 /* log.c */
 enum log_level {
@@ -95,6 +103,13 @@ void		 fatalx(const char *, ...)
 
 /* mask.c: the one place secrets are hidden from any output. */
 #define MASK_TEXT	"********"
+enum mask_form {
+	MASK_FORM_HOCON,	/* clearml.conf: JSON rules, \u for the rest */
+	MASK_FORM_JSON,		/* as cJSON prints a string */
+	MASK_FORM_LIBCONFIG,	/* qscaled -nv: \xNN */
+	MASK_FORM_SHELL_SQ	/* inside '...': ' is '\'' */
+};
+char		*mask_escape(const char *, enum mask_form);
 void		 mask_register(const char *);
 void		 mask_unregister(const char *);
 void		 mask_clear(void);
@@ -162,6 +177,7 @@ struct conf_clearml {
 	int		 report;
 	char		*report_project;
 	char		*report_name;		/* default "qscale <name>" */
+	int64_t		 report_logs_interval;	/* ms; 0: only at stop */
 };
 
 struct conf_aws {
@@ -202,6 +218,12 @@ struct conf_origin {
 	char		*origin;
 };
 
+/* Errors collected while loading, each "FILE:LINE: message". */
+struct conf_errors {
+	char		**msg;
+	size_t		 n;
+};
+
 struct qscale_conf {
 	char		*file;
 	char		*name;
@@ -215,6 +237,8 @@ struct qscale_conf {
 	char		*log_dir;
 	char		*pid_file;
 	int		 warn_duplicate_tasks;
+	int		 ignore_include_errors;
+	char		*vault_file;		/* the app's vault text */
 	int		 max_instances_total;	/* 0: no global cap */
 	char		*spot_blackout_scope;	/* "global" or "resource" */
 	int		 max_requeues;
@@ -234,13 +258,9 @@ struct qscale_conf {
 	size_t		 norigins;
 	char		**srcfiles;		/* files read, main first */
 	size_t		 nsrcfiles;
+	struct conf_errors	 warnings;	/* errors of files left out */
 };
 
-/* Errors collected while loading, each "FILE:LINE: message". */
-struct conf_errors {
-	char		**msg;
-	size_t		 n;
-};
 
 #define CONF_PRINT_SECRETS	0x01	/* show secrets instead of ******** */
 #define CONF_PRINT_NO_ORIGINS	0x02	/* no "# origin" comments */

@@ -59,6 +59,8 @@ struct ld_err {
 	size_t		 rank;		/* file order, then line */
 	int		 line;
 	char		*msg;
+	char		*blame;		/* the file to leave out to be rid
+					   of it (ignore_include_errors) */
 };
 
 /* Which node last set each key: checks across keys cite its line. */
@@ -78,6 +80,10 @@ struct conf_ld {
 	struct qscale_conf	*conf;		/* being built */
 	struct ld_where		*wheres;
 	size_t			 nwheres;
+	const char		*blame;		/* of the next error, if not
+						   its own file */
+	char			**skip;		/* included files left out */
+	size_t			 nskip;
 };
 
 void		 ld_err(struct conf_ld *, const char *, int, const char *,
@@ -87,7 +93,10 @@ void		 ld_err_at(struct conf_ld *, const struct cnode *,
 struct ld_file	*ld_file_of(struct conf_ld *, const char *);
 
 struct cnode	*src_read(struct conf_ld *, const char *);
+char		*read_text(const char *, size_t *, mode_t *, const char **);
+char		*include_path(const char *, const char *);
 struct cnode	*cnode_new(enum cn_type, const char *, const char *, int);
+void		 cnode_add(struct cnode *, struct cnode *);
 void		 cnode_free(struct cnode *);
 const struct cnode *cnode_member(const struct cnode *, const char *);
 const struct cnode *cnode_lookup(const struct cnode *, const char *);
@@ -164,6 +173,10 @@ const char	*ck_suggest(const struct conf_key *, size_t, const char *,
 int		 ck_name_ok(const char *);
 const char	*ck_listen_check(const char *, int *);
 int		 ck_tag_key_ok(const char *);
+
+/* vault.c */
+struct cnode	*vault_parse(struct conf_ld *, const char *, const char *);
+struct cnode	*vault_read(struct conf_ld *, const char *, const char *, int);
 
 /* config.c */
 void		 conf_origin_set(struct qscale_conf *, const char *,

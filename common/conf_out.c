@@ -36,38 +36,16 @@ conf_json_merge(cJSON *dst, const cJSON *src)
 	}
 }
 
+/* The escapes are mask_escape()'s, so that a secret is masked in them. */
 static void
 put_quoted(FILE *f, const char *s)
 {
+	char	*e = mask_escape(s != NULL ? s : "", MASK_FORM_LIBCONFIG);
+
 	fputc('"', f);
-	for (; s != NULL && *s != '\0'; s++) {
-		switch (*s) {
-		case '"':
-			fputs("\\\"", f);
-			break;
-		case '\\':
-			fputs("\\\\", f);
-			break;
-		case '\n':
-			fputs("\\n", f);
-			break;
-		case '\t':
-			fputs("\\t", f);
-			break;
-		case '\r':
-			fputs("\\r", f);
-			break;
-		case '\f':
-			fputs("\\f", f);
-			break;
-		default:
-			if ((unsigned char)*s < 0x20 || *s == 0x7f)
-				fprintf(f, "\\x%02x", (unsigned char)*s);
-			else
-				fputc(*s, f);
-		}
-	}
+	fputs(e, f);
 	fputc('"', f);
+	freezero_str(e);
 }
 
 /* A name libconfig accepts for a setting. */

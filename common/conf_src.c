@@ -66,6 +66,7 @@ ld_verr(struct conf_ld *ld, const char *file, int line, const char *fmt,
 	e->rank = rank;
 	e->line = line;
 	e->msg = msg;
+	e->blame = xstrdup(ld->blame != NULL ? ld->blame : file);
 }
 
 void
@@ -105,11 +106,26 @@ ld_file_of(struct conf_ld *ld, const char *path)
 	return &ld->files[ld->nfiles++];
 }
 
+/* Why a file that is not a regular one cannot be a configuration. */
+static const char *
+file_kind_why(mode_t mode)
+{
+	if (S_ISDIR(mode))
+		return "is a directory";
+	if (S_ISFIFO(mode))
+		return "is a FIFO (named pipe), not a regular file";
+	if (S_ISSOCK(mode))
+		return "is a socket, not a regular file";
+	if (S_ISCHR(mode) || S_ISBLK(mode))
+		return "is a device, not a regular file";
+	return "not a regular file";
+}
+
 /*
  * The whole file, NUL-terminated, or NULL with *why set.  Also gives its
  * mode, read from the open descriptor so it is the file that was read.
  */
-static char *
+char *
 read_text(const char *path, size_t *lenp, mode_t *modep, const char **why)
 {
 	struct stat	 st;
@@ -119,7 +135,12 @@ read_text(const char *path, size_t *lenp, mode_t *modep, const char **why)
 	int		 fd;
 
 	*why = NULL;
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+	/*
+	 * O_NONBLOCK: opening a FIFO for reading would wait for a writer,
+	 * and the supervisor with it (a reload, then even SIGTERM).  What
+	 * is not a regular file is refused before anything is read.
+	 */
+	if ((fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) == -1) {
 		*why = strerror(errno);
 		return NULL;
 	}
@@ -129,12 +150,12 @@ read_text(const char *path, size_t *lenp, mode_t *modep, const char **why)
 		return NULL;
 	}
 	if (!S_ISREG(st.st_mode) || st.st_size > CONF_MAX_FILE_SIZE) {
-		*why = S_ISDIR(st.st_mode) ? "is a directory" :
-		    !S_ISREG(st.st_mode) ? "not a regular file" :
-		    "larger than 4 MiB";
+		*why = S_ISREG(st.st_mode) ? "larger than 4 MiB" :
+		    file_kind_why(st.st_mode);
 		close(fd);
 		return NULL;
 	}
+	(void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
 	buf = xmalloc((size_t)st.st_size + 2);
 	while (len < (size_t)st.st_size + 1 &&
 	    (n = read(fd, buf + len, (size_t)st.st_size + 1 - len)) != 0) {
@@ -330,7 +351,7 @@ include_name(const char *s, size_t n, int *bad)
 }
 
 /* An included file's path: relative names are beside the includer. */
-static char *
+char *
 include_path(const char *from, const char *name)
 {
 	const char	*slash;
@@ -367,6 +388,12 @@ expand_include(struct conf_ld *ld, struct expand *x, const char *file,
 		free(path);
 		return -1;
 	}
+	for (i = 0; i < (int)ld->nskip; i++) {
+		if (strcmp(ld->skip[i], path) == 0) {
+			free(path);	/* left out: ignore_include_errors */
+			return 0;
+		}
+	}
 	rc = expand_file(ld, x, path, file, line);
 	free(path);
 	return rc;
@@ -385,10 +412,12 @@ expand_file(struct conf_ld *ld, struct expand *x, const char *path,
 	int		 line = 0, bad, rc = 0, opened = 0;
 
 	if ((text = read_text(path, &len, &mode, &why)) == NULL) {
-		if (from != NULL)
+		if (from != NULL) {
+			ld->blame = path;	/* leaving it out mends it */
 			ld_err(ld, from, from_line, "@include: cannot read %s: "
 			    "%s", path, why);
-		else
+			ld->blame = NULL;
+		} else
 			ld_err(ld, path, 0, "cannot read the configuration: "
 			    "%s", why);
 		return -1;
@@ -448,7 +477,7 @@ cnode_new(enum cn_type type, const char *name, const char *file, int line)
 	return n;
 }
 
-static void
+void
 cnode_add(struct cnode *parent, struct cnode *kid)
 {
 	parent->kid = xreallocarray(parent->kid, parent->nkid + 1,

@@ -29,6 +29,7 @@ struct layer {
 	const struct cnode	*res;	/* its resource = { } group */
 	char			*name;	/* "defaults", "match \"RE\"", NULL */
 	int			 applies;
+	struct cnode		*own;	/* the vault file's tree, freed with it */
 };
 
 /* Where the names of one group are checked against a table. */
@@ -385,13 +386,30 @@ apply_env_aws_keys(struct conf_ld *ld, const struct layer *L, size_t nl)
 		apply_env(ld, token, "AWS_SESSION_TOKEN");
 }
 
+/*
+ * The O-th layer to apply for key K.  Values replace each other lowest
+ * first, so the top level wins.  Appended text (agent.init_script,
+ * agent.extra_clearml_conf) is joined the other way round, as ClearML's
+ * app appends its configuration vault after what its form holds: the
+ * top level first, then defaults, then each matching block in file
+ * order, so that the more specific text comes last and, in clearml.conf,
+ * wins.
+ */
+static size_t
+layer_order(const struct conf_key *k, size_t o, size_t nl)
+{
+	if (!(k->flags & CK_APPEND))
+		return o;
+	return o == 0 ? nl - 1 : o - 1;
+}
+
 static void
 apply_globals(struct conf_ld *ld, const struct layer *L, size_t nl,
     struct qscale_conf *scratch)
 {
 	const struct conf_key	*k;
 	const struct cnode	*n[4];
-	size_t			 i, j, m, nn;
+	size_t			 i, j, m, nn, o;
 
 	for (i = 0; i < conf_nglobal_keys; i++) {
 		k = &conf_global_keys[i];
@@ -403,7 +421,8 @@ apply_globals(struct conf_ld *ld, const struct layer *L, size_t nl,
 			apply_env(ld, k, k->env[j]);
 			break;
 		}
-		for (j = 0; j < nl; j++) {
+		for (o = 0; o < nl; o++) {
+			j = layer_order(k, o, nl);
 			if ((k->flags & CK_TOPONLY) && L[j].name != NULL)
 				continue;
 			nn = layer_nodes(L[j].g, k, n, 4);
@@ -614,8 +633,10 @@ free_layers(struct layer *L, size_t nl)
 {
 	size_t	 i;
 
-	for (i = 0; i < nl; i++)
+	for (i = 0; i < nl; i++) {
 		free(L[i].name);
+		cnode_free(L[i].own);
+	}
 	free(L);
 }
 
@@ -655,21 +676,60 @@ match_layer(struct conf_ld *ld, const struct cnode *m, const char *prefix,
 	return 0;
 }
 
-/* defaults, then the match blocks, then the top level. */
+/*
+ * The layers of the vault file (vault_file = "..."), if one is named: its
+ * keys as one layer, after defaults; its match entries after the file's
+ * match blocks.  L has room for them.
+ */
+static struct cnode *
+vault_layers(struct conf_ld *ld, const struct cnode *root)
+{
+	const struct cnode	*vf = cnode_member(root, "vault_file");
+	struct cnode		*tree;
+	char			*path;
+
+	if (vf == NULL || vf->type != CN_STR || *vf->str == '\0')
+		return NULL;	/* a wrong type: the key's own check says */
+	path = include_path(vf->file != NULL ? vf->file : ld->path, vf->str);
+	tree = vault_read(ld, path, vf->file, vf->line);
+	free(path);
+	return tree;
+}
+
+static void
+match_layers(struct conf_ld *ld, const struct cnode *m, const char *prefix,
+    const char *what, struct layer *L, size_t *nlp)
+{
+	size_t	 i;
+	char	*in;
+
+	for (i = 0; m != NULL && m->type == CN_LIST && i < m->nkid; i++) {
+		if (match_layer(ld, m->kid[i], prefix, &L[*nlp]) == -1)
+			continue;
+		xasprintf(&in, " in %s %zu", what, i + 1);
+		check_layer(ld, &L[(*nlp)++], in);
+		free(in);
+	}
+}
+
+/* defaults, the vault, the match blocks, then the top level. */
 static struct layer *
 build_layers(struct conf_ld *ld, const struct cnode *root, size_t *nlp)
 {
 	const struct cnode	*d = cnode_member(root, "defaults");
 	const struct cnode	*m = cnode_member(root, "match");
 	const struct cnode	*wp = cnode_member(root, "workers_prefix");
+	const struct cnode	*vm;
+	struct cnode		*vault;
 	const char		*prefix = "qscale";
 	struct layer		*L;
-	size_t			 nl = 0, i;
-	char			*in;
+	size_t			 nl = 0;
 
 	if (wp != NULL && wp->type == CN_STR)
 		prefix = wp->str;
-	L = xcalloc((m ? m->nkid : 0) + 2, sizeof(*L));
+	vault = vault_layers(ld, root);
+	vm = cnode_member(vault, "match");
+	L = xcalloc((m ? m->nkid : 0) + (vm ? vm->nkid : 0) + 3, sizeof(*L));
 	if (d != NULL && d->type != CN_GROUP)
 		ld_err_at(ld, d, "defaults must be a group { ... }, not %s",
 		    cnode_type_name(d->type));
@@ -680,17 +740,19 @@ build_layers(struct conf_ld *ld, const struct cnode *root, size_t *nlp)
 		L[nl].applies = 1;
 		check_layer(ld, &L[nl++], " in defaults");
 	}
+	if (vault != NULL) {
+		L[nl].g = cnode_member(vault, "defaults");
+		L[nl].name = xstrdup("vault");
+		L[nl].applies = 1;
+		L[nl].own = vault;
+		check_layer(ld, &L[nl++], " in the vault");
+	}
 	if (m != NULL && m->type != CN_LIST)
 		ld_err_at(ld, m, "match must be a list ( { workers_prefix = "
 		    "\"REGEX\"; ... }, ... ), not %s",
 		    cnode_type_name(m->type));
-	for (i = 0; m != NULL && m->type == CN_LIST && i < m->nkid; i++) {
-		if (match_layer(ld, m->kid[i], prefix, &L[nl]) == -1)
-			continue;
-		xasprintf(&in, " in match %zu", i + 1);
-		check_layer(ld, &L[nl++], in);
-		free(in);
-	}
+	match_layers(ld, m, prefix, "match", L, &nl);
+	match_layers(ld, vm, prefix, "the vault's match", L, &nl);
 	L[nl].g = root;
 	L[nl].applies = 1;
 	*nlp = ++nl;
@@ -808,7 +870,7 @@ check_secrecy(struct conf_ld *ld)
 
 /* Errors in file order, then line order; the order found otherwise. */
 static void
-move_errors(struct conf_ld *ld, struct conf_errors *errs)
+sort_errors(struct conf_ld *ld)
 {
 	struct ld_err	 t;
 	size_t		 i, j;
@@ -821,16 +883,143 @@ move_errors(struct conf_ld *ld, struct conf_errors *errs)
 			ld->errs[j] = ld->errs[j - 1];
 		ld->errs[j] = t;
 	}
+}
+
+static void
+errors_add(struct conf_errors *errs, char *msg)
+{
+	errs->msg = xreallocarray(errs->msg, errs->n + 1, sizeof(*errs->msg));
+	errs->msg[errs->n++] = msg;
+}
+
+/* Moves ld's errors, sorted, to ERRS (or frees them if it is NULL). */
+static void
+move_errors(struct conf_ld *ld, struct conf_errors *errs)
+{
+	size_t	 i;
+
+	sort_errors(ld);
 	for (i = 0; i < ld->nerrs; i++) {
-		if (errs == NULL) {
+		free(ld->errs[i].blame);
+		if (errs == NULL)
 			free(ld->errs[i].msg);
-			continue;
-		}
-		errs->msg = xreallocarray(errs->msg, errs->n + 1,
-		    sizeof(*errs->msg));
-		errs->msg[errs->n++] = ld->errs[i].msg;
+		else
+			errors_add(errs, ld->errs[i].msg);
 	}
 	free(ld->errs);
+	ld->errs = NULL;
+	ld->nerrs = 0;
+}
+
+/* One try, leaving out the included files SKIP names. */
+static struct qscale_conf *
+load_once(struct conf_ld *ld, const char *path, char **skip, size_t nskip)
+{
+	struct qscale_conf	*conf;
+	struct cnode		*root;
+	size_t			 i;
+
+	memset(ld, 0, sizeof(*ld));
+	ld->path = path;
+	ld->skip = skip;
+	ld->nskip = nskip;
+	conf = xcalloc(1, sizeof(*conf));
+	conf->file = xstrdup(path);
+	ld->conf = conf;
+	if ((root = src_read(ld, path)) != NULL) {
+		load_tree(ld, root);
+		cnode_free(root);
+	}
+	where_clear(ld);
+	check_secrecy(ld);
+	conf->srcfiles = xcalloc(ld->nfiles, sizeof(*conf->srcfiles));
+	for (i = 0; i < ld->nfiles; i++)
+		conf->srcfiles[i] = ld->files[i].path;
+	conf->nsrcfiles = ld->nfiles;
+	free(ld->files);
+	ld->files = NULL;
+	if (ld->nerrs > 0) {
+		conf_free(conf);
+		return NULL;
+	}
+	return conf;
+}
+
+/*
+ * Adds to SKIP the included files that ld's errors blame; -1 if one is
+ * the main file PATH (nothing can be left out then) or none is new.
+ */
+static int
+blame_includes(const struct conf_ld *ld, const char *path, char ***skip,
+    size_t *nskip)
+{
+	size_t	 i, j, was = *nskip;
+
+	for (i = 0; i < ld->nerrs; i++) {
+		if (strcmp(ld->errs[i].blame, path) == 0)
+			return -1;
+		for (j = 0; j < *nskip; j++)
+			if (strcmp((*skip)[j], ld->errs[i].blame) == 0)
+				break;
+		if (j < *nskip)
+			continue;
+		*skip = xreallocarray(*skip, *nskip + 1, sizeof(**skip));
+		(*skip)[(*nskip)++] = xstrdup(ld->errs[i].blame);
+	}
+	return *nskip > was ? 0 : -1;
+}
+
+#define CONF_MAX_LEFT_OUT	32	/* tries without broken includes */
+
+/*
+ * With ignore_include_errors = true (ClearML's "ignore vault parsing
+ * errors"), a configuration whose only errors lie in @include'd files
+ * loads without those files; their errors become its warnings.  The key
+ * counts only as the configuration loaded without them says.
+ */
+static struct qscale_conf *
+load_leaving_out(struct conf_ld *first, const char *path)
+{
+	struct conf_ld		 ld;
+	struct conf_errors	 warn = { NULL, 0 };
+	struct qscale_conf	*conf = NULL;
+	char			**skip = NULL, *msg;
+	size_t			 nskip = 0, tries, i;
+	int			 rc;
+
+	for (i = 0; i < first->nerrs; i++)
+		errors_add(&warn, xstrdup(first->errs[i].msg));
+	if (blame_includes(first, path, &skip, &nskip) == -1)
+		goto out;
+	for (tries = 0; tries < CONF_MAX_LEFT_OUT; tries++) {
+		if ((conf = load_once(&ld, path, skip, nskip)) != NULL)
+			break;
+		sort_errors(&ld);
+		for (i = 0; i < ld.nerrs; i++)
+			errors_add(&warn, xstrdup(ld.errs[i].msg));
+		rc = blame_includes(&ld, path, &skip, &nskip);
+		move_errors(&ld, NULL);
+		if (rc == -1)
+			break;
+	}
+	if (conf != NULL && !conf->ignore_include_errors) {
+		conf_free(conf);
+		conf = NULL;
+	}
+out:
+	if (conf != NULL) {
+		for (i = 0; i < nskip; i++) {
+			xasprintf(&msg, "%s: left out, with its errors above "
+			    "(ignore_include_errors = true)", skip[i]);
+			errors_add(&warn, msg);
+		}
+		conf->warnings = warn;
+	} else
+		conf_errors_clear(&warn);
+	for (i = 0; i < nskip; i++)
+		free(skip[i]);
+	free(skip);
+	return conf;
 }
 
 struct qscale_conf *
@@ -838,31 +1027,16 @@ conf_load(const char *path, struct conf_errors *errs)
 {
 	struct conf_ld		 ld;
 	struct qscale_conf	*conf;
-	struct cnode		*root;
-	size_t			 i;
 
-	memset(&ld, 0, sizeof(ld));
-	ld.path = path;
-	conf = xcalloc(1, sizeof(*conf));
-	conf->file = xstrdup(path);
-	ld.conf = conf;
-	if ((root = src_read(&ld, path)) != NULL) {
-		load_tree(&ld, root);
-		cnode_free(root);
+	if ((conf = load_once(&ld, path, NULL, 0)) != NULL)
+		return conf;
+	sort_errors(&ld);
+	if ((conf = load_leaving_out(&ld, path)) != NULL) {
+		move_errors(&ld, NULL);
+		return conf;
 	}
-	where_clear(&ld);
-	check_secrecy(&ld);
-	conf->srcfiles = xcalloc(ld.nfiles, sizeof(*conf->srcfiles));
-	for (i = 0; i < ld.nfiles; i++)
-		conf->srcfiles[i] = ld.files[i].path;
-	conf->nsrcfiles = ld.nfiles;
-	free(ld.files);
-	if (ld.nerrs > 0) {
-		move_errors(&ld, errs);
-		conf_free(conf);
-		return NULL;
-	}
-	return conf;
+	move_errors(&ld, errs);
+	return NULL;
 }
 
 void
@@ -887,6 +1061,7 @@ conf_free(struct qscale_conf *conf)
 	for (i = 0; i < conf->nsrcfiles; i++)
 		free(conf->srcfiles[i]);
 	free(conf->srcfiles);
+	conf_errors_clear(&conf->warnings);
 	free(conf->aws.access_key_source);
 	free(conf->file);
 	free(conf);

@@ -186,12 +186,8 @@ aws_shared_file_read(const char *path, const char *profile,
 	size_t			 cap = 0;
 	int			 lineno = 0, rc = 0;
 
-	if ((f = fopen(path, "r")) == NULL) {
-		if (errno == ENOENT)
-			return 0;
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return -1;
-	}
+	if ((f = fopen_regular(path, err, errlen)) == NULL)
+		return errno == ENOENT ? 0 : -1;
 	memset(&st, 0, sizeof(st));
 	st.profile = profile;
 	while (rc == 0 && getline(&line, &cap, f) != -1)

@@ -30,6 +30,7 @@ struct http_call {
 	struct http_client	*client;
 	CURL			*easy;
 	struct curl_slist	*headers;
+	curl_mime		*mime;		/* of an upload, or NULL */
 	http_done_fn		 done;
 	void			*arg;
 	struct http_resp	 resp;
@@ -71,6 +72,7 @@ http_call_free(struct http_call *call)
 	c->ncalls--;
 	curl_multi_remove_handle(c->multi, call->easy);
 	curl_easy_cleanup(call->easy);
+	curl_mime_free(call->mime);
 	curl_slist_free_all(call->headers);
 	http_resp_clear(&call->resp);
 	free(call);
@@ -275,6 +277,23 @@ http_resp_header(const struct http_resp *r, const char *name)
 	return NULL;
 }
 
+/* The one part of a multipart/form-data POST; curl keeps a copy. */
+static int
+http_setup_file(struct http_call *call, const struct http_file *f)
+{
+	curl_mimepart	*part;
+
+	if ((call->mime = curl_mime_init(call->easy)) == NULL ||
+	    (part = curl_mime_addpart(call->mime)) == NULL ||
+	    curl_mime_name(part, f->field) != CURLE_OK ||
+	    curl_mime_filename(part, f->filename) != CURLE_OK ||
+	    curl_mime_type(part, f->type) != CURLE_OK ||
+	    curl_mime_data(part, f->data, f->len) != CURLE_OK)
+		return -1;
+	return curl_easy_setopt(call->easy, CURLOPT_MIMEPOST, call->mime) ==
+	    CURLE_OK ? 0 : -1;
+}
+
 static int
 http_setup(struct http_call *call, const struct http_req *req)
 {
@@ -301,7 +320,10 @@ http_setup(struct http_call *call, const struct http_req *req)
 	/* the instance metadata service is link-local: no proxy reaches it */
 	if (req->no_proxy)
 		curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
-	if (req->body != NULL || strcmp(req->method, "GET") != 0) {
+	if (req->file != NULL) {
+		if (http_setup_file(call, req->file) == -1)
+			return -1;
+	} else if (req->body != NULL || strcmp(req->method, "GET") != 0) {
 		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
 		    (curl_off_t)(req->body != NULL ? req->body_len : 0));
 		curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS,
@@ -344,7 +366,14 @@ http_request(struct http_client *c, const struct http_req *req,
 		free(call);
 		return NULL;
 	}
-	http_setup(call, req);
+	if (http_setup(call, req) == -1) {
+		curl_easy_cleanup(call->easy);
+		curl_mime_free(call->mime);
+		curl_slist_free_all(call->headers);
+		http_resp_clear(&call->resp);
+		free(call);
+		return NULL;
+	}
 	TAILQ_INSERT_TAIL(&c->calls, call, entry);
 	c->ncalls++;
 	if (curl_multi_add_handle(c->multi, call->easy) != CURLM_OK) {

@@ -17,6 +17,15 @@ struct http_call;
 #define HTTP_DEFAULT_TIMEOUT_MS		30000
 #define HTTP_DEFAULT_MAX_BODY		(16 * 1024 * 1024)
 
+/* One file sent as multipart/form-data (a ClearML files server upload). */
+struct http_file {
+	const char		*field;		/* the form field's name */
+	const char		*filename;
+	const char		*type;		/* "text/plain" */
+	const char		*data;		/* copied by the call */
+	size_t			 len;
+};
+
 struct http_req {
 	const char		*method;	/* "GET", "POST", "PUT" */
 	const char		*url;
@@ -26,6 +35,7 @@ struct http_req {
 	int64_t			 timeout_ms;	/* 0: HTTP_DEFAULT_TIMEOUT_MS */
 	size_t			 max_body;	/* 0: HTTP_DEFAULT_MAX_BODY */
 	int			 no_proxy;	/* never through a proxy (IMDS) */
+	const struct http_file	*file;		/* POST it instead of body */
 };
 
 struct http_resp {

@@ -114,12 +114,18 @@ flatten(char *s)
 			*s = ' ';
 }
 
+/*
+ * Masks before cutting to LOG_MAX_TEXT: a secret cut in two at the end
+ * of a long line would no longer match, and its first part would show.
+ */
 static void
 log_emit(int level, char *text)
 {
 	char	*masked, line[LOG_MAX_TEXT + 128];
 
 	masked = mask_dup(text);
+	if (strlen(masked) >= LOG_MAX_TEXT)
+		masked[LOG_MAX_TEXT - 1] = '\0';
 	flatten(masked);
 	if (sink != NULL)
 		sink(level, now_ms(), procname, masked, sink_arg);
@@ -132,16 +138,35 @@ log_emit(int level, char *text)
 	free(masked);
 }
 
+/* The whole text, however long; NULL when out of memory. */
+static char *
+log_format(const char *fmt, va_list ap, int with_errno, int saved)
+{
+	char	*text, *t;
+
+	if (vasprintf(&text, fmt, ap) == -1)
+		return NULL;
+	if (with_errno) {
+		if (asprintf(&t, "%s: %s", text, strerror(saved)) == -1)
+			t = NULL;
+		free(text);
+		text = t;
+	}
+	return text;
+}
+
 void
 log_vmsg(int level, const char *fmt, va_list ap)
 {
-	char	 text[LOG_MAX_TEXT];
+	char	*text;
 	int	 saved = errno;
 
 	if (level > cur_level)
 		return;
-	vsnprintf(text, sizeof(text), fmt, ap);
-	log_emit(level, text);
+	if ((text = log_format(fmt, ap, 0, saved)) != NULL) {
+		log_emit(level, text);
+		freezero_str(text);
+	}
 	errno = saved;
 }
 
@@ -158,18 +183,15 @@ log_msg(int level, const char *fmt, ...)
 static void
 log_verr(int level, const char *fmt, va_list ap, int with_errno)
 {
-	char	 text[LOG_MAX_TEXT];
-	size_t	 n;
+	char	*text;
 	int	 saved = errno;
 
 	if (level > cur_level)
 		return;
-	vsnprintf(text, sizeof(text), fmt, ap);
-	if (with_errno) {
-		n = strlen(text);
-		snprintf(text + n, sizeof(text) - n, ": %s", strerror(saved));
+	if ((text = log_format(fmt, ap, with_errno, saved)) != NULL) {
+		log_emit(level, text);
+		freezero_str(text);
 	}
-	log_emit(level, text);
 	errno = saved;
 }
 

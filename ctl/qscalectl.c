@@ -361,9 +361,13 @@ int
 main(int argc, char **argv)
 {
 	const char	*cmd;
+	char		 err[256];
 	int		 ch;
 
 	log_init("qscalectl", LOG_LVL_WARN, 1);
+	/* -c and export-config --with-secrets bring secrets in: no core */
+	if (proc_harden(0, err, sizeof(err)) == -1)
+		fatalx("%s", err);
 	socket_path = getenv("QSCALE_SOCKET");
 	while ((ch = getopt(argc, argv, "+c:s:h")) != -1) {
 		switch (ch) {

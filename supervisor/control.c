@@ -10,6 +10,7 @@
 #include <sys/un.h>
 
 #include <errno.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,7 +135,6 @@ ctl_log_level(struct ctl_conn *cc, cJSON *req)
 {
 	const char		*lvl = proto_get_str(req, "level");
 	const char		*name = proto_get_str(req, "resource");
-	struct sup_child	*c;
 	int			 level;
 
 	if ((level = log_level_parse(lvl)) < 0) {
@@ -143,23 +143,17 @@ ctl_log_level(struct ctl_conn *cc, cJSON *req)
 		return;
 	}
 	if (name != NULL && *name != '\0') {
-		if ((c = sup_child_find(cc->sup, name)) == NULL) {
+		if (sup_set_log_level(cc->sup, name, level) == -1) {
 			ctl_reply(cc, 0, "no resource named '%s'", name);
 			return;
 		}
-		c->log_level = level;
-		sup_child_set_log_level(c, level);
 		log_info("log level of %s set to %s", name,
 		    log_level_name(level));
 		ctl_reply(cc, 1, "log level of %s is %s", name,
 		    log_level_name(level));
 		return;
 	}
-	log_set_level(level);
-	TAILQ_FOREACH(c, &cc->sup->children, entry) {
-		c->log_level = level;
-		sup_child_set_log_level(c, level);
-	}
+	sup_set_log_level(cc->sup, NULL, level);
 	log_info("log level set to %s everywhere", log_level_name(level));
 	ctl_reply(cc, 1, "log level is %s everywhere", log_level_name(level));
 }
@@ -323,6 +317,8 @@ control_listen(struct sup *sup, const char *path, char *err, size_t errlen)
 {
 	struct sockaddr_un	 sun;
 	mode_t			 old;
+	char			*dir;
+	int			 rc;
 
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
@@ -332,6 +328,13 @@ control_listen(struct sup *sup, const char *path, char *err, size_t errlen)
 		return -1;
 	}
 	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+	/* another user's link in its place would take the chmod below */
+	dir = xstrdup(path);
+	rc = dir_check_private("control socket directory", dirname(dir), err,
+	    errlen);
+	free(dir);
+	if (rc == -1)
+		return -1;
 	if (access(path, F_OK) == 0) {
 		if (!stale_socket(&sun)) {
 			snprintf(err, errlen, "control socket %s is in use",

@@ -49,18 +49,32 @@ static char			*log_dir;
 static int			 main_fd = -1;
 static int			 to_stderr;
 
+/*
+ * A log file in the checked log_dir, never through a link.  Why a
+ * resource's file cannot be opened goes to the main log (or, for the
+ * main log itself, to err).
+ */
 static int
-open_log(const char *name)
+open_log(const char *name, char *err, size_t errlen)
 {
-	char	*path;
+	char	*path, why[512], line[640];
 	int	 fd;
 
 	if (log_dir == NULL)
 		return -1;
 	xasprintf(&path, "%s/%s.log", log_dir, name);
-	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	fd = open_private_file(path, O_WRONLY | O_APPEND | O_CREAT, 0640,
+	    why, sizeof(why));
 	free(path);
-	return fd;
+	if (fd != -1)
+		return fd;
+	if (err != NULL)
+		snprintf(err, errlen, "%s", why);
+	else {
+		snprintf(line, sizeof(line), "log file of %s: %s", name, why);
+		logsink_line(LOG_LVL_WARN, now_ms(), MAIN_LOG, line);
+	}
+	return -1;
 }
 
 static struct stream *
@@ -76,52 +90,61 @@ stream_get(const char *name, int create)
 	s = xcalloc(1, sizeof(*s));
 	s->name = xstrdup(name);
 	s->fd = -1;
-	if (strcmp(name, ALL_STREAM) != 0 && strcmp(name, MAIN_LOG) != 0)
-		s->fd = open_log(name);
 	TAILQ_INSERT_TAIL(&streams, s, entry);
+	if (strcmp(name, ALL_STREAM) != 0 && strcmp(name, MAIN_LOG) != 0)
+		s->fd = open_log(name, NULL, 0);
 	return s;
 }
 
-/* Opens log_dir/qscaled.log; on failure says why in err. */
+/*
+ * Opens log_dir/qscaled.log and the resources' files; on failure says
+ * why in err and keeps writing the files open until then, if any.
+ */
 int
 logsink_open(const char *dir, char *err, size_t errlen)
 {
 	struct stream	*s;
+	char		*old = log_dir;
+	int		 fd;
 
 	if (mkdir(dir, 0750) == -1 && errno != EEXIST) {
 		snprintf(err, errlen, "log_dir %s: %s", dir, strerror(errno));
 		return -1;
 	}
-	if (log_dir != dir) {	/* a reopen passes log_dir itself */
+	if (dir_check_private("log_dir", dir, err, errlen) == -1)
+		return -1;
+	log_dir = xstrdup(dir);	/* a reopen passes log_dir itself */
+	if ((fd = open_log(MAIN_LOG, err, errlen)) == -1) {
 		free(log_dir);
-		log_dir = xstrdup(dir);
-	}
-	if (main_fd != -1)
-		close(main_fd);
-	if ((main_fd = open_log(MAIN_LOG)) == -1) {
-		snprintf(err, errlen, "%s/%s.log: %s", dir, MAIN_LOG,
-		    strerror(errno));
+		log_dir = old;
 		return -1;
 	}
+	free(old);
+	if (main_fd != -1)
+		close(main_fd);
+	main_fd = fd;
 	TAILQ_FOREACH(s, &streams, entry) {
 		if (s->fd != -1)
 			close(s->fd);
 		s->fd = -1;
 		if (strcmp(s->name, ALL_STREAM) != 0 &&
 		    strcmp(s->name, MAIN_LOG) != 0)
-			s->fd = open_log(s->name);
+			s->fd = open_log(s->name, NULL, 0);
 	}
 	return 0;
 }
 
-/* SIGUSR1, after logrotate moved the files away. */
-void
+/* SIGUSR1, after logrotate moved the files away.  0, or -1 (logged). */
+int
 logsink_reopen(void)
 {
-	char	 err[256];
+	char	 err[512];
 
-	if (log_dir != NULL && logsink_open(log_dir, err, sizeof(err)) == -1)
-		fprintf(stderr, "qscaled: reopening logs: %s\n", err);
+	if (log_dir == NULL || logsink_open(log_dir, err, sizeof(err)) == 0)
+		return 0;
+	log_warnx("reopening the log files: %s; still writing the old ones",
+	    err);
+	return -1;
 }
 
 void
@@ -236,20 +259,24 @@ logsink_line(int level, int64_t ts, const char *who, const char *text)
 void
 sup_log(const char *who, int level, const char *fmt, ...)
 {
-	char	 text[4096];
+	char	*text;
 	va_list	 ap;
+	int	 n;
 
 	if (level > log_get_level())
 		return;
+	/* whole, so that it is masked before anything cuts it */
 	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
+	n = vasprintf(&text, fmt, ap);
 	va_end(ap);
-	if (main_fd == -1 && !to_stderr) {
+	if (n == -1)
+		return;
+	if (main_fd == -1 && !to_stderr)
 		/* not set up yet: the plain logger knows where to go */
 		log_msg(level, "%s: %s", who, text);
-		return;
-	}
-	logsink_line(level, now_ms(), who, text);
+	else
+		logsink_line(level, now_ms(), who, text);
+	freezero_str(text);
 }
 
 /* The sink the supervisor's own log_*() calls go to. */

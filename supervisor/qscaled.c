@@ -31,16 +31,19 @@ struct opts {
 	int		 check_cloud;	/* --check */
 	int		 dry_run;	/* --plan */
 	int		 verbose;
+	int		 allow_core_dumps;
 };
 
 #define OPT_CHECK	256
 #define OPT_PLAN	257
+#define OPT_CORE	258
 
 static void __attribute__((noreturn))
 usage(void)
 {
 	fprintf(stderr,
-	    "usage: qscaled [-dfnv] [--check | --plan] [-c file]\n"
+	    "usage: qscaled [-dfnv] [--check | --plan] [--allow-core-dumps] "
+	    "[-c file]\n"
 	    "  -c file   configuration file (default %s)\n"
 	    "  -f        stay in the foreground\n"
 	    "  -d        debug: foreground, debug level, log to stderr\n"
@@ -51,6 +54,9 @@ usage(void)
 	    "            subnet, the queues) and exit\n"
 	    "  --plan    observe once and print what one poll would launch\n"
 	    "            or terminate, and why; nothing is changed\n"
+	    "  --allow-core-dumps\n"
+	    "            debug: let the processes dump core (a core holds\n"
+	    "            every secret in clear)\n"
 	    "  -V        print the version and exit\n",
 	    QS_DEFAULT_CONF);
 	exit(1);
@@ -65,6 +71,7 @@ parse_args(int argc, char **argv, struct opts *o)
 		{ "version", no_argument, NULL, 'V' },
 		{ "check", no_argument, NULL, OPT_CHECK },
 		{ "plan", no_argument, NULL, OPT_PLAN },
+		{ "allow-core-dumps", no_argument, NULL, OPT_CORE },
 		{ NULL, 0, NULL, 0 }
 	};
 	int	 ch;
@@ -99,6 +106,9 @@ parse_args(int argc, char **argv, struct opts *o)
 		case OPT_PLAN:
 			o->dry_run = 1;
 			break;
+		case OPT_CORE:
+			o->allow_core_dumps = 1;
+			break;
 		default:
 			usage();
 		}
@@ -129,6 +139,8 @@ load_or_die(const char *path)
 		exit(1);
 	}
 	conf_errors_clear(&errs);
+	for (i = 0; i < conf->warnings.n; i++)
+		fprintf(stderr, "warning: %s\n", conf->warnings.msg[i]);
 	return conf;
 }
 
@@ -158,14 +170,22 @@ make_parent(const char *file)
 static int
 pidfile_lock(const char *path)
 {
-	char	 buf[32];
+	char	 buf[32], err[512], *copy;
 	ssize_t	 n;
-	int	 fd;
+	int	 fd, rc;
 
-	if (make_parent(path) == -1 ||
-	    (fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) == -1) {
+	if (make_parent(path) == -1) {
 		fprintf(stderr, "qscaled: pid file %s: %s\n", path,
 		    strerror(errno));
+		exit(1);
+	}
+	copy = xstrdup(path);
+	rc = dir_check_private("pid file directory", dirname(copy), err,
+	    sizeof(err));
+	free(copy);
+	if (rc == -1 || (fd = open_private_file(path, O_RDWR | O_CREAT, 0644,
+	    err, sizeof(err))) == -1) {
+		fprintf(stderr, "qscaled: pid file: %s\n", err);
 		exit(1);
 	}
 	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
@@ -268,6 +288,9 @@ main(int argc, char **argv)
 
 	parse_args(argc, argv, &o);
 	log_init("qscaled", LOG_LVL_INFO, 1);
+	/* before the first secret is read; worker processes inherit it */
+	if (proc_harden(o.allow_core_dumps, err, sizeof(err)) == -1)
+		fatalx("%s", err);
 	conf = load_or_die(o.conf_path);
 	conf_register_secrets(conf);
 	if (o.check_cloud) {
@@ -338,6 +361,8 @@ main(int argc, char **argv)
 	logsink_set_stderr(o.debug);
 	log_set_stderr(0);
 	log_set_sink(logsink_sink, NULL);
+	for (size_t i = 0; i < conf->warnings.n; i++)
+		log_warnx("%s", conf->warnings.msg[i]);
 	status_announce();
 	report_ready(readyfd, NULL);
 	if (!o.foreground && (devnull = open("/dev/null", O_WRONLY)) != -1) {

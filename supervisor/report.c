@@ -71,6 +71,8 @@ struct report {
 	struct event		*ev_retire;	/* frees a retired reporter */
 	LIST_ENTRY(report)	 retired;	/* while it is retiring */
 	void			*sub;		/* logsink subscription */
+	struct report_props	*props;		/* log_level user property */
+	struct report_logs	*logs;		/* the log files, uploaded */
 	char			 err_key[200];	/* the error last logged */
 };
 
@@ -848,6 +850,29 @@ stopped_cb(const struct cml_error *err, const cJSON *data, void *arg)
 	stop_done(r);
 }
 
+static void	task_stop(struct report *);
+
+static void
+logs_done_cb(void *arg)
+{
+	task_stop(arg);
+}
+
+/*
+ * The last batch is out (or could not be): at a graceful stop the log
+ * files go first, as a stopped task takes no artifacts; then the task is
+ * marked stopped.  A retired reporter's task only gets marked.
+ */
+static void
+stop_after_logs(struct report *r)
+{
+	if (r->ev_retire != NULL)
+		task_stop(r);
+	else
+		report_logs_round(r->logs, r->task_id, r->project, r->name, 1,
+		    logs_done_cb, r);
+}
+
 static void
 task_stop(struct report *r)
 {
@@ -899,7 +924,7 @@ batch_failed(struct report *r, const struct cml_error *err)
 	report_error(r, "events.add_batch", err);
 	if (r->state == RS_STOPPING) {
 		/* the task is still to be stopped, its last lines or not */
-		task_stop(r);
+		stop_after_logs(r);
 		return;
 	}
 	if (batch_hopeless(err)) {
@@ -943,7 +968,7 @@ batch_cb(const struct cml_error *err, const cJSON *data, void *arg)
 	if (r->sent.full)
 		flush(r);
 	else if (r->state == RS_STOPPING)
-		task_stop(r);
+		stop_after_logs(r);
 }
 
 /* Sends the next batch, one at a time. */
@@ -958,7 +983,7 @@ flush(struct report *r)
 	    REPORT_BATCH_BYTES, &r->sent);
 	if (body == NULL) {
 		if (r->state == RS_STOPPING)
-			task_stop(r);
+			stop_after_logs(r);
 		return;
 	}
 	if (cml_call_lines(r->cml, "events.add_batch", body, batch_cb,
@@ -1009,6 +1034,9 @@ tick_cb(evutil_socket_t fd, short what, void *arg)
 	status = r->env.status(r->env.arg);
 	record(r, status);
 	cJSON_Delete(status);
+	report_props_tick(r->props, r->task_id);
+	report_logs_round(r->logs, r->task_id, r->project, r->name, 0, NULL,
+	    NULL);
 }
 
 /*
@@ -1032,6 +1060,7 @@ first_batch(struct report *r)
 	timer_add_ms(r->ev_tick, r->interval_ms);
 	record(r, status);
 	cJSON_Delete(status);
+	report_props_tick(r->props, r->task_id);
 }
 
 static void
@@ -1124,6 +1153,8 @@ report_create(const struct report_env *env, const struct qscale_conf *conf)
 	report_backlog_init(&r->bl, REPORT_MAX_SCALARS, REPORT_MAX_LOGS,
 	    REPORT_MAX_LOG_BYTES);
 	r->sub = logsink_subscribe("*", line_cb, r);
+	r->props = report_props_new(&r->env, r->cml);
+	r->logs = report_logs_new(r->http, r->cml, conf);
 	return r;
 }
 
@@ -1151,7 +1182,10 @@ report_free(struct report *r)
 		return;
 	logsink_unsubscribe(r->sub);
 	cml_client_free(r->cml);
+	report_props_free(r->props);
 	http_client_free(r->http);
+	r->http = NULL;
+	report_logs_free(r->logs);
 	event_free(r->ev_tick);
 	event_free(r->ev_retry);
 	if (r->ev_retire != NULL) {
@@ -1246,6 +1280,7 @@ report_reload(struct report *old, const struct report_env *env,
 		return NULL;
 	}
 	if (same_target(old, &conf->clearml)) {
+		report_logs_conf(old->logs, conf);
 		if (old->interval_ms == report_interval(conf))
 			return old;
 		old->interval_ms = report_interval(conf);

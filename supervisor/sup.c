@@ -25,12 +25,61 @@ sup_report_status(void *arg)
 	return sup_status_json(arg);
 }
 
+static cJSON *
+sup_report_levels(void *arg)
+{
+	struct sup		*sup = arg;
+	struct sup_child	*c;
+	cJSON			*o = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(o, "", log_level_name(log_get_level()));
+	TAILQ_FOREACH(c, &sup->children, entry)
+		if (!c->removed)
+			cJSON_AddStringToObject(o, c->name, log_level_name(
+			    c->log_level >= 0 ? c->log_level :
+			    sup->conf->log_level));
+	return o;
+}
+
+/*
+ * The log level of one resource's process, or of every process and the
+ * supervisor (RESOURCE NULL), as qscalectl log-level sets it; -1 when no
+ * resource has that name.
+ */
+int
+sup_set_log_level(struct sup *sup, const char *resource, int level)
+{
+	struct sup_child	*c;
+
+	if (resource != NULL) {
+		if ((c = sup_child_find(sup, resource)) == NULL)
+			return -1;
+		c->log_level = level;
+		sup_child_set_log_level(c, level);
+		return 0;
+	}
+	log_set_level(level);
+	TAILQ_FOREACH(c, &sup->children, entry) {
+		c->log_level = level;
+		sup_child_set_log_level(c, level);
+	}
+	return 0;
+}
+
+static int
+sup_report_set_level(void *arg, const char *resource, int level)
+{
+	return sup_set_log_level(arg, resource, level);
+}
+
 static void
 sup_report_env(struct sup *sup, struct report_env *env)
 {
 	env->base = sup->base;
 	env->conf_path = sup->conf_path;
 	env->status = sup_report_status;
+	env->levels = sup_report_levels;
+	env->set_level = sup_report_set_level;
 	env->arg = sup;
 }
 
@@ -174,6 +223,8 @@ sup_reload(struct sup *sup, char **err)
 		return -1;
 	}
 	conf_errors_clear(&errs);
+	for (i = 0; i < conf->warnings.n; i++)
+		log_warnx("%s", conf->warnings.msg[i]);
 	conf_register_secrets(conf);
 	sup->conf = conf;
 	sup->reloads++;
@@ -217,8 +268,8 @@ sup_signal_cb(evutil_socket_t sig, short ev, void *arg)
 		sup_shutdown(sup, sig == SIGTERM ? "SIGTERM" : "SIGINT");
 		break;
 	case SIGUSR1:
-		logsink_reopen();
-		log_info("log files reopened");
+		if (logsink_reopen() == 0)
+			log_info("log files reopened");
 		break;
 	case SIGCHLD:
 		sup_child_reap(sup);

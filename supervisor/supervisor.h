@@ -22,6 +22,8 @@ struct qscale_conf;
 struct proto_msg;
 struct metrics;
 struct report;
+struct report_props;
+struct cml_client;
 
 #define SUP_BACKOFF_MIN_MS	1000
 #define SUP_BACKOFF_MAX_MS	60000
@@ -94,6 +96,7 @@ struct sup {
 int		 sup_run(struct sup *);
 int		 sup_reload(struct sup *, char **);
 void		 sup_shutdown(struct sup *, const char *);
+int		 sup_set_log_level(struct sup *, const char *, int);
 cJSON		*sup_status_json(struct sup *);
 
 /* child.c */
@@ -162,12 +165,39 @@ struct report_sent {
 };
 
 typedef cJSON	*(*report_status_fn)(void *);	/* sup_status_json */
+/* The levels in force: { "": supervisor's, "RESOURCE": its process's } */
+typedef cJSON	*(*report_levels_fn)(void *);
+/* Sets the level of a resource's process, or of all (NULL); -1: none */
+typedef int	 (*report_set_level_fn)(void *, const char *, int);
 struct report_env {
 	struct event_base	*base;
 	const char		*conf_path;
 	report_status_fn	 status;
+	report_levels_fn	 levels;
+	report_set_level_fn	 set_level;
 	void			*arg;
 };
+
+/* report_logs.c */
+#define REPORT_STOP_UPLOAD_MS	1500	/* the logs' upload at a stop */
+typedef void	 (*report_logs_done_fn)(void *);
+struct report_logs;
+struct http_client;
+struct report_logs *report_logs_new(struct http_client *, struct cml_client *,
+		    const struct qscale_conf *);
+void		 report_logs_conf(struct report_logs *,
+		    const struct qscale_conf *);
+void		 report_logs_free(struct report_logs *);
+int		 report_logs_busy(const struct report_logs *);
+void		 report_logs_round(struct report_logs *, const char *,
+		    const char *, const char *, int, report_logs_done_fn,
+		    void *);
+
+/* report_props.c */
+struct report_props *report_props_new(const struct report_env *,
+		    struct cml_client *);
+void		 report_props_free(struct report_props *);
+void		 report_props_tick(struct report_props *, const char *);
 
 struct report	*report_start(const struct report_env *,
 		    const struct qscale_conf *);
@@ -191,7 +221,7 @@ void		 report_backlog_sent(struct report_backlog *,
 
 /* logsink.c */
 int		 logsink_open(const char *, char *, size_t);
-void		 logsink_reopen(void);
+int		 logsink_reopen(void);
 void		 logsink_close(void);
 void		 logsink_set_stderr(int);
 void		 logsink_line(int, int64_t, const char *, const char *);

@@ -720,6 +720,34 @@ poll_account_time(struct wpoll *p)
 		p->last_instance_ms = now;
 }
 
+/*
+ * The console line an operator reads, as ClearML's app shows its polls:
+ * the queue's length and the idle, busy and booting counts, at level
+ * info whenever one of them changes and at least every POLL_SHOW_MS.
+ * Only a poll that saw ClearML and EC2 has counts worth showing.
+ */
+#define POLL_SHOW_MS	(5 * 60 * 1000)
+
+static void
+poll_show_counts(struct wpoll *p)
+{
+	long long	now[4];
+
+	if (p->dry_run || !p->queue_ok || !p->workers_ok || !p->ec2_ok)
+		return;
+	now[0] = (long long)p->pending;
+	now[1] = p->out.idle;
+	now[2] = p->out.busy;
+	now[3] = p->out.booting;
+	if (p->shown_ms != 0 && memcmp(now, p->shown, sizeof(now)) == 0 &&
+	    p->start_ms - p->shown_ms < POLL_SHOW_MS)
+		return;
+	log_info("queue %s: %lld pending; workers: %lld idle, %lld busy, "
+	    "%lld booting", p->w->res->queue, now[0], now[1], now[2], now[3]);
+	memcpy(p->shown, now, sizeof(p->shown));
+	p->shown_ms = p->start_ms;
+}
+
 static void
 poll_finish(struct wpoll *p)
 {
@@ -735,6 +763,7 @@ poll_finish(struct wpoll *p)
 	if (strcmp(p->out.note, p->last_note) != 0 && p->out.note[0] != '\0')
 		log_info("%s", p->out.note);
 	snprintf(p->last_note, sizeof(p->last_note), "%s", p->out.note);
+	poll_show_counts(p);
 	log_debug("poll %llu: %zu pending, %d live, %d idle, %d busy, "
 	    "%d booting, demand %d (%lld ms)", (unsigned long long)p->w->polls,
 	    p->pending, p->out.live, p->out.idle, p->out.busy,

@@ -96,16 +96,12 @@ ud_clear(struct ud_buf *b)
 static void
 ud_add_sq(struct ud_buf *b, const char *v)
 {
-	const char	*q;
+	char	*e = mask_escape(v, MASK_FORM_SHELL_SQ);
 
 	ud_add(b, "'");
-	while ((q = strchr(v, '\'')) != NULL) {
-		ud_addn(b, v, (size_t)(q - v));
-		ud_add(b, "'\\''");
-		v = q + 1;
-	}
-	ud_add(b, v);
+	ud_add(b, e);
 	ud_add(b, "'");
+	freezero_str(e);
 }
 
 /*
@@ -132,33 +128,18 @@ ud_add_assign(struct ud_buf *b, const char *name, const char *v)
 
 /*
  * A HOCON quoted string (JSON rules): never more than one line, so it
- * can never end the here-document it sits in.
+ * can never end the here-document it sits in.  mask_escape() writes it,
+ * so that the masking knows this form of every secret.
  */
 static void
 ud_add_hocon(struct ud_buf *b, const char *v)
 {
-	const unsigned char	*p;
-	char			 esc[8];
+	char	*e = mask_escape(v, MASK_FORM_HOCON);
 
 	ud_add(b, "\"");
-	for (p = (const unsigned char *)v; *p != '\0'; p++) {
-		if (*p == '"' || *p == '\\') {
-			esc[0] = '\\';
-			esc[1] = (char)*p;
-			ud_addn(b, esc, 2);
-		} else if (*p == '\n')
-			ud_add(b, "\\n");
-		else if (*p == '\t')
-			ud_add(b, "\\t");
-		else if (*p == '\r')
-			ud_add(b, "\\r");
-		else if (*p < 0x20 || *p == 0x7f) {
-			snprintf(esc, sizeof(esc), "\\u%04x", *p);
-			ud_add(b, esc);
-		} else
-			ud_addn(b, (const char *)p, 1);
-	}
+	ud_add(b, e);
 	ud_add(b, "\"");
+	freezero_str(e);
 }
 
 /* "  key: "value"\n" in clearml.conf. */

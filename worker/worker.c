@@ -269,8 +269,12 @@ worker_main(struct qscale_conf *conf, size_t index, int fd)
 {
 	struct wproc	 w;
 	cJSON		*o;
+	char		 err[256];
 	int		 rc = 0;
 
+	/* inherited from the supervisor; set again, as a process of its own */
+	if (proc_harden(proc_core_dumps_allowed(), err, sizeof(err)) == -1)
+		log_warnx("%s", err);
 	memset(&w, 0, sizeof(w));
 	w.conf = conf;
 	w.index = index;

@@ -335,6 +335,8 @@ struct wpoll {
 	int64_t			 last_duration_ms;
 	char			 last_note[192];
 	int64_t			 last_instance_ms;	/* for instance_ms */
+	long long		 shown[4];	/* pending, idle, busy, booting */
+	int64_t			 shown_ms;	/* when logged at info, or 0 */
 };
 
 /* poll.c */

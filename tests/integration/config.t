@@ -96,6 +96,53 @@ sed -i '3i @include "syntax-site.conf"' "$T/etc/syntax.conf"
 out=$("$QSCALED" -n -c "$T/etc/syntax.conf" 2>&1)
 check "a syntax error in an include names that file ($out)" \
     test "$out" = "$T/etc/syntax-site.conf:1: syntax error"
+
+# ignore_include_errors: the broken site files are left out, each error
+# shown; without the key they stop qscaled as above.
+write_conf "$T/etc/ignore.conf" gpu
+sed -i -e '3i @include "syntax-site.conf"' -e '3i @include "broken-site.conf"' \
+    -e '3i ignore_include_errors = true;' -e '/^polling_interval/d' \
+    "$T/etc/ignore.conf"
+out=$("$QSCALED" -n -c "$T/etc/ignore.conf" 2>&1)
+rc=$?
+check "ignore_include_errors: -n exits 0 ($out)" test "$rc" -eq 0
+check "... and shows the syntax error as a warning" \
+    has "$out" "warning: $T/etc/syntax-site.conf:1: syntax error"
+check "... and the bad value, with its file and line" \
+    has "$out" "warning: $T/etc/broken-site.conf:2: max_idle_time: \"soon\" is not a duration"
+check "... says which files were left out" \
+    has "$out" "warning: $T/etc/broken-site.conf: left out, with its errors above (ignore_include_errors = true)"
+check "... and ends with 'configuration OK'" \
+    test "$(printf '%s\n' "$out" | tail -n 1)" = "configuration OK"
+out=$("$QSCALED" -nv -c "$T/etc/ignore.conf" 2>/dev/null)
+check "... a left-out file sets nothing (its polling_interval is not taken)" \
+    has "$out" 'polling_interval = "30s";  # default'
+
+# The app's vault text, as the team keeps it in ClearML.
+cat >"$T/etc/vault.hocon" <<'EOF'
+auto_scaler.v1.aws {
+   aws_region: "eu-central-1"
+   extra_vm_bash_script: """echo from-vault"""
+   match {
+      "^qtest$": { extra_clearml_conf: "agent.docker_force_pull: true" }
+   }
+}
+EOF
+write_conf "$T/etc/vault.conf" gpu
+sed -i -e '3i vault_file = "vault.hocon";' -e '/region = "us-east-1";/d' \
+    "$T/etc/vault.conf"
+out=$("$QSCALED" -nv -c "$T/etc/vault.conf" 2>&1)
+check "vault_file: -nv takes aws_region from the vault, saying so" \
+    has "$out" "region = \"eu-central-1\";  # vault $T/etc/vault.hocon:2"
+check "... extra_vm_bash_script becomes the init script" \
+    has "$out" "init_script = \"echo from-vault\";  # vault $T/etc/vault.hocon:3"
+check "... and the matching entry applies on workers_prefix" \
+    has "$out" "extra_clearml_conf = \"agent.docker_force_pull: true\";  # match \"^qtest\$\" $T/etc/vault.hocon:5"
+printf 'auto_scaler.v1.aws {\n  aws_regin: "x"\n}\n' >"$T/etc/vault.hocon"
+out=$("$QSCALED" -n -c "$T/etc/vault.conf" 2>&1)
+check "... an unknown vault key names the vault's file and line ($out)" \
+    has "$out" "$T/etc/vault.hocon:2: vault: unknown key 'aws_regin'"
+
 write_conf "$T/typo.conf" gpu
 sed -i 's/^polling_interval/polling_intervl/' "$T/typo.conf"
 out=$("$QSCALED" -n -c "$T/typo.conf" 2>&1)
@@ -118,6 +165,31 @@ check "and masks them" sh -c "! printf '%s' \"\$1\" | grep -q SECRET-value" _ "$
 write_conf "$T/qscale.conf" gpu cpu
 start_qscaled "$T/qscale.conf" || { not_ok "qscaled starts"; exit 1; }
 ok "qscaled starts"
+
+# A reload that meets a broken site file: refused without the key, taken
+# without that file with it, each error logged.
+printf 'max_requeues = 5;\n' >"$T/site-ok.conf"
+cp "$T/qscale.conf" "$T/qscale.conf.orig"
+sed -i '3i @include "site-ok.conf"' "$T/qscale.conf"
+printf 'max_requeues = = 5;\n' >"$T/site-ok.conf"
+kill -HUP "$SUP_PID"
+check "reload with a broken site file and no ignore_include_errors fails" \
+    wait_for 5 grep -q "reload failed; keeping the running configuration" "$T/log/qscaled.log"
+sed -i '3i ignore_include_errors = true;' "$T/qscale.conf"
+kill -HUP "$SUP_PID"
+reloads_at_least() {
+	test "$(grep -c 'configuration reloaded' "$T/log/qscaled.log")" -ge "$1"
+}
+check "with ignore_include_errors the reload goes on" \
+    wait_for 5 reloads_at_least 1
+check "... and logs the error as FILE:LINE: message" \
+    grep -q "WARN qscaled: $T/site-ok.conf:1: syntax error" "$T/log/qscaled.log"
+check "... and the file it left out" \
+    grep -q "WARN qscaled: $T/site-ok.conf: left out" "$T/log/qscaled.log"
+cp "$T/qscale.conf.orig" "$T/qscale.conf"
+kill -HUP "$SUP_PID"
+check "a reload back to the file without the include goes on" \
+    wait_for 5 reloads_at_least 2
 ctl export-config --with-secrets >"$T/exported.json"
 rc=$?
 check "export-config --with-secrets works" test "$rc" -eq 0

@@ -27,6 +27,12 @@ IDLE_GAPS='. as $s | [.instances[] | . as $i |
     {id, gap: (.terminated - ([$s.tasks[] | select(.instance == $i.id) |
     .ended] | max))}]'
 
+# QUEUE LOG: the last console line of the counts shows nothing left.
+last_counts_empty() {
+	test "$(grep -o "queue $1: .*" "$2" | tail -n 1)" = \
+	    "queue $1: 0 pending; workers: 0 idle, 0 busy, 0 booting"
+}
+
 polled_twice() { qs_status | jqt '.resources[0].worker.polls >= 2'; }
 
 # ---- 1. A burst larger than max_instances ---------------------------------
@@ -68,6 +74,19 @@ scenario_burst() {
 	check "burst: the log tells of 3 idle terminations" \
 	    test "$(grep -c 'terminated i-[0-9a-f]* (idle)' \
 	    "$E2E_DIR/log/cpu.log")" -eq 3
+	# the console line of each poll whose counts changed, as the app's;
+	# the poll after the last termination shows no workers
+	wait_for 5 last_counts_empty eb-cpu "$E2E_DIR/log/cpu.log"
+	grep -o 'queue eb-cpu: .*' "$E2E_DIR/log/cpu.log" >"$E2E_DIR/counts"
+	sed 's/^/# /' "$E2E_DIR/counts" | head -n 20
+	check "burst: the log shows the queue and the workers at info" \
+	    grep -q '^queue eb-cpu: 7 pending; workers: 0 idle, 0 busy, 3 booting$' \
+	    "$E2E_DIR/counts"
+	check "burst: ... down to an empty queue and no workers" \
+	    last_counts_empty eb-cpu "$E2E_DIR/log/cpu.log"
+	check "burst: ... a line only when a count changed" \
+	    test "$(uniq "$E2E_DIR/counts" | wc -l)" -eq \
+	    "$(wc -l <"$E2E_DIR/counts")"
 	e2e_stop
 	e2e_no_secret
 }

@@ -106,6 +106,10 @@ printf '[default\naws_access_key_id = x\n' >"$T/broken"
 AWS_SHARED_CREDENTIALS_FILE=$T/broken ncall --endpoint "$FAULT_URL/" describe >"$out" 2>>"$T/stderr.log"
 check "a broken file is an error naming file and line" \
     jqt ".ok == false and (.error.message | test(\"$T/broken:1: unterminated section\"))" "$out"
+mkfifo "$T/fifo"
+AWS_SHARED_CREDENTIALS_FILE=$T/fifo timeout 10 "$EC2CALL" --endpoint "$FAULT_URL/" describe >"$out" 2>>"$T/stderr.log"
+check "a FIFO as the credentials file is refused at once, not waited on" \
+    jqt ".ok == false and (.error.message | test(\"$T/fifo: a FIFO \\\\(named pipe\\\\), not a regular file\"))" "$out"
 printf '[default]\naws_access_key_id = x\n' >"$T/half"
 AWS_SHARED_CREDENTIALS_FILE=$T/half ncall --endpoint "$FAULT_URL/" describe >"$out" 2>>"$T/stderr.log"
 check "a profile without its secret is an error" \

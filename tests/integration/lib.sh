@@ -10,6 +10,9 @@ QSCALECTL=$QSCALE_BUILD/qscalectl
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/qscale-test.XXXXXX")
 chmod 700 "$T"
+# qscaled refuses log and pid-file directories others may write in: the
+# ones the tests make must not be group-writable, whatever the umask.
+umask 022
 _tap_n=0
 _tap_fail=0
 _cleanups=""
@@ -54,9 +57,26 @@ wait_for() {
 	return 0
 }
 
-# A TCP port nobody listens on, on 127.0.0.1.
+# A TCP port nobody listens on, on 127.0.0.1, outside the kernel's
+# ephemeral range: there another process's outgoing connection (or a probe
+# connecting to itself) could take it before the server binds it.
 free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+	python3 -c 'import random, socket
+try:
+    lo, hi = map(int, open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
+except (OSError, ValueError):
+    lo, hi = 32768, 60999
+ports = [p for p in range(20000, 65536) if p < lo or p > hi] or [0]
+for p in random.sample(ports, min(200, len(ports))) + [0]:
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p))
+        print(s.getsockname()[1])
+        break
+    except OSError:
+        pass
+    finally:
+        s.close()'
 }
 
 # write_conf FILE RESOURCES...: a minimal valid configuration whose

@@ -63,6 +63,8 @@ clearml = {
   secret_key = "$SECRET";
   request_timeout = "3s";
   report = true;
+  files_server = "$URL/files";
+  report_logs_interval = "15s";
 };
 aws = {
   region = "us-east-1";
@@ -149,6 +151,32 @@ kill -HUP "$SUP_PID"
 reloaded() { events; log_has "configuration reloaded"; }
 check "after a reload, its line reaches the same task" wait_for 20 reloaded
 
+# --- the log level as a user property of the task, as in the app --------
+props() {
+	api tasks.get_hyper_params "{\"tasks\": [\"$TASK\"]}" |
+	    jq -c '[.params[0].hyperparams[] | select(.section == "properties") | {(.name): .value}] | add // {}'
+}
+published() { props | jq -e '.log_level == "info" and ."log_level.gpu" == "info" and ."log_level.cpu" == "info"' >/dev/null; }
+check "the levels in force are the task's user properties" \
+    wait_for 25 published
+api tasks.edit_hyper_params "{\"task\": \"$TASK\", \"hyperparams\": [{\"section\": \"properties\", \"name\": \"log_level.gpu\", \"value\": \"DEBUG\"}]}" >/dev/null
+gpu_level() { ctl status -j | jq -r '.resources[] | select(.name == "gpu") | .log_level'; }
+is_gpu_debug() { [ "$(gpu_level)" = DEBUG ]; }
+check "log_level.gpu = DEBUG set in the UI reaches gpu within an interval" \
+    wait_for 15 is_gpu_debug
+check "... says so in the log" \
+    grep -q "log level of gpu set to DEBUG by the ClearML task's user property log_level.gpu" "$T/log/qscaled.log"
+check "... and cpu keeps its level" \
+    test "$(ctl status -j | jq -r '.resources[] | select(.name == "cpu") | .log_level')" = INFO
+check "gpu's debug lines follow" \
+    wait_for 5 grep -q "DEBUG gpu: " "$T/log/gpu.log"
+ctl log-level warn cpu >/dev/null
+cpu_shown() { props | jq -e '."log_level.cpu" == "warn"' >/dev/null; }
+check "a level set with qscalectl is shown in the task" wait_for 15 cpu_shown
+api tasks.edit_hyper_params "{\"task\": \"$TASK\", \"hyperparams\": [{\"section\": \"properties\", \"name\": \"log_level\", \"value\": \"info\"}, {\"section\": \"properties\", \"name\": \"log_level.gpu\", \"value\": \"info\"}, {\"section\": \"properties\", \"name\": \"log_level.cpu\", \"value\": \"info\"}]}" >/dev/null
+all_info() { [ "$(ctl status -j | jq -r '[.resources[].log_level] | unique | join(" ")')" = INFO ]; }
+check "log_level = info everywhere, back from the UI" wait_for 15 all_info
+
 # --- an outage ----------------------------------------------------------
 # Start it so that the next interval falls inside: the batches come
 # every 10 s after the last one.
@@ -192,10 +220,37 @@ check "no interval lost its scalars to the outage" \
     test "$(iters "queue length" gpu | jq '(max - min + 1) == length')" = true
 
 # --- a restart ----------------------------------------------------------
+uploads() { curl -sf "$QSCALE_SIM_ADMIN_URL/files" | jq '.uploads | length'; }
+some_uploads() { [ "$(uploads)" -ge 3 ]; }
+check "while running, the logs are uploaded every report_logs_interval" \
+    wait_for 30 some_uploads
+before_stop=$(uploads)
 stop_qscaled
 task_of >"$T/task.json"
 check "a graceful stop marks the task stopped" \
     test "$(jq -r '.[0].status' "$T/task.json")" = stopped
+
+# --- the log files as the task's artifacts, uploaded at the stop --------
+curl -sf "$QSCALE_SIM_ADMIN_URL/files" >"$T/files.json"
+api tasks.get_by_id "{\"task\": \"$TASK\"}" | jq -c '.task.execution.artifacts // []' >"$T/arts.json"
+diag "artifacts: $(jq -c '[.[] | {key, uri, content_size}]' "$T/arts.json")"
+check "the stop uploads them once more ($before_stop uploads before)" \
+    test "$(jq '.uploads | length' "$T/files.json")" -eq $((before_stop + 3))
+check "the stop uploads qscaled.log, gpu.log and cpu.log to the files server" \
+    test "$(jq -r '[.files[].path | split("/") | last] | sort | join(" ")' "$T/files.json")" = "cpu.log gpu.log qscaled.log"
+check "... with the API server's token" \
+    jq -e '[.files[].auth] | all' "$T/files.json"
+check "... where the SDK puts a task's artifacts" \
+    jq -e --arg t "$TASK" '[.files[].path | startswith("DevOps/qscale_rtest." + $t + "/artifacts/")] | all' "$T/files.json"
+check "the task lists them as artifacts, before it was marked stopped" \
+    test "$(jq -r '[.[] | select(.mode == "output" and .type == "custom") | .key] | sort | join(" ")' "$T/arts.json")" = "cpu.log gpu.log qscaled.log"
+uri=$(jq -r '.[] | select(.key == "qscaled.log") | .uri' "$T/arts.json")
+curl -sf "$uri" -o "$T/qscaled-artifact.log"
+check "qscaled.log downloads from its artifact's link" test -s "$T/qscaled-artifact.log"
+check "... with the stop in it" grep -q "stopping: SIGTERM" "$T/qscaled-artifact.log"
+check "... its size and hash as recorded" \
+    test "$(jq -r '.[] | select(.key == "qscaled.log") | "\(.content_size) \(.hash)"' "$T/arts.json")" = \
+    "$(stat -c %s "$T/qscaled-artifact.log") $(sha256sum "$T/qscaled-artifact.log" | cut -d' ' -f1)"
 events
 check "the stop is in the console" log_has "stopping: SIGTERM"
 old_max=$(max_iter)
@@ -263,3 +318,4 @@ no_secret() {
 check "no secret and no token in any event" \
     no_secret "$T/events.json" "$T/events1.json"
 check "no secret and no token in any log" no_secret "$T/log"/*.log "$T/qscaled.out"
+check "no secret and no token in the uploaded logs" no_secret "$T/qscaled-artifact.log"

@@ -156,6 +156,18 @@ must_load(const char *path)
 	return c;
 }
 
+/* ERRS holds a message that reads exactly WANT. */
+static int
+has_msg(const struct conf_errors *errs, const char *want)
+{
+	size_t	 i;
+
+	for (i = 0; i < errs->n; i++)
+		if (strcmp(errs->msg[i], want) == 0)
+			return 1;
+	return 0;
+}
+
 /* Loading fails, and one of the errors reads exactly want. */
 static void
 must_fail_with(const char *path, const char *want)
@@ -980,6 +992,225 @@ test_include(void **state)
 	conf_free(c);
 }
 
+/* ignore_include_errors: broken site files are left out, with warnings. */
+static void
+test_ignore_include_errors(void **state)
+{
+	struct qscale_conf	*c;
+	const char		*path;
+	char			*want;
+	size_t			 i;
+
+	(void)state;
+	mkdir(tpath("ign"), 0700);
+	put("ign/good.conf", 0600, "defaults = { max_requeues = 4; };\n");
+	put("ign/syntax.conf", 0600, "\nlog_level = = \"debug\";\n");
+	put("ign/keys.conf", 0600, "\nmax_idle_time = \"soon\";\n"
+	    "agent = { init_script = \"echo keys\"; };\n");
+	put("ign/inner.conf", 0600, "max_spin_up_time = \"nope\";\n");
+	put("ign/outer.conf", 0600, "polling_interval = \"7s\";\n"
+	    "@include \"inner.conf\"\n");
+
+	/* off (the default): the errors stop the load, as before */
+	path = put("ign/off.conf", 0600, CML ONE
+	    "@include \"good.conf\"\n@include \"syntax.conf\"\n");
+	xasprintf(&want, "%s:2: syntax error", tpath("ign/syntax.conf"));
+	must_fail_with(path, want);
+	free(want);
+
+	/* on: a syntax error, a bad value, a missing file, a nested one */
+	path = put("ign/on.conf", 0600, CML ONE
+	    "ignore_include_errors = true;\n"
+	    "@include \"good.conf\"\n@include \"syntax.conf\"\n"
+	    "@include \"keys.conf\"\n@include \"none.conf\"\n"
+	    "@include \"outer.conf\"\n");
+	c = must_load(path);
+	assert_int_equal(c->ignore_include_errors, 1);
+	assert_int_equal(c->max_requeues, 4);		/* good.conf stays */
+	assert_int_equal(c->max_idle_time, 15 * 60000);	/* keys.conf gone */
+	assert_null(c->agent.init_script);
+	assert_int_equal(c->polling_interval, 7000);	/* outer.conf stays */
+	assert_int_equal(c->max_spin_up_time, 30 * 60000);
+	for (i = 0; i < c->warnings.n; i++)
+		print_message("warning: %s\n", c->warnings.msg[i]);
+	xasprintf(&want, "%s:2: syntax error", tpath("ign/syntax.conf"));
+	assert_true(has_msg(&c->warnings, want));
+	free(want);
+	xasprintf(&want, "%s:2: max_idle_time: \"soon\" is not a duration: "
+	    "expected a number, as in 45s, 15m or 2h", tpath("ign/keys.conf"));
+	assert_true(has_msg(&c->warnings, want));
+	free(want);
+	xasprintf(&want, "%s:1: max_spin_up_time: \"nope\" is not a "
+	    "duration: expected a number, as in 45s, 15m or 2h",
+	    tpath("ign/inner.conf"));
+	assert_true(has_msg(&c->warnings, want));
+	free(want);
+	xasprintf(&want, "%s: left out, with its errors above "
+	    "(ignore_include_errors = true)", tpath("ign/none.conf"));
+	assert_true(has_msg(&c->warnings, want));
+	free(want);
+	xasprintf(&want, "%s: left out, with its errors above "
+	    "(ignore_include_errors = true)", tpath("ign/keys.conf"));
+	assert_true(has_msg(&c->warnings, want));
+	free(want);
+	conf_free(c);
+
+	/* an error in the main file itself is never ignored */
+	path = put("ign/main-bad.conf", 0600, CML ONE
+	    "ignore_include_errors = true;\nmax_requeues = \"x\";\n"
+	    "@include \"syntax.conf\"\n");
+	c = conf_load(path, NULL);
+	assert_null(c);
+
+	/* nor when the key itself is only in a file that is left out */
+	put("ign/key-in-bad.conf", 0600, "ignore_include_errors = true;\n"
+	    "max_requeues = = 1;\n");
+	path = put("ign/key-elsewhere.conf", 0600, CML ONE
+	    "@include \"key-in-bad.conf\"\n");
+	c = conf_load(path, NULL);
+	assert_null(c);
+}
+
+/* vault_file: the app's vault text, with its own key names. */
+static void
+test_vault(void **state)
+{
+	struct qscale_conf	*c;
+	const char		*path, *vault;
+	char			*want;
+
+	(void)state;
+	mkdir(tpath("vault"), 0700);
+	vault = "# the team's vault, as kept in ClearML\n"		/* 1 */
+	    "sdk { aws { s3 { region: \"x\" } } }\n"		/* 2 */
+	    "auto_scaler.v1.aws {\n"				/* 3 */
+	    "   aws_region: \"eu-west-1\"\n"			/* 4 */
+	    "   aws_access_key_id: AKIAVAULT\n"			/* 5 */
+	    "   aws_secret_access_key = \"vault-SECRET\"\n"	/* 6 */
+	    "   extra_vm_bash_script: \"\"\"\n"			/* 7 */
+	    "echo \"vault\"\n"					/* 8 */
+	    "\"\"\"\n"						/* 9 */
+	    "   extra_clearml_conf: \"agent.x: 1\", // a comment\n"	/* 10 */
+	    "   match {\n"						/* 11 */
+	    "      \"^prod-\": { extra_vm_bash_script: \"echo prod\" }\n"
+	    "      \"^dev-\" { aws_region: \"us-east-2\" }\n"	/* 13 */
+	    "   }\n"						/* 14 */
+	    "}\n"						/* 15 */
+	    "auto_scaler.v1.aws.extra_clearml_conf: \"agent.y: 2\"\n";
+	put("vault/vault.hocon", 0600, vault);
+	path = put("vault/main.conf", 0600, CML ONE
+	    "workers_prefix = \"prod-eu\";\n"
+	    "vault_file = \"vault.hocon\";\n"
+	    "agent = { init_script = \"echo form\"; };\n");
+	c = must_load(path);
+	assert_string_equal(c->aws.region, "eu-west-1");
+	assert_string_equal(c->aws.access_key_id, "AKIAVAULT");
+	assert_string_equal(c->aws.secret_access_key, "vault-SECRET");
+	/* the form's text first, then the vault's, then its match */
+	assert_string_equal(c->agent.init_script,
+	    "echo form\n\necho \"vault\"\n\necho prod");
+	/* the later setting of the same key replaces the earlier */
+	assert_string_equal(c->agent.extra_clearml_conf, "agent.y: 2");
+	xasprintf(&want, "vault %s:4", tpath("vault/vault.hocon"));
+	assert_string_equal(conf_origin(c, "aws.region"), want);
+	free(want);
+	conf_free(c);
+
+	/* the dev block applies to another prefix, over the vault's top */
+	path = put("vault/dev.conf", 0600, CML ONE
+	    "workers_prefix = \"dev-1\";\nvault_file = \"vault.hocon\";\n");
+	c = must_load(path);
+	assert_string_equal(c->aws.region, "us-east-2");
+	conf_free(c);
+
+	/* the file's own top level wins over the vault for a value */
+	path = put("vault/own.conf", 0600, CML ONE
+	    "vault_file = \"vault.hocon\";\naws = { region = \"ap-south-1\"; };\n");
+	c = must_load(path);
+	assert_string_equal(c->aws.region, "ap-south-1");
+	conf_free(c);
+
+	/* a vault holding secrets must not be readable by others */
+	put("vault/open.hocon", 0644, vault);
+	path = put("vault/open.conf", 0600, CML ONE
+	    "vault_file = \"open.hocon\";\n");
+	xasprintf(&want, "%s: holds secrets but is readable by group or "
+	    "others: run chmod 600 %s", tpath("vault/open.hocon"),
+	    tpath("vault/open.hocon"));
+	must_fail_with(path, want);
+	free(want);
+
+	/* unknown and unsupported keys, with FILE:LINE */
+	put("vault/bad.hocon", 0600, "auto_scaler.v1.aws {\n"
+	    "  aws_regoin: \"x\"\n"
+	    "  environment { A: \"b\" }\n"
+	    "  match { \"^p\": { polling: 1 } }\n"
+	    "}\n");
+	path = put("vault/bad.conf", 0600, CML ONE
+	    "vault_file = \"bad.hocon\";\n");
+	xasprintf(&want, "%s:2: vault: unknown key 'aws_regoin' (qscale reads "
+	    "aws_region, aws_access_key_id, aws_secret_access_key, "
+	    "extra_vm_bash_script, extra_clearml_conf and match)",
+	    tpath("vault/bad.hocon"));
+	must_fail_with(path, want);
+	free(want);
+	xasprintf(&want, "%s:3: vault: environment: not supported: it sets "
+	    "the environment of the app's own container; set it in qscaled's "
+	    "service environment instead (/etc/default/qscaled or the "
+	    "systemd unit)", tpath("vault/bad.hocon"));
+	must_fail_with(path, want);
+	free(want);
+	xasprintf(&want, "%s:4: vault: match \"^p\": unknown key 'polling' "
+	    "(qscale reads aws_region, aws_access_key_id, "
+	    "aws_secret_access_key, extra_vm_bash_script, extra_clearml_conf "
+	    "and match)", tpath("vault/bad.hocon"));
+	must_fail_with(path, want);
+	free(want);
+
+	/* syntax: where it breaks */
+	put("vault/syntax.hocon", 0600, "auto_scaler.v1.aws {\n"
+	    "  aws_region: \"x\n}\n");
+	path = put("vault/syntax.conf", 0600, CML ONE
+	    "vault_file = \"syntax.hocon\";\n");
+	xasprintf(&want, "%s:2: vault: unterminated string",
+	    tpath("vault/syntax.hocon"));
+	must_fail_with(path, want);
+	free(want);
+	put("vault/open-brace.hocon", 0600, "auto_scaler.v1.aws {\n"
+	    "  extra_vm_bash_script: \"\"\"\n  echo\n");
+	path = put("vault/ob.conf", 0600, CML ONE
+	    "vault_file = \"open-brace.hocon\";\n");
+	xasprintf(&want, "%s:2: vault: unterminated \"\"\" string (it starts "
+	    "on this line)", tpath("vault/open-brace.hocon"));
+	must_fail_with(path, want);
+	free(want);
+	put("vault/none.hocon", 0600, "sdk { x: 1 }\n");
+	path = put("vault/none.conf", 0600, CML ONE
+	    "vault_file = \"none.hocon\";\n");
+	xasprintf(&want, "%s: vault: no auto_scaler.v1.aws { ... } object: "
+	    "that is where the AWS Autoscaler's vault settings go",
+	    tpath("vault/none.hocon"));
+	must_fail_with(path, want);
+	free(want);
+	path = put("vault/missing.conf", 0600, CML ONE
+	    "vault_file = \"nowhere.hocon\";\n");
+	xasprintf(&want, "%s:3: vault_file: cannot read %s: No such file or "
+	    "directory", path, tpath("vault/nowhere.hocon"));
+	must_fail_with(path, want);
+	free(want);
+
+	/* and a broken vault is left out with ignore_include_errors */
+	path = put("vault/ign.conf", 0600, CML ONE
+	    "vault_file = \"syntax.hocon\";\nignore_include_errors = true;\n");
+	c = must_load(path);
+	assert_null(c->aws.region);
+	xasprintf(&want, "%s:2: vault: unterminated string",
+	    tpath("vault/syntax.hocon"));
+	assert_true(has_msg(&c->warnings, want));
+	free(want);
+	conf_free(c);
+}
+
 static void
 test_layers(void **state)
 {
@@ -1035,14 +1266,18 @@ test_layers(void **state)
 	assert_string_equal(conf_origin(c, "max_idle_time"), want);
 	free(want);
 	assert_string_equal(conf_origin(c, "max_spin_up_time"), "default");
-	/* appended, lowest layer first; the synonym is the same key */
+	/*
+	 * appended as the app appends its vault: the top level first, then
+	 * defaults, then the matching blocks, so the most specific text is
+	 * last (and wins in clearml.conf); the synonym is the same key
+	 */
 	assert_string_equal(c->agent.init_script,
-	    "echo site\necho prod\necho main");
-	xasprintf(&want, "defaults %s:4, match \"^prod-\" %s:12, %s:5",
-	    tpath("lay/site.conf"), tpath("lay/site.conf"), path);
+	    "echo main\necho site\necho prod");
+	xasprintf(&want, "%s:5, defaults %s:4, match \"^prod-\" %s:12",
+	    path, tpath("lay/site.conf"), tpath("lay/site.conf"));
 	assert_string_equal(conf_origin(c, "agent.init_script"), want);
 	free(want);
-	assert_string_equal(c->agent.extra_clearml_conf, "x = 1\ny = 2");
+	assert_string_equal(c->agent.extra_clearml_conf, "y = 2\nx = 1");
 
 	assert_int_equal(c->nresources, 2);
 	r = &c->resources[0];
@@ -1467,6 +1702,8 @@ main(void)
 		cmocka_unit_test_setup(test_env, clean_env),
 		cmocka_unit_test_setup(test_secrecy, clean_env),
 		cmocka_unit_test_setup(test_include, clean_env),
+		cmocka_unit_test_setup(test_ignore_include_errors, clean_env),
+		cmocka_unit_test_setup(test_vault, clean_env),
 		cmocka_unit_test_setup(test_layers, clean_env),
 		cmocka_unit_test_setup(test_print, clean_env),
 		cmocka_unit_test_setup(test_export, clean_env),

@@ -29,6 +29,7 @@
 
 #include "common.h"
 #include "clearml.h"
+#include "http.h"
 #include "supervisor.h"
 
 #define TASK	"0123456789abcdef0123456789abcdef"
@@ -597,6 +598,12 @@ struct fake {
 	char			*events;	/* every event line */
 	size_t			 events_len;
 	size_t			 events_cap;
+	cJSON			*props;		/* the task's hyperparams */
+	int			 prop_edits;
+	int			 prop_gets;
+	char			 set_res[32];	/* the last set_level call */
+	int			 set_level;
+	int			 set_calls;
 };
 
 static char *
@@ -705,6 +712,40 @@ fake_batch(struct fake *f, struct evhttp_request *req, const char *body)
 	fake_reply(req, 200, data);
 }
 
+/* Sets a user property of the task, as the web UI would. */
+static void
+fake_prop_set(struct fake *f, const char *name, const char *value)
+{
+	cJSON	*h;
+	int	 i = 0;
+
+	if (f->props == NULL)
+		f->props = cJSON_CreateArray();
+	cJSON_ArrayForEach(h, f->props) {
+		if (strcmp(jstr(h, "name"), name) == 0) {
+			cJSON_DeleteItemFromArray(f->props, i);
+			break;
+		}
+		i++;
+	}
+	h = cJSON_CreateObject();
+	cJSON_AddStringToObject(h, "section", "properties");
+	cJSON_AddStringToObject(h, "name", name);
+	cJSON_AddStringToObject(h, "value", value);
+	cJSON_AddItemToArray(f->props, h);
+}
+
+static const char *
+fake_prop(struct fake *f, const char *name)
+{
+	cJSON	*h;
+
+	cJSON_ArrayForEach(h, f->props)
+		if (strcmp(jstr(h, "name"), name) == 0)
+			return jstr(h, "value");
+	return NULL;
+}
+
 static void
 fake_task_out(struct fake *f, char *buf, size_t len)
 {
@@ -714,6 +755,45 @@ fake_task_out(struct fake *f, char *buf, size_t len)
 		snprintf(buf, len, "{\"tasks\":[{\"id\":\"%s\",\"name\":"
 		    "\"%s\",\"status\":\"%s\",\"last_iteration\":%lld}]}",
 		    TASK, f->task_name, f->status, (long long)f->last_iter);
+}
+
+/* The task's user properties, as the server keeps hyperparams. */
+static void
+fake_hyper_params(struct fake *f, struct evhttp_request *req, const char *ep,
+    cJSON *p)
+{
+	cJSON	*h, *o, *old;
+	char	*text, *data;
+
+	if (f->props == NULL)
+		f->props = cJSON_CreateArray();
+	if (strcmp(ep, "tasks.get_hyper_params") == 0) {
+		f->prop_gets++;
+		assert_string_equal(cJSON_GetArrayItem(cJSON_GetObjectItem(p,
+		    "tasks"), 0)->valuestring, TASK);
+		o = cJSON_CreateObject();
+		h = cJSON_AddArrayToObject(o, "params");
+		old = cJSON_CreateObject();
+		cJSON_AddStringToObject(old, "task", TASK);
+		cJSON_AddItemToObject(old, "hyperparams",
+		    cJSON_Duplicate(f->props, 1));
+		cJSON_AddItemToArray(h, old);
+		text = cJSON_PrintUnformatted(o);
+		cJSON_Delete(o);
+		fake_reply(req, 200, text);
+		free(text);
+		return;
+	}
+	f->prop_edits++;
+	assert_string_equal(jstr(p, "task"), TASK);
+	assert_true(cJSON_IsTrue(cJSON_GetObjectItem(p, "force")));
+	cJSON_ArrayForEach(h, cJSON_GetObjectItem(p, "hyperparams")) {
+		fake_prop_set(f, jstr(h, "name"), jstr(h, "value"));
+		assert_string_equal(jstr(h, "section"), "properties");
+	}
+	xasprintf(&data, "{\"updated\":1}");
+	fake_reply(req, 200, data);
+	free(data);
 }
 
 static void
@@ -776,6 +856,10 @@ fake_call(struct fake *f, struct evhttp_request *req, const char *ep,
 		snprintf(f->status, sizeof(f->status), "%s",
 		    started ? "in_progress" : "stopped");
 		snprintf(buf, sizeof(buf), "{\"updated\":1}");
+	} else if (strcmp(ep, "tasks.get_hyper_params") == 0 ||
+	    strcmp(ep, "tasks.edit_hyper_params") == 0) {
+		fake_hyper_params(f, req, ep, p);
+		return;
 	} else {
 		fake_reply(req, 404, "no such endpoint");
 		return;
@@ -848,6 +932,7 @@ fake_teardown(void **state)
 	evhttp_free(f->http);
 	event_base_free(f->base);
 	free(f->events);
+	cJSON_Delete(f->props);
 	free(f);
 	mask_clear();
 	return 0;
@@ -902,13 +987,121 @@ make_conf(struct qscale_conf *conf, struct fake *f, char *url, size_t len)
 	conf->clearml.report_name = "qscale test";
 }
 
+/* The levels in force, as the supervisor tells them: gpu and cpu. */
+static cJSON *
+fake_levels(void *arg)
+{
+	struct fake	*f = arg;
+	cJSON		*o = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(o, "", "info");
+	cJSON_AddStringToObject(o, "gpu", f->set_calls > 0 &&
+	    strcmp(f->set_res, "gpu") == 0 ? log_level_name(f->set_level) :
+	    "info");
+	cJSON_AddStringToObject(o, "cpu", "warn");
+	return o;
+}
+
+static int
+fake_set_level(void *arg, const char *res, int level)
+{
+	struct fake	*f = arg;
+
+	if (res != NULL && strcmp(res, "gpu") != 0 && strcmp(res, "cpu") != 0)
+		return -1;
+	f->set_calls++;
+	snprintf(f->set_res, sizeof(f->set_res), "%s", res ? res : "*");
+	f->set_level = level;
+	return 0;
+}
+
+static int
+props_quiet(struct fake *f)
+{
+	(void)f;
+	return 0;
+}
+
+/* One reporting interval of the property check, run to its end. */
+static void
+props_interval(struct fake *f, struct report_props *p, int calls)
+{
+	int	 before = f->prop_gets + f->prop_edits;
+
+	report_props_tick(p, TASK);
+	while (f->prop_gets + f->prop_edits < before + calls)
+		event_base_loop(f->base, EVLOOP_ONCE);
+	run_until(f, props_quiet, 100);
+}
+
+/* log_level as a user property of the report task, both ways. */
+static void
+test_props(void **state)
+{
+	struct fake		*f = *state;
+	struct report_env	 env = { f->base, NULL, fake_status,
+				    fake_levels, fake_set_level, f };
+	struct http_client	*http = http_client_new(f->base);
+	struct cml_client	*cml;
+	struct report_props	*p;
+	char			 url[64];
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", f->port);
+	cml = cml_client_new(f->base, http, url, "REPORTKEY", "s3cret-9");
+	p = report_props_new(&env, cml);
+
+	/* first: the levels in force are published, nothing applied */
+	fake_prop_set(f, "log_level", "debug");		/* a past run's */
+	props_interval(f, p, 2);
+	assert_int_equal(f->set_calls, 0);
+	assert_string_equal(fake_prop(f, "log_level"), "info");
+	assert_string_equal(fake_prop(f, "log_level.gpu"), "info");
+	assert_string_equal(fake_prop(f, "log_level.cpu"), "warn");
+
+	/* nothing changed: one reading, no edit */
+	props_interval(f, p, 1);
+	assert_int_equal(f->prop_edits, 1);
+
+	/* the web UI sets DEBUG for gpu: applied to gpu alone */
+	fake_prop_set(f, "log_level.gpu", "DEBUG");
+	props_interval(f, p, 1);
+	assert_int_equal(f->set_calls, 1);
+	assert_string_equal(f->set_res, "gpu");
+	assert_int_equal(f->set_level, LOG_LVL_DEBUG);
+	assert_int_equal(f->prop_edits, 1);	/* it shows what runs */
+
+	/* log_level: everything */
+	fake_prop_set(f, "log_level", "Warning");
+	props_interval(f, p, 1);
+	assert_int_equal(f->set_calls, 2);
+	assert_string_equal(f->set_res, "*");
+	assert_int_equal(f->set_level, LOG_LVL_WARN);
+
+	/* not a level: said, not applied; a resource nobody has: said */
+	fake_prop_set(f, "log_level", "loud");
+	fake_prop_set(f, "log_level.tpu", "debug");
+	props_interval(f, p, 1);
+	assert_int_equal(f->set_calls, 2);
+
+	/* a level set elsewhere (qscalectl) is shown in the task */
+	f->set_calls = 3;
+	snprintf(f->set_res, sizeof(f->set_res), "gpu");
+	f->set_level = LOG_LVL_ERROR;
+	props_interval(f, p, 2);
+	assert_string_equal(fake_prop(f, "log_level.gpu"), "error");
+
+	report_props_free(p);
+	cml_client_free(cml);
+	http_client_free(http);
+}
+
 static void
 test_reporter(void **state)
 {
 	struct fake		*f = *state;
 	struct qscale_conf	 conf;
 	struct report_env	 env = { f->base, "/etc/qscale/test.conf",
-				    fake_status, NULL };
+				    fake_status, fake_levels, fake_set_level, f };
 	struct report		*r, *r2;
 	cJSON			*st;
 	char			 url[64];
@@ -1030,6 +1223,8 @@ main(void)
 		cmocka_unit_test(test_batch_caps),
 		cmocka_unit_test(test_sent_while_in_flight),
 		cmocka_unit_test(test_backlog_move),
+		cmocka_unit_test_setup_teardown(test_props, fake_setup,
+		    fake_teardown),
 		cmocka_unit_test_setup_teardown(test_reporter, fake_setup,
 		    fake_teardown),
 	};

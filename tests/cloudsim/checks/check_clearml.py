@@ -848,4 +848,87 @@ raw("POST", "/sim/clearml-fault", b'{"mode": "none"}')
 st, _, data = raw("POST", "/sim/clearml-fault", b'{"mode": "weird"}')
 t.check("a bad admin request is a 400 with the reason",
         st == 400 and b"mode" in data, data)
+# ------------------------------------------- user properties and artifacts
+# As the real server: hyperparams of section "properties" are the web UI's
+# USER PROPERTIES and may be edited in any status; other hyperparams and
+# artifacts only on a "created" task, or with force while it runs.
+tid = ok_data("tasks.create", {"name": "props", "type": "application"})["id"]
+st, doc = call("tasks.edit_hyper_params", {"task": tid, "hyperparams": [
+    {"section": "Properties", "name": "log_level", "value": "info"},
+    {"section": "properties", "name": "a", "value": "1"}]})
+t.check("edit_hyper_params: {updated: 1}",
+        st == 200 and doc["data"] == {"updated": 1}, doc)
+d = ok_data("tasks.get_hyper_params", {"tasks": [tid]})
+t.check("get_hyper_params: params of each task, sorted, the section "
+        "lower-cased", d["params"][0]["task"] == tid and
+        [(p["section"], p["name"], p["value"]) for p in
+         d["params"][0]["hyperparams"]] ==
+        [("properties", "a", "1"), ("properties", "log_level", "info")], d)
+ok_data("tasks.started", {"task": tid, "force": True})
+ok_data("tasks.stopped", {"task": tid, "force": True})
+st, doc = call("tasks.edit_hyper_params", {"task": tid, "hyperparams": [
+    {"section": "properties", "name": "log_level", "value": "DEBUG"}]})
+t.check("user properties of a stopped task can be edited", st == 200, doc)
+st, doc = call("tasks.edit_hyper_params", {"task": tid, "hyperparams": [
+    {"section": "General", "name": "lr", "value": "0.1"}]})
+t.check("other hyperparams of a stopped task: 400/110",
+        code(doc) == (400, 110), doc["meta"])
+d = ok_data("tasks.get_hyper_params", {"tasks": [tid]})
+t.check("the edit replaced the value by section and name",
+        [p["value"] for p in d["params"][0]["hyperparams"]
+         if p["name"] == "log_level"] == ["DEBUG"], d)
+st, doc = call("tasks.get_hyper_params", {"tasks": ["0" * 32]})
+t.check("get_hyper_params of an unknown task: 400/101",
+        code(doc) == (400, 101), doc["meta"])
+
+art = {"key": "qscaled.log", "type": "custom", "mode": "output",
+       "uri": "http://files/x/qscaled.log", "content_size": 3}
+st, doc = call("tasks.add_or_update_artifacts", {"task": tid,
+                                                 "artifacts": [art]})
+t.check("add_or_update_artifacts on a stopped task: 400/110 even with "
+        "force", code(doc) == (400, 110), doc["meta"])
+tid2 = ok_data("tasks.create", {"name": "arts", "type": "application"})["id"]
+ok_data("tasks.started", {"task": tid2, "force": True})
+st, doc = call("tasks.add_or_update_artifacts", {"task": tid2,
+                                                 "artifacts": [art]})
+t.check("... on a running task without force: 400/110",
+        code(doc) == (400, 110), doc["meta"])
+ok_data("tasks.add_or_update_artifacts", {"task": tid2, "force": True,
+                                          "artifacts": [art]})
+art2 = dict(art, content_size=9)
+d = ok_data("tasks.add_or_update_artifacts", {"task": tid2, "force": True,
+                                              "artifacts": [art2]})
+t.check("add_or_update_artifacts: {updated: 1}", d == {"updated": 1}, d)
+task = ok_data("tasks.get_by_id", {"task": tid2})["task"]
+t.check("the same key and mode is updated, not added",
+        task["execution"]["artifacts"] == [art2], task["execution"])
+
+# The files server, under /files: POST a multipart form, GET it back.
+boundary = "qscaleBoundary7"
+payload = (("--%s\r\nContent-Disposition: form-data; name=\"DevOps/t.1/"
+            "artifacts/x.log/x.log\"; filename=\"x.log\"\r\nContent-Type: "
+            "text/plain\r\n\r\nline one\nline two\n\r\n--%s--\r\n")
+           % (boundary, boundary)).encode()
+tok = ok_data("auth.login", {})["token"]
+st, ctype, data = raw("POST", "/files/", payload, {
+    "Content-Type": "multipart/form-data; boundary=" + boundary,
+    "Authorization": "Bearer " + tok})
+t.check("files: an upload answers the list of paths stored",
+        st == 200 and json.loads(data) == ["DevOps/t.1/artifacts/x.log/x.log"],
+        (st, data))
+st, ctype, data = raw("GET", "/files/DevOps/t.1/artifacts/x.log/x.log")
+t.check("files: the file comes back as sent",
+        st == 200 and data == b"line one\nline two\n", (st, data))
+st, _, data = raw("POST", "/files/", payload, {
+    "Content-Type": "multipart/form-data; boundary=" + boundary,
+    "Authorization": "Bearer not-a-token"})
+t.check("files: a token that is not valid is refused (401)", st == 401, st)
+st, _, data = raw("GET", "/files/no/such/file")
+t.check("files: an unknown path is 404", st == 404, st)
+st, _, data = raw("GET", "/sim/files")
+up = json.loads(data)
+t.check("/sim/files lists what was stored and whether it carried a token",
+        [f["path"] for f in up["files"]] ==
+        ["DevOps/t.1/artifacts/x.log/x.log"] and up["files"][0]["auth"], up)
+
 sys.exit(t.done())

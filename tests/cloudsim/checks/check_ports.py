@@ -101,9 +101,22 @@ hold = socket.socket()
 hold.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 hold.bind(("127.0.0.1", mport))
 hold.listen(1)
-threading.Timer(1.0, hold.close).start()
 logf = "/tmp/check_ports.%d.log" % os.getpid()
 log = EventLog(logf)
+
+
+def release():
+    """The port is freed once the first moto gave up on it."""
+    end = time.time() + 60
+    while time.time() < end:
+        with open(logf) as f:
+            if "moto-retry" in f.read():
+                break
+        time.sleep(0.05)
+    hold.close()
+
+
+threading.Thread(target=release, daemon=True).start()
 t0 = time.time()
 moto = start_moto(mport, None, threading.Event(), log)
 try:

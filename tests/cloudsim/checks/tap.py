@@ -218,3 +218,42 @@ class Recorder:
     def close(self):
         self.srv.shutdown()
         self.srv.server_close()
+
+
+def oss_script(env, worker_prefix="dyn:aws4:t3.micro", queue="q-oss",
+               key=None, secret=None, conf_key=None, conf_secret=None):
+    """A startup script in the form of ClearML's own AWS autoscaler: the
+    agent installed with pip, clearml.conf appended to through an
+    unquoted here-document, the server and credentials exported as
+    CLEARML_API_* variables, the instance id from IMDSv1, and
+    `python -m clearml_agent --config-file ~/clearml.conf daemon
+    --queue '...'`."""
+    conf = ['agent.git_user="bot"', 'agent.git_pass="pw"']
+    if conf_key:
+        conf += ["api {", "  credentials {",
+                 '    access_key: "%s"' % conf_key,
+                 '    secret_key: "%s"' % conf_secret, "  }", "}"]
+    lines = ["#!/bin/bash", "", "set -x", "", "apt-get update",
+             "python3 -m pip install virtualenv",
+             "python3 -m virtualenv agent_venv",
+             "source agent_venv/bin/activate",
+             "python -m pip install clearml-agent",
+             "cat << EOF >> ~/clearml.conf"] + conf + [
+             "EOF",
+             "export CLEARML_API_HOST=" + env["QSCALE_SIM_CLEARML_URL"],
+             "export CLEARML_WEB_HOST=" + env["QSCALE_SIM_CLEARML_URL"],
+             "export CLEARML_FILES_HOST=" + env["QSCALE_SIM_CLEARML_URL"],
+             "export DYNAMIC_INSTANCE_ID=$(curl "
+             "http://169.254.169.254/latest/meta-data/instance-id)",
+             "export CLEARML_WORKER_ID=%s:$DYNAMIC_INSTANCE_ID"
+             % worker_prefix]
+    if key is not False:
+        lines += ["export CLEARML_API_ACCESS_KEY='%s'" % (
+                      key or env["CLEARML_API_ACCESS_KEY"]),
+                  "export CLEARML_API_SECRET_KEY='%s'" % (
+                      secret or env["CLEARML_API_SECRET_KEY"])]
+    lines += ["export CLEARML_AUTH_TOKEN=''", "source ~/.bashrc",
+              "python -m clearml_agent --config-file ~/clearml.conf daemon "
+              "--queue '%s' --docker 'nvidia/cuda'" % queue, "",
+              "if [[ $? -ne 0 ]]", "then", "  exit 1", "fi", "", "shutdown"]
+    return "\n".join(lines) + "\n"

@@ -20,6 +20,7 @@ import time
 import traceback
 from datetime import datetime, timezone
 
+from .files import FileStore
 from .util import iso, new_id
 
 MAX_VERSION = "2.31"
@@ -120,6 +121,9 @@ ENDPOINT_VERSIONS = {
     "tasks.get_all": "2.1 2.14 2.15 2.26",
     "tasks.get_by_id": "2.1",
     "tasks.edit": "2.1 2.13",
+    "tasks.get_hyper_params": "2.9",
+    "tasks.edit_hyper_params": "2.9",
+    "tasks.add_or_update_artifacts": "2.10",
     "tasks.delete": "2.1 2.13 2.21 2.30",
     "tasks.enqueue": "1.5 2.19 2.22 2.31",
     "tasks.dequeue": "1.5 2.25 2.26",
@@ -569,6 +573,7 @@ class ClearML:
         self.access_key = "".join(secrets.choice(alnum) for _ in range(20))
         self.secret_key = secrets.token_urlsafe(36)
         self.creds[self.access_key] = self.secret_key
+        self.files = FileStore(self)
 
     def reset(self):
         with self.lock:
@@ -1283,6 +1288,80 @@ class ClearML:
         t["last_update"] = t["last_change"] = now
         fields["last_update"] = fields["last_change"] = iso(now)
         return {"updated": 1, "fields": fields}
+
+    def _task_for_update(self, t, force, properties_only=False):
+        """As the real server: a task that is not "created" takes
+        edits only with force and while queued or in progress; user
+        properties alone go in any status."""
+        if properties_only:
+            return
+        allowed = ["created"] + (["queued", "in_progress"] if force else [])
+        if t["status"] not in allowed:
+            raise ApiError(400, 110, "invalid task status",
+                           expected="created", status=t["status"])
+
+    def ep_tasks_get_hyper_params(self, req, ctx):
+        self._require(req, "tasks")
+        ids = as_list(req["tasks"], "tasks")
+        out = []
+        for tid in ids:
+            t = self._task(tid)
+            items = [dict(v) for sec in t["hyperparams"].values()
+                     for v in sec.values()]
+            items.sort(key=lambda p: (p.get("section", ""),
+                                      p.get("name", "")))
+            out.append({"task": tid, "hyperparams": items})
+        return {"params": out}
+
+    def ep_tasks_edit_hyper_params(self, req, ctx):
+        self._require(req, "task", "hyperparams")
+        t = self._task(req["task"])
+        items = req["hyperparams"]
+        if not isinstance(items, list) or not all(
+                isinstance(p, dict) and isinstance(p.get("section"), str)
+                and isinstance(p.get("name"), str) for p in items):
+            raise ApiError(400, 12, "Validation error (hyperparams: "
+                           "expected a list of {section, name, value})")
+        for p in items:
+            if p["section"].lower() == "properties":
+                p["section"] = "properties"
+        props_only = all(p["section"] == "properties" for p in items)
+        self._task_for_update(t, req.get("force"), props_only)
+        replace = req.get("replace_hyperparams", "none")
+        if replace not in ("none", "section", "all"):
+            raise ApiError(400, 12, "Validation error "
+                           "(replace_hyperparams: none, section or all)")
+        if replace == "all":
+            t["hyperparams"] = {}
+        for sec in {p["section"] for p in items} if replace == "section" \
+                else ():
+            t["hyperparams"].pop(sec, None)
+        for p in items:
+            item = {k: p[k] for k in ("section", "name", "value", "type",
+                                      "description") if k in p}
+            t["hyperparams"].setdefault(p["section"], {})[p["name"]] = item
+        if not props_only:
+            t["last_update"] = time.time()
+        return {"updated": 1}
+
+    def ep_tasks_add_or_update_artifacts(self, req, ctx):
+        self._require(req, "task", "artifacts")
+        t = self._task(req["task"])
+        arts = req["artifacts"]
+        if not isinstance(arts, list) or not all(
+                isinstance(a, dict) and isinstance(a.get("key"), str)
+                and isinstance(a.get("type"), str) for a in arts):
+            raise ApiError(400, 12, "Validation error (artifacts: expected "
+                           "a list of {key, type, ...})")
+        self._task_for_update(t, req.get("force"))
+        ex = t.setdefault("execution", {})
+        have = {(a["key"], a.get("mode", "output")): a
+                for a in ex.get("artifacts") or []}
+        for a in arts:
+            have[(a["key"], a.get("mode", "output"))] = dict(a)
+        ex["artifacts"] = list(have.values())
+        t["last_update"] = time.time()
+        return {"updated": 1}
 
     def ep_tasks_delete(self, req, ctx):
         self._require(req, "task")

@@ -25,6 +25,7 @@ class Sim:
             "POST clearml-fault": self.clearml_fault,
             "POST token-ttl": self.token_ttl,
             "GET events": self.events,
+            "GET files": lambda d, q: self.clearml.files.listing(),
             "POST reset": self.reset,
             "GET faults": self._ec2("faults_get"),
             "POST faults": self._ec2("faults_add"),
@@ -108,11 +109,15 @@ class Sim:
         waits = []
         task_seconds = 0.0
         done = failed = 0
+        # the instance of a worker: its agent's, else the id's last field
+        # (a worker id like hostname:0 names no instance)
+        by_worker = self.ec2.workers() if self.ec2 is not None else {}
         for t in self.clearml.snapshot_tasks():
             inst = None
             if t["worker"]:
                 last = t["worker"].rsplit(":", 1)[-1]
-                inst = last if last.startswith("i-") else None
+                inst = by_worker.get(t["worker"]) or \
+                    (last if last.startswith("i-") else None)
             wait = None
             if t["enqueued"] and t["started"]:
                 wait = round(t["started"] - t["enqueued"], 3)

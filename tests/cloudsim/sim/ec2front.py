@@ -145,6 +145,8 @@ class Instance:
         self.private_ip = None
         self.shutdown_mode = None  # graceful/silent; None: the default
         self.shutdown = None       # the mode it went down in
+        self.interrupting = False
+        self.agent_resource = None
 
     @property
     def hostname(self):
@@ -157,7 +159,10 @@ class Instance:
 
     @property
     def resource(self):
-        return self.tags.get("qscale:resource")
+        """Its qscale:resource tag; for another autoscaler's instance,
+        the RESOURCE of a worker id PREFIX:RESOURCE:TYPE:ID (ClearML's
+        form) once its agent read it."""
+        return self.tags.get("qscale:resource") or self.agent_resource
 
     def state(self, pending_delay, now=None):
         if self.terminated is not None:
@@ -206,7 +211,6 @@ class EC2Sim:
             self.launched = 0
             self.terminations = 0
             self.interruptions = 0
-            self.max_alive = {}
             self.unverified = 0
 
     # ------------------------------------------------------------ moto
@@ -258,14 +262,50 @@ class EC2Sim:
                 c = code or "HTTP%d" % status
                 a["codes"][c] = a["codes"].get(c, 0) + 1
 
-    def sample_alive(self):
-        alive = {}
+    def max_alive(self):
+        """The most instances alive at once, per resource.  An instance
+        counts under the resource its tags give while it is alive, for
+        its whole life, so that one tagged after its launch (CreateTags
+        after RunInstances) counts as its resource from the launch on;
+        '-' holds the ones never given a resource."""
+        marks = {}
         for inst in self.instances.values():
-            if inst.terminated is None:
-                r = inst.resource or "-"
-                alive[r] = alive.get(r, 0) + 1
-        for r, n in alive.items():
-            self.max_alive[r] = max(self.max_alive.get(r, 0), n)
+            r = inst.resource or "-"
+            marks.setdefault(r, []).append((inst.launched, 1))
+            if inst.terminated is not None:
+                marks[r].append((inst.terminated, -1))
+        out = {}
+        for r, ev in marks.items():
+            n = best = 0
+            for _, d in sorted(ev):     # an end before a start at a tie
+                n += d
+                best = max(best, n)
+            out[r] = best
+        return out
+
+    def launches_by_resource(self):
+        out = {}
+        for inst in self.instances.values():
+            r = inst.resource or "-"
+            out[r] = out.get(r, 0) + 1
+        return out
+
+    def retag(self, iid, tags, removed=()):
+        """Tags changed on an instance (CreateTags, DeleteTags, or seen in
+        moto): kept while it is alive; its tags at its end stay its own.
+        Logs launch-tagged when that gives it a resource."""
+        with self.lock:
+            inst = self.instances.get(iid)
+            if inst is None or inst.terminated is not None:
+                return
+            before = inst.resource
+            inst.tags.update(tags)
+            for k in removed:
+                inst.tags.pop(k, None)
+            after = inst.resource
+        if after and after != before:
+            self.log("launch-tagged", instance=iid, resource=after,
+                     note="resource from tags given after the launch")
 
     # ----------------------------------------------------------- faults
 
@@ -401,10 +441,12 @@ class EC2Sim:
                 raise ValueError("unknown instance %r" % (iid,))
             if inst.terminated is not None:
                 raise ValueError("instance %s is already terminated" % iid)
+            inst.interrupting = True    # not a termination, for sync
         status, _, body = self.moto_signed({
             "Action": "TerminateInstances", "Version": "2016-11-15",
             "InstanceId.1": iid})
         if status != 200:
+            inst.interrupting = False
             raise ValueError("moto refused to terminate %s: %s" % (
                 iid, body[:300].decode("utf-8", "replace")))
         self.mark_terminated([iid], SPOT_REASON)
@@ -540,7 +582,6 @@ class EC2Sim:
                 self.instances[iid] = inst
                 self.launched += 1
                 new.append(inst)
-            self.sample_alive()
         for inst in new:
             self.log("launch", instance=inst.id, resource=inst.resource,
                      type=inst.type, az=inst.az, subnet=inst.subnet,
@@ -563,7 +604,6 @@ class EC2Sim:
                 inst.shutdown = inst.shutdown_mode or self.default_shutdown
                 self.terminations += 1
                 done.append(inst)
-            self.sample_alive()
         for inst in done:
             if reason is USER_REASON:
                 self.log("terminate", instance=inst.id,
@@ -573,6 +613,12 @@ class EC2Sim:
                                     "interrupt" if reason is SPOT_REASON
                                     else "terminate")
         return done
+
+    def workers(self):
+        """{worker id: instance id} of the agents that registered."""
+        with self.lock:
+            return {i.worker: i.id for i in self.instances.values()
+                    if i.worker}
 
     def live_count(self, itype, az, market):
         with self.lock:
@@ -611,9 +657,10 @@ class EC2Sim:
                 "instance_seconds": round(secs, 3),
                 "instances_alive": sum(1 for i in self.instances.values()
                                        if i.terminated is None),
-                "max_alive": dict(self.max_alive),
+                "max_alive": self.max_alive(),
                 "launches": {"calls": self.launch_calls,
-                             "instances": self.launched},
+                             "instances": self.launched,
+                             "by_resource": self.launches_by_resource()},
                 "terminations": self.terminations,
                 "interruptions": self.interruptions,
                 "ec2_calls": calls,
@@ -942,6 +989,34 @@ class Call:
         if status == 200:
             ids = numbered(self.params, "InstanceId")
             self.ec2.mark_terminated(ids, USER_REASON)
+        self.send(status, headers, body)
+
+    def tag_params(self):
+        """ResourceId.N and Tag.N.Key/Value of CreateTags/DeleteTags."""
+        ids = numbered(self.params, "ResourceId")
+        tags = {}
+        for k, v in self.params.items():
+            m = re.match(r"^Tag\.(\d+)\.Key$", k)
+            if m:
+                tags[v] = self.params.get("Tag.%s.Value" % m.group(1), "")
+        return ids, tags
+
+    def do_CreateTags(self):
+        status, headers, body = self.forward()
+        if status == 200:
+            ids, tags = self.tag_params()
+            for iid in ids:
+                self.ec2.retag(iid, tags)
+            if self.ec2.agents is not None:
+                self.ec2.agents.notify()
+        self.send(status, headers, body)
+
+    def do_DeleteTags(self):
+        status, headers, body = self.forward()
+        if status == 200:
+            ids, tags = self.tag_params()
+            for iid in ids:
+                self.ec2.retag(iid, {}, tags)
         self.send(status, headers, body)
 
     def do_GetConsoleOutput(self):

@@ -73,6 +73,10 @@ class ClearMLHandler(BaseHandler):
         if url.path == "/sim" or url.path.startswith("/sim/"):
             self.serve_admin(sim, url, body)
             return
+        if url.path == "/files" or url.path.startswith("/files/"):
+            self.reply(*sim.clearml.files.handle(self.command, url.path,
+                                                 self.headers, body))
+            return
         fault = sim.clearml.current_fault()
         if fault is not None:
             if fault["mode"] == "down":
