@@ -94,6 +94,7 @@ class Agent(threading.Thread):
         self.qids = []
         self.worker = None
         self.crashed = False
+        self.no_agent_why = None    # why, when the script starts none
         self.term = None         # (mode, why) once its instance went down
 
     # Each wait returns True when the instance is gone.
@@ -241,6 +242,7 @@ class Agent(threading.Thread):
 
     def no_agent(self, why):
         self.state = "no-agent"
+        self.no_agent_why = why
         self.mgr.log("no-agent", instance=self.inst.id, note=why)
 
     def login(self):
@@ -546,7 +548,7 @@ class Agents:
                           "[    2.010000] cloud-init[412]: user data "
                           "follows:"]
                 lines += (script or "(no user data)").splitlines()
-            elif a is not None and a.state == "no-agent":
+            elif a is not None and a.no_agent_why:
                 lines.append("[    2.000000] cloud-init[412]: the startup "
                              "script starts no clearml-agent")
             else:
