@@ -211,7 +211,6 @@ class Agent(threading.Thread):
             self.mgr.script_error(inst, r.missing)
             return
         self.worker = r.worker
-        self.queue_names = r.queues
         self.queue_name = " ".join(r.queues)
         m = re.match(r"^[^:]+:([^:]+):[^:]+:%s$" % re.escape(inst.id),
                      r.worker)
@@ -229,7 +228,6 @@ class Agent(threading.Thread):
                 return
             qids.append(qid)
         self.qids = qids
-        self.qid = qids[0]
         if self.call("workers.register", {"worker": self.worker,
                                           "queues": qids}) is None:
             return
