@@ -600,13 +600,14 @@ class Agents:
                 tags = {t["Key"]: t["Value"] for t in i.get("Tags", [])}
                 if inst is None:
                     lt = i.get("LaunchTime")
+                    if lt is None or listed - lt.timestamp() < 3.0:
+                        continue    # the front may be registering it now
                     inst = Instance(
                         iid, i.get("InstanceType"),
                         i.get("Placement", {}).get("AvailabilityZone"),
                         i.get("SubnetId"),
                         "spot" if i.get("InstanceLifecycle") == "spot"
-                        else "on-demand", tags,
-                        min(lt.timestamp(), listed) if lt else listed)
+                        else "on-demand", tags, lt.timestamp())
                     inst.private_ip = i.get("PrivateIpAddress")
                     self.ec2.instances[iid] = inst
                     self.ec2.launched += 1
