@@ -298,7 +298,7 @@ direct = moto.run_instances(ImageId=ENV["QSCALE_SIM_AMI"],
                             InstanceType="t3.micro", MinCount=1, MaxCount=1,
                             SubnetId=SUBNETS[1])["Instances"][0]["InstanceId"]
 got = wait_until(lambda: [x for x in admin(ENV, "GET", "stats")[1]
-                          ["instances"] if x["id"] == direct], 4)
+                          ["instances"] if x["id"] == direct], 8)
 t.check("an instance launched in moto itself, untagged, is counted",
         got and got[0]["resource"] is None, got)
 moto.terminate_instances(InstanceIds=[direct])

@@ -94,6 +94,7 @@ class Agent(threading.Thread):
         self.qids = []
         self.worker = None
         self.crashed = False
+        self.no_agent_why = None    # why, when the script starts none
         self.term = None         # (mode, why) once its instance went down
 
     # Each wait returns True when the instance is gone.
@@ -210,7 +211,6 @@ class Agent(threading.Thread):
             self.mgr.script_error(inst, r.missing)
             return
         self.worker = r.worker
-        self.queue_names = r.queues
         self.queue_name = " ".join(r.queues)
         m = re.match(r"^[^:]+:([^:]+):[^:]+:%s$" % re.escape(inst.id),
                      r.worker)
@@ -228,7 +228,6 @@ class Agent(threading.Thread):
                 return
             qids.append(qid)
         self.qids = qids
-        self.qid = qids[0]
         if self.call("workers.register", {"worker": self.worker,
                                           "queues": qids}) is None:
             return
@@ -241,6 +240,7 @@ class Agent(threading.Thread):
 
     def no_agent(self, why):
         self.state = "no-agent"
+        self.no_agent_why = why
         self.mgr.log("no-agent", instance=self.inst.id, note=why)
 
     def login(self):
@@ -546,7 +546,7 @@ class Agents:
                           "[    2.010000] cloud-init[412]: user data "
                           "follows:"]
                 lines += (script or "(no user data)").splitlines()
-            elif a is not None and a.state == "no-agent":
+            elif a is not None and a.no_agent_why:
                 lines.append("[    2.000000] cloud-init[412]: the startup "
                              "script starts no clearml-agent")
             else:
@@ -600,13 +600,14 @@ class Agents:
                 tags = {t["Key"]: t["Value"] for t in i.get("Tags", [])}
                 if inst is None:
                     lt = i.get("LaunchTime")
+                    if lt is None or listed - lt.timestamp() < 3.0:
+                        continue    # the front may be registering it now
                     inst = Instance(
                         iid, i.get("InstanceType"),
                         i.get("Placement", {}).get("AvailabilityZone"),
                         i.get("SubnetId"),
                         "spot" if i.get("InstanceLifecycle") == "spot"
-                        else "on-demand", tags,
-                        min(lt.timestamp(), listed) if lt else listed)
+                        else "on-demand", tags, lt.timestamp())
                     inst.private_ip = i.get("PrivateIpAddress")
                     self.ec2.instances[iid] = inst
                     self.ec2.launched += 1
