@@ -965,8 +965,15 @@ act_loss_decide(struct act_loss *L)
 	size_t		 i;
 
 	if (L->error[0] != '\0' || !L->hold_ok) {
-		poll_error(p, "tasks lost with instance %s: %s", L->a.instance,
-		    L->error[0] != '\0' ? L->error : "no answer");
+		if (plan_memory_loss_again(&p->mem, &L->a) == 0) {
+			poll_error(p, "tasks lost with instance %s: %s; looking "
+			    "again at the next poll", L->a.instance,
+			    L->error[0] != '\0' ? L->error : "no answer");
+			return;
+		}
+		poll_error(p, "tasks lost with instance %s: %s; giving up "
+		    "after %d tries", L->a.instance, L->error[0] != '\0' ?
+		    L->error : "no answer", L->a.tries + 1);
 		if (L->a.task[0] != '\0' && L->a.count > 0)
 			plan_memory_unrequeued(&p->mem, L->a.task);
 		return;

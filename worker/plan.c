@@ -30,6 +30,7 @@
 /* Instances EC2 has not listed yet are forgotten after this long. */
 #define PLAN_UNSEEN_FORGET_MS	(10 * 60 * 1000)
 #define PLAN_BACKOFF_MAX_MS	(10 * 60 * 1000)
+#define PLAN_LOSS_TRIES		5	/* looks at what a loss took */
 
 static const char *const reason_names[PLAN_R_MAX] = {
 	"none", "idle", "spin-up timeout", "vanished agent", "stopped",
@@ -254,6 +255,23 @@ plan_memory_unrequeued(struct plan_memory *mem, const char *task)
 	r->instance[0] = '\0';
 }
 
+/*
+ * The look at what was lost with an instance failed (ClearML did not
+ * answer): the next good poll looks again, a few times at most.
+ * Returns 0, or -1 when it has been tried enough.
+ */
+int
+plan_memory_loss_again(struct plan_memory *mem, const struct plan_action *a)
+{
+	if (a->tries + 1 >= PLAN_LOSS_TRIES)
+		return -1;
+	mem->losses = xreallocarray(mem->losses, mem->nlosses + 1,
+	    sizeof(*mem->losses));
+	mem->losses[mem->nlosses] = *a;
+	mem->losses[mem->nlosses++].tries++;
+	return 0;
+}
+
 /* Was the task already put back for its loss with this instance? */
 int
 plan_memory_requeued_for(const struct plan_memory *mem, const char *task,
@@ -289,6 +307,10 @@ plan_memory_copy(struct plan_memory *dst, const struct plan_memory *src)
 	if (src->nentries > 0)
 		memcpy(dst->entries, src->entries,
 		    src->nentries * sizeof(*dst->entries));
+	dst->losses = xcalloc(src->nlosses + 1, sizeof(*dst->losses));
+	if (src->nlosses > 0)
+		memcpy(dst->losses, src->losses,
+		    src->nlosses * sizeof(*dst->losses));
 }
 
 void
@@ -297,6 +319,7 @@ plan_memory_clear(struct plan_memory *mem)
 	free(mem->inst);
 	free(mem->requeues);
 	free(mem->entries);
+	free(mem->losses);
 	memset(mem, 0, sizeof(*mem));
 }
 
@@ -801,6 +824,19 @@ plan_failed_note(const struct plan_obs *obs, struct plan_output *out)
 static size_t	plan_queue_left(const struct plan_obs *,
 		    const struct plan_memory *);
 
+/* Looks at lost tasks that failed last time, once ClearML answers. */
+static void
+plan_losses_again(struct plan_memory *mem, struct plan_output *out)
+{
+	size_t	 i;
+
+	for (i = 0; i < mem->nlosses; i++)
+		*plan_add(out, PLAN_REQUEUE) = mem->losses[i];
+	free(mem->losses);
+	mem->losses = NULL;
+	mem->nlosses = 0;
+}
+
 /* The queue as this poll read it, for the next poll's comparison. */
 static void
 plan_remember_queue(const struct plan_obs *obs, struct plan_memory *mem)
@@ -836,6 +872,7 @@ plan_resource(const struct plan_obs *obs, const struct plan_conf *pc,
 			mem->last_poll_ms = obs->now_ms;
 		return;
 	}
+	plan_losses_again(mem, out);
 	plan_count(obs, pc, mem, out);
 	out->demand = (int)obs->pending - out->idle - out->booting;
 	out->unaccounted = (int)plan_queue_left(obs, mem);

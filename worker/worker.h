@@ -165,6 +165,9 @@ struct plan_memory {
 						   sorted */
 	size_t			 nentries;
 	int			 entries_ok;	/* entries were read */
+	struct plan_action	*losses;	/* looks at lost tasks that
+						   ClearML failed: again */
+	size_t			 nlosses;
 };
 
 enum plan_action_type {
@@ -185,6 +188,7 @@ struct plan_action {
 	int			 recheck;	/* terminate only if still idle */
 	int			 console;	/* log its console output first */
 	int64_t			 since_ms;	/* PLAN_REQUEUE: last healthy */
+	int			 tries;		/* PLAN_REQUEUE: looks failed */
 	char			 instance[32];
 	char			 worker[160];
 	char			 task[40];
@@ -225,6 +229,8 @@ void		 plan_memory_unchecked(struct plan_memory *, const char *);
 int		 plan_memory_requeued(struct plan_memory *, const char *,
 		    const char *);
 void		 plan_memory_unrequeued(struct plan_memory *, const char *);
+int		 plan_memory_loss_again(struct plan_memory *,
+		    const struct plan_action *);
 int		 plan_memory_requeued_for(const struct plan_memory *,
 		    const char *, const char *);
 size_t		 plan_unaccounted(const char *const *, size_t,

@@ -4,8 +4,9 @@
 # its task stopped ("user abort") and unregisters, polls every 5 s and
 # reports every 30 s.  A spot interruption and a scale-down race, each
 # with such an agent: the task goes back to the queue once and completes
-# elsewhere.  A task a person stops on a healthy instance stays stopped,
-# and the instance goes once idle for max_idle_time.  1,200 tasks at
+# elsewhere; so too when ClearML is down as the instance goes.  A task a
+# person stops on a healthy instance stays stopped, and the instance goes
+# once idle for max_idle_time.  1,200 tasks at
 # once on a resource of 3 instances: qscale's queue length, launches and
 # /metrics agree with the server; with 1,000 of them stopped, the look
 # for what an interruption lost reads every page of the server's answers.
@@ -26,6 +27,10 @@ running_on() {	# TASK
 	    .status == "in_progress" and .instance != null) | .instance'
 }
 is_running() { [ -n "$(running_on "$1")" ]; }
+qs_holds() {	# TASK: qscaled has seen a worker hold it
+	qs_status | jqt 'any(.resources[].worker.instances[]; .task == $t)' \
+	    --arg t "$1"
+}
 
 # Checks shared by the two losses: started on the victim and once more
 # elsewhere, put back once by qscale, completed.
@@ -69,6 +74,39 @@ scenario_spot() {
 	grep -F "$tid" "$L" | grep -v DEBUG | sed 's/^/# /'
 	lost_and_back spot "$tid" "$victim" "$L"
 	e2e_wait 30 "spot: every instance gone at the end" "$E2E_DONE"
+	e2e_stop
+	e2e_no_secret
+}
+
+# ---- An interruption while ClearML is down --------------------------------
+# qscale cannot look at what the instance took with it until ClearML is
+# back; it looks again at the next poll that reads ClearML.
+scenario_outage() {
+	e2e_scenario outage
+	e2e_conf efout 'name = "spo"; queue = "ef-out";
+	    instance_type = "c5.large"; max_instances = 2; spot = true;' ||
+	    return 1
+	simctl queue ef-out >/dev/null
+	e2e_start || { not_ok "outage: qscaled starts"; return 1; }
+	tid=$(e2e_enqueue ef-out 1 10 out)
+	if ! wait_for 40 is_running "$tid" || ! wait_for 10 qs_holds "$tid"; then
+		not_ok "outage: the task runs"
+		return 1
+	fi
+	victim=$(running_on "$tid")
+	simctl clearml-fault down 12 >/dev/null
+	sleep 0.5
+	simctl interrupt "$victim" >/dev/null
+	L=$E2E_DIR/log/spo.log
+	check "outage: the look at what the instance took waits for ClearML" \
+	    wait_for 30 grep -q "tasks lost with instance $victim: .*; looking again at the next poll" "$L"
+	e2e_wait 60 "outage: the task completes elsewhere once ClearML is back" \
+	    ".tasks[] | select(.id == \"$tid\") | .status == \"completed\""
+	grep -F "$victim" "$L" | grep -v DEBUG | sed 's/^/# /'
+	check "outage: put back once" \
+	    test "$(grep -c "task $tid re-queued (1 of max_requeues" "$L")" -eq 1
+	check "outage: started twice in all" test "$(e2e_starts "$tid")" -eq 2
+	e2e_wait 30 "outage: every instance gone at the end" "$E2E_DONE"
 	e2e_stop
 	e2e_no_secret
 }
@@ -259,6 +297,7 @@ scenario_burst() {
 }
 
 scenario_spot
+scenario_outage
 scenario_race
 scenario_person
 scenario_burst

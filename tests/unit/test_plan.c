@@ -893,6 +893,49 @@ test_requeue_search_unseen_worker(void **state)
 	assert_int_equal(a->since_ms, T0);
 }
 
+/*
+ * ClearML did not answer the look at what a loss took: the next poll
+ * that reads everything looks again, a few times at most.
+ */
+static void
+test_loss_looked_at_again(void **state)
+{
+	struct plan_action	 a;
+	const struct plan_action *r;
+	int			 i;
+
+	(void)state;
+	fx_reset();
+	memset(&a, 0, sizeof(a));
+	a.type = PLAN_REQUEUE;
+	a.count = 1;
+	a.since_ms = T0;
+	snprintf(a.task, sizeof(a.task), "t");
+	snprintf(a.instance, sizeof(a.instance), "i-1");
+	assert_int_equal(plan_memory_loss_again(&F.mem, &a), 0);
+	obs_begin(T0 + MIN, 0);
+	F.obs.workers_ok = 0;		/* not while ClearML is out */
+	run();
+	assert_int_equal(count_type(PLAN_REQUEUE), 0);
+	obs_begin(T0 + 2 * MIN, 0);
+	run();
+	r = find_action(PLAN_REQUEUE, "i-1");
+	assert_non_null(r);
+	assert_string_equal(r->task, "t");
+	assert_int_equal(r->count, 1);
+	assert_int_equal(r->since_ms, T0);
+	assert_int_equal(r->tries, 1);
+	obs_begin(T0 + 3 * MIN, 0);
+	run();
+	assert_int_equal(count_type(PLAN_REQUEUE), 0);	/* once */
+	for (i = 1; i < 4; i++) {
+		a.tries = i;
+		assert_int_equal(plan_memory_loss_again(&F.mem, &a), 0);
+	}
+	a.tries = 4;
+	assert_int_equal(plan_memory_loss_again(&F.mem, &a), -1);
+}
+
 /* The verdict on a task lost with an instance, one row per case. */
 static void
 test_requeue_verdict(void **state)
@@ -1389,6 +1432,7 @@ main(void)
 		cmocka_unit_test(test_terminated_unchecked_requeue),
 		cmocka_unit_test(test_requeue_once_per_loss),
 		cmocka_unit_test(test_requeue_search_unseen_worker),
+		cmocka_unit_test(test_loss_looked_at_again),
 		cmocka_unit_test(test_requeue_verdict),
 		cmocka_unit_test(test_idle_worker_not_yet_polled),
 		cmocka_unit_test(test_unaccounted_pop_keeps_idle),
