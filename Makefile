@@ -3,7 +3,8 @@
 #   make            build build/qscaled and build/qscalectl
 #   make unit       run the cmocka unit tests
 #   make test       install missing dependencies, then run every test
-#   make asan       build and run the unit tests under ASan and UBSan
+#   make asan       the unit tests and the daemon under ASan and UBSan
+#   make soak       the long regression runs (chaos, hostile endpoints)
 #   make demo       run qscale on a local simulated cloud
 #   make bench      print speed and footprint figures
 #   make install    PREFIX=/usr/local DESTDIR=
@@ -49,7 +50,7 @@ FUZZ_BIN :=	$(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 FUZZ_SECONDS ?=	30
 
 .PHONY: all unit test integration asan deps demo bench install clean format \
-	check-deps fuzz fuzz-bins
+	check-deps fuzz fuzz-bins test-bins soak
 # Objects of the test and tool binaries stay: make would otherwise remove
 # them after the summary line, as intermediate files.
 .SECONDARY:
@@ -106,10 +107,19 @@ test: deps
 	@$(MAKE) --no-print-directory all $(UNIT_BIN)
 	@tests/run.sh all $(BUILD)
 
+# The unit tests, then the daemon itself on the simulated cloud, every
+# process leak-checked (tests/sanitize).
 asan:
 	@$(MAKE) --no-print-directory BUILD=$(BUILD)/asan OPT="-O1 -g" \
 	    SAN="-fsanitize=address,undefined -fno-omit-frame-pointer \
-	    -fno-sanitize-recover=undefined" unit
+	    -fno-sanitize-recover=undefined" all test-bins
+	@tests/run.sh asan $(BUILD)/asan
+
+test-bins: $(UNIT_BIN)
+
+# Minutes long: kill -9 chaos and hostile endpoints (tests/soak).
+soak: all
+	@tests/run.sh soak $(BUILD)
 
 # libFuzzer harnesses of every parser of untrusted input (clang):
 # make fuzz [FUZZ_SECONDS=30] runs each for that long.

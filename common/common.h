@@ -40,6 +40,17 @@ int		 xasprintf(char **, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
 void		 freezero_str(char *);
 int		 str_eq(const char *, const char *);
+struct str_index {
+	struct {
+		const char	*key;	/* NULL: free */
+		size_t		 pos;
+	}		*slot;
+	size_t		 cap;		/* a power of two, or 0 */
+	size_t		 n;
+};
+ssize_t		 str_index_find(const struct str_index *, const char *);
+void		 str_index_add(struct str_index *, const char *, size_t);
+void		 str_index_clear(struct str_index *);
 int64_t		 now_ms(void);		/* CLOCK_REALTIME in milliseconds */
 int64_t		 mono_ms(void);		/* CLOCK_MONOTONIC in milliseconds */
 void		 fmt_time_ms(int64_t, char *, size_t);	/* ISO 8601 UTC, ms, Z */
@@ -126,6 +137,8 @@ struct conf_ebs {
 	char		*device;	/* "/dev/sda1" */
 	int		 size_gb;	/* 0: AMI default */
 	char		*type;		/* "gp3" */
+	int		 iops;		/* 0: the type's baseline */
+	int		 throughput;	/* MiB/s, gp3; 0: the baseline */
 };
 
 struct conf_iam_profile {
@@ -139,6 +152,8 @@ struct conf_resource {
 	char		*instance_type;
 	int		 cpu_mode;
 	int		 spot;
+	int64_t		 max_idle_time;		/* ms, -1: the global */
+	int64_t		 max_spin_up_time;	/* ms, -1: the global */
 	int64_t		 spot_rollback_timeout;	/* ms */
 	int64_t		 spot_blackout_period;	/* ms */
 	char		*availability_zone;
@@ -212,16 +227,16 @@ struct conf_agent {
 	char		*secret_key;		/* secret */
 };
 
-/* Where a value came from: "default", "FILE:LINE", "environment VAR". */
-struct conf_origin {
-	char		*key;		/* "aws.region", "resources.gpu.ami" */
-	char		*origin;
-};
-
 /* Errors collected while loading, each "FILE:LINE: message". */
 struct conf_errors {
 	char		**msg;
 	size_t		 n;
+};
+
+/* Where a value came from: "default", "FILE:LINE", "environment VAR". */
+struct conf_origin {
+	char		*key;		/* "aws.region", "resources.gpu.ami" */
+	char		*origin;
 };
 
 struct qscale_conf {
@@ -256,11 +271,17 @@ struct qscale_conf {
 
 	struct conf_origin	*origins;
 	size_t		 norigins;
+	size_t		 origins_cap;
+	struct str_index	 origin_index;	/* key -> origins[] */
 	char		**srcfiles;		/* files read, main first */
 	size_t		 nsrcfiles;
-	struct conf_errors	 warnings;	/* errors of files left out */
+	/*
+	 * What loads but does nothing as written, or may not do what was
+	 * meant, and the errors of files left out (ignore_include_errors):
+	 * "FILE:LINE: message", for qscaled -n and the log.
+	 */
+	struct conf_errors	 warnings;
 };
-
 
 #define CONF_PRINT_SECRETS	0x01	/* show secrets instead of ******** */
 #define CONF_PRINT_NO_ORIGINS	0x02	/* no "# origin" comments */
@@ -269,6 +290,7 @@ struct qscale_conf	*conf_load(const char *, struct conf_errors *);
 void		 conf_free(struct qscale_conf *);
 void		 conf_errors_clear(struct conf_errors *);
 void		 conf_register_secrets(const struct qscale_conf *);
+void		 conf_log_warnings(const struct qscale_conf *);
 char		*conf_print(const struct qscale_conf *, int);
 cJSON		*conf_to_json(const struct qscale_conf *, int);
 void		 conf_json_merge(cJSON *, const cJSON *);
@@ -277,6 +299,7 @@ char		*conf_resource_fingerprint(const struct qscale_conf *,
 const struct conf_resource *conf_resource_find(const struct qscale_conf *,
 		    const char *);
 const char	*conf_origin(const struct qscale_conf *, const char *);
+char		*conf_peek_socket(const char *, char **);
 
 /* http.c */
 

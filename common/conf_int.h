@@ -80,6 +80,8 @@ struct conf_ld {
 	struct qscale_conf	*conf;		/* being built */
 	struct ld_where		*wheres;
 	size_t			 nwheres;
+	size_t			 wheres_cap;
+	struct str_index	 where_index;	/* key -> wheres[] */
 	const char		*blame;		/* of the next error, if not
 						   its own file */
 	char			**skip;		/* included files left out */
@@ -173,6 +175,8 @@ const char	*ck_suggest(const struct conf_key *, size_t, const char *,
 int		 ck_name_ok(const char *);
 const char	*ck_listen_check(const char *, int *);
 int		 ck_tag_key_ok(const char *);
+int		 ck_launch_spec_check(struct conf_ld *, const struct cnode *,
+		    const cJSON *, const char *, const char *);
 
 /* vault.c */
 struct cnode	*vault_parse(struct conf_ld *, const char *, const char *);

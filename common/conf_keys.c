@@ -159,6 +159,11 @@ const struct conf_key conf_resource_keys[] = {
 	{ "cpu_mode", CK_BOOL, "false", 0, 0, R(cpu_mode), 0, 0, { NULL },
 	    NULL },
 	{ "spot", CK_BOOL, "false", 0, 0, R(spot), 0, 0, { NULL }, NULL },
+	/* unset: the global value */
+	{ "max_idle_time", CK_DUR, NULL, 0, 30 * MS_D, R(max_idle_time), 0, 0,
+	    { NULL }, NULL },
+	{ "max_spin_up_time", CK_DUR, NULL, MS_S, MS_D, R(max_spin_up_time),
+	    0, 0, { NULL }, NULL },
 	{ "spot_rollback_timeout", CK_DUR, "5m", 0, MS_D,
 	    R(spot_rollback_timeout), 0, 0, { NULL }, NULL },
 	{ "spot_blackout_period", CK_DUR, "10m", 0, MS_D,
@@ -179,6 +184,10 @@ const struct conf_key conf_resource_keys[] = {
 	    { NULL }, NULL },
 	{ "ebs.type", CK_ENUM, "gp3", 0, 0, R(ebs.type), 0, 0, { NULL },
 	    ebs_types },
+	{ "ebs.iops", CK_INT, "0", 0, 256000, R(ebs.iops), 0, 0, { NULL },
+	    NULL },
+	{ "ebs.throughput", CK_INT, "0", 0, 1000, R(ebs.throughput), 0, 0,
+	    { NULL }, NULL },
 	{ "iam_instance_profile.arn", CK_STR, NULL, 0, 0,
 	    R(iam_instance_profile.arn), 0, 0, { NULL }, NULL },
 	{ "iam_instance_profile.name", CK_STR, NULL, 0, 0,
@@ -486,6 +495,34 @@ apply_bool(struct conf_ld *ld, const struct conf_key *k,
 	return 0;
 }
 
+/* "15": digits alone, not zero (0 reads the same in every unit). */
+static int
+dur_is_bare(const char *s)
+{
+	const char	*p;
+	int		 nonzero = 0;
+
+	for (p = s; *p >= '0' && *p <= '9'; p++)
+		nonzero |= *p != '0';
+	return p != s && *p == '\0' && nonzero && p - s <= 15;
+}
+
+/*
+ * The ClearML app's fields are in minutes, and a copied number read as
+ * seconds would terminate machines sixty times too soon: a bare number
+ * is refused, with both readings offered.
+ */
+static int
+bare_duration(struct conf_ld *ld, const struct conf_key *k,
+    const struct cnode *n, const struct ck_where *w, long long v)
+{
+	ld_err_at(ld, n, "%s%s = %lld: a duration needs a unit: write "
+	    "\"%lldm\" for %lld minutes (as the ClearML app's fields mean "
+	    "it) or \"%llds\" for %lld seconds", w->show, k->path, v, v, v,
+	    v, v);
+	return -1;
+}
+
 static int
 apply_dur(struct conf_ld *ld, const struct conf_key *k, const struct cnode *n,
     void *base, const struct ck_where *w)
@@ -494,14 +531,26 @@ apply_dur(struct conf_ld *ld, const struct conf_key *k, const struct cnode *n,
 	const char	*why;
 	char		 lo[32], hi[32], got[32];
 
+	/* a key without a default: "" or null leaves it to the global */
+	if (k->def == NULL && (n->type == CN_NULL || (n->type == CN_STR &&
+	    *n->str == '\0'))) {
+		*f = -1;
+		record(ld, k, NULL, w, 0);
+		return 0;
+	}
 	if (n->type == CN_INT) {
 		if (n->ival < 0 || n->ival > INT64_MAX / 1000 / 1000) {
 			ld_err_at(ld, n, "%s%s: %lld is not a duration",
 			    w->show, k->path, (long long)n->ival);
 			return -1;
 		}
-		v = n->ival * 1000;
+		if (n->ival != 0)
+			return bare_duration(ld, k, n, w, n->ival);
+		v = 0;
 	} else if (n->type == CN_STR) {
+		if (dur_is_bare(n->str))
+			return bare_duration(ld, k, n, w,
+			    strtoll(n->str, NULL, 10));
 		if (parse_duration(n->str, &v, &why) == -1) {
 			ld_err_at(ld, n, "%s%s: \"%s\" is not a duration: %s",
 			    w->show, k->path, n->str, why);
@@ -560,6 +609,40 @@ apply_enum(struct conf_ld *ld, const struct conf_key *k,
 	return 0;
 }
 
+/*
+ * "sg-1, sg-2" as the ClearML app writes a list: its names, blanks around
+ * them trimmed; NULL when one is empty.
+ */
+static char **
+split_commas(const char *s, size_t *np)
+{
+	char		**v = NULL;
+	const char	 *p = s, *e, *end;
+	size_t		  n = 0;
+
+	for (;;) {
+		e = strchr(p, ',');
+		end = e != NULL ? e : p + strlen(p);
+		while (p < end && isspace((unsigned char)*p))
+			p++;
+		while (end > p && isspace((unsigned char)end[-1]))
+			end--;
+		if (end == p)
+			break;
+		v = xreallocarray(v, n + 1, sizeof(*v));
+		v[n++] = xstrndup(p, (size_t)(end - p));
+		if (e == NULL) {
+			*np = n;
+			return v;
+		}
+		p = e + 1;
+	}
+	while (n > 0)
+		free(v[--n]);
+	free(v);
+	return NULL;
+}
+
 static int
 apply_strlist(struct conf_ld *ld, const struct conf_key *k,
     const struct cnode *n, void *base, const struct ck_where *w)
@@ -574,14 +657,15 @@ apply_strlist(struct conf_ld *ld, const struct conf_key *k,
 		return 0;
 	}
 	if (n->type == CN_STR) {
-		if (*n->str == '\0') {
-			ld_err_at(ld, n, "%s%s: empty name", w->show, k->path);
+		if ((v = split_commas(n->str, &nv)) == NULL) {
+			ld_err_at(ld, n, "%s%s: \"%s\" has an empty name "
+			    "(write \"a,b\" or [\"a\", \"b\"])", w->show,
+			    k->path, n->str);
 			return -1;
 		}
 		ck_free(k, base);
-		*f = xcalloc(1, sizeof(**f));
-		(*f)[0] = xstrdup(n->str);
-		*ck_count(k, base) = 1;
+		*f = v;
+		*ck_count(k, base) = nv;
 		record(ld, k, NULL, w, 0);
 		return 0;
 	}
@@ -649,6 +733,74 @@ tag_check(struct conf_ld *ld, const struct cnode *at, const char *key,
 	return 0;
 }
 
+/* One "key=value" of the app's form; -1 when it is not one. */
+static int
+tag_pair(struct conf_ld *ld, const struct cnode *n, const char *pair,
+    const struct ck_where *w, char **key, char **value)
+{
+	const char	*eq = strchr(pair, '=');
+	const char	*ke, *vs;
+
+	*key = *value = NULL;
+	if (eq == NULL || eq == pair) {
+		ld_err_at(ld, n, "%stags: \"%s\" is not key=value (write "
+		    "\"team=ml,owner=ops\" or a group { team = \"ml\"; })",
+		    w->show, pair);
+		return -1;
+	}
+	for (ke = eq; ke > pair && isspace((unsigned char)ke[-1]); ke--)
+		;
+	for (vs = eq + 1; isspace((unsigned char)*vs); vs++)
+		;
+	*key = xstrndup(pair, (size_t)(ke - pair));
+	*value = xstrdup(vs);
+	if (!ck_tag_key_ok(*key)) {
+		ld_err_at(ld, n, "%stags: bad tag key \"%s\" (1 to 128 "
+		    "characters, not starting with aws: or qscale:, which "
+		    "are reserved)", w->show, *key);
+		return -1;
+	}
+	if (strlen(*value) > 256) {
+		ld_err_at(ld, n, "%stags: the value of \"%s\" is longer "
+		    "than 256 characters", w->show, *key);
+		return -1;
+	}
+	return 0;
+}
+
+/* tags = "team=ml,owner=ops": the ClearML app's form. */
+static int
+apply_tag_string(struct conf_ld *ld, const struct conf_key *k,
+    const struct cnode *n, void *base, const struct ck_where *w)
+{
+	char	**pairs, *key, *value;
+	size_t	 i, np = 0;
+	int	 bad = 0;
+
+	if (*n->str == '\0')
+		return 0;
+	if ((pairs = split_commas(n->str, &np)) == NULL) {
+		ld_err_at(ld, n, "%stags: \"%s\" has an empty key=value",
+		    w->show, n->str);
+		return -1;
+	}
+	for (i = 0; i < np; i++) {
+		if (tag_pair(ld, n, pairs[i], w, &key, &value) == 0) {
+			tag_set(ck_field(k, base), ck_count(k, base), key,
+			    value);
+			record(ld, k, key, w, 0);
+		} else
+			bad = 1;
+		free(key);
+		free(value);
+		free(pairs[i]);
+	}
+	free(pairs);
+	if (np > 0)
+		record(ld, k, NULL, w, 1);
+	return bad ? -1 : 0;
+}
+
 /*
  * tags = { team = "ml"; };  or, for keys libconfig cannot name,
  * tags = ( ("kubernetes.io/cluster", "x"), ... );  merged key by key.
@@ -664,6 +816,8 @@ apply_tags(struct conf_ld *ld, const struct conf_key *k,
 
 	if (n->type == CN_NULL)
 		return 0;
+	if (n->type == CN_STR)
+		return apply_tag_string(ld, k, n, base, w);
 	if (n->type != CN_GROUP && n->type != CN_LIST)
 		return wrong_type(ld, k, n, w, "a group { key = \"value\"; }");
 	for (i = 0; i < n->nkid; i++) {
@@ -695,6 +849,115 @@ apply_tags(struct conf_ld *ld, const struct conf_key *k,
 	return bad ? -1 : 0;
 }
 
+/* What qscale sets in every RunInstances call itself. */
+static const char *const spec_owned[] = {
+	"MinCount", "MaxCount", "UserData", "ClientToken", "DryRun",
+	"Action", "Version"
+};
+
+/* Member name of a group, element i of a list; else where. */
+static const struct cnode *
+spec_node(const struct cnode *g, const char *name, int i,
+    const struct cnode *where)
+{
+	const struct cnode	*m;
+
+	if (g == NULL)
+		return where;
+	if (name != NULL && g->type == CN_GROUP &&
+	    (m = cnode_member(g, name)) != NULL)
+		return m;
+	if (name == NULL && g->type == CN_LIST && i >= 0 &&
+	    (size_t)i < g->nkid)
+		return g->kid[i];
+	return where;
+}
+
+/* spec[name], under the SDK's name or the wire's. */
+static const cJSON *
+spec_item(const cJSON *o, const char *sdk, const char *wire,
+    const char **used)
+{
+	const cJSON	*it;
+
+	*used = sdk;
+	if ((it = cJSON_GetObjectItemCaseSensitive(o, sdk)) != NULL)
+		return it;
+	*used = wire;
+	return cJSON_GetObjectItemCaseSensitive(o, wire);
+}
+
+/* The tag keys of the spec's TagSpecifications: none may be qscale's. */
+static int
+spec_tags_check(struct conf_ld *ld, const struct cnode *n, const cJSON *spec,
+    const char *show, const char *path)
+{
+	const cJSON		*ts, *t, *tags, *tag, *key;
+	const struct cnode	*tsn, *tn, *tagsn, *at;
+	const char		*tsname, *tname;
+	int			 i = 0, j, bad = 0;
+
+	if ((ts = spec_item(spec, "TagSpecifications", "TagSpecification",
+	    &tsname)) == NULL || !cJSON_IsArray(ts))
+		return 0;
+	tsn = spec_node(n, tsname, -1, NULL);
+	cJSON_ArrayForEach(t, ts) {
+		tn = spec_node(tsn, NULL, i++, NULL);
+		if ((tags = spec_item(t, "Tags", "Tag", &tname)) == NULL ||
+		    !cJSON_IsArray(tags))
+			continue;
+		tagsn = spec_node(tn, tname, -1, NULL);
+		j = 0;
+		cJSON_ArrayForEach(tag, tags) {
+			at = spec_node(spec_node(tagsn, NULL, j++, NULL),
+			    "Key", -1, NULL);
+			key = cJSON_GetObjectItemCaseSensitive(tag, "Key");
+			if (!cJSON_IsString(key) ||
+			    ck_tag_key_ok(key->valuestring))
+				continue;
+			ld_err_at(ld, at != NULL ? at : n, "%s%s.%s element "
+			    "%d, %s element %d: tag key \"%s\" is reserved "
+			    "(keys starting with qscale: are how qscale finds "
+			    "its instances, aws: is EC2's)", show, path,
+			    tsname, i, tname, j, key->valuestring);
+			bad = 1;
+		}
+	}
+	return bad ? -1 : 0;
+}
+
+/*
+ * What a custom launch spec may not give, found when the configuration
+ * is loaded (qscaled -n), not at the first launch: the parameters qscale
+ * sets in every call, and tags of its own.  n is the spec's node (a
+ * group whose members have lines, or the string that holds the JSON).
+ */
+int
+ck_launch_spec_check(struct conf_ld *ld, const struct cnode *n,
+    const cJSON *spec, const char *show, const char *path)
+{
+	const cJSON	*it;
+	size_t		 i;
+	int		 bad = 0;
+
+	cJSON_ArrayForEach(it, spec) {
+		for (i = 0; i < QS_ARRAYLEN(spec_owned); i++)
+			if (strcmp(it->string, spec_owned[i]) == 0)
+				break;
+		if (i == QS_ARRAYLEN(spec_owned))
+			continue;
+		ld_err_at(ld, spec_node(n, it->string, -1, n), "%s%s.%s is "
+		    "set by qscale in every launch and cannot be given here "
+		    "(MinCount and MaxCount follow the demand, UserData is "
+		    "the startup script, ClientToken makes a retried call "
+		    "launch nothing twice)", show, path, it->string);
+		bad = 1;
+	}
+	if (spec_tags_check(ld, n, spec, show, path) == -1)
+		bad = 1;
+	return bad ? -1 : 0;
+}
+
 static int
 apply_json(struct conf_ld *ld, const struct conf_key *k,
     const struct cnode *n, void *base, const struct ck_where *w)
@@ -721,6 +984,11 @@ apply_json(struct conf_ld *ld, const struct conf_key *k,
 	} else if (n->type != CN_NULL && n->type != CN_STR)
 		return wrong_type(ld, k, n, w,
 		    "a group or a string holding a JSON object");
+	if (j != NULL && ck_launch_spec_check(ld, n, j, w->show, k->path) ==
+	    -1) {
+		cJSON_Delete(j);
+		return -1;
+	}
 	ck_free(k, base);
 	*f = j;
 	record(ld, k, NULL, w, 0);
@@ -821,6 +1089,8 @@ ck_is_set(const struct conf_key *k, const void *base)
 		    k->off_n) > 0;
 	case CK_JSON:
 		return *(cJSON *const *)f != NULL;
+	case CK_DUR:
+		return *(const int64_t *)f >= 0;
 	default:
 		return 1;
 	}

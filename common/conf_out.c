@@ -156,7 +156,11 @@ pr_value(struct printer *p, const struct conf_key *k, const void *base,
 		fprintf(p->f, "%s = %d", name, *(const int *)fp);
 		break;
 	case CK_DUR:
-		fmt_duration(*(const int64_t *)fp, buf, sizeof(buf));
+		/* < 0: unset, the global value applies */
+		if (*(const int64_t *)fp < 0)
+			*buf = '\0';
+		else
+			fmt_duration(*(const int64_t *)fp, buf, sizeof(buf));
 		fprintf(p->f, "%s = \"%s\"", name, buf);
 		break;
 	case CK_LEVEL:
@@ -311,6 +315,8 @@ json_value(const struct conf_key *k, const void *base, int secrets)
 	case CK_INT:
 		return cJSON_CreateNumber(*(const int *)fp);
 	case CK_DUR:
+		if (*(const int64_t *)fp < 0)
+			return cJSON_CreateNull();
 		fmt_duration(*(const int64_t *)fp, buf, sizeof(buf));
 		return cJSON_CreateString(buf);
 	case CK_LEVEL:

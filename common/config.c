@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 
 #include <regex.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,12 +56,10 @@ conf_origin_set(struct qscale_conf *conf, const char *key,
 {
 	struct conf_origin	*o;
 	char			*joined;
-	size_t			 i;
+	ssize_t			 i;
 
-	for (i = 0; i < conf->norigins; i++) {
+	if ((i = str_index_find(&conf->origin_index, key)) != -1) {
 		o = &conf->origins[i];
-		if (strcmp(o->key, key) != 0)
-			continue;
 		if (append && strcmp(o->origin, "default") != 0) {
 			xasprintf(&joined, "%s, %s", o->origin, origin);
 			free(o->origin);
@@ -71,67 +70,69 @@ conf_origin_set(struct qscale_conf *conf, const char *key,
 		}
 		return;
 	}
-	conf->origins = xreallocarray(conf->origins, conf->norigins + 1,
-	    sizeof(*conf->origins));
-	o = &conf->origins[conf->norigins++];
+	if (conf->norigins == conf->origins_cap) {
+		conf->origins_cap = conf->origins_cap > 0 ?
+		    2 * conf->origins_cap : 64;
+		conf->origins = xreallocarray(conf->origins,
+		    conf->origins_cap, sizeof(*conf->origins));
+	}
+	o = &conf->origins[conf->norigins];
 	o->key = xstrdup(key);
 	o->origin = xstrdup(origin);
+	str_index_add(&conf->origin_index, o->key, conf->norigins++);
 }
 
 const char *
 conf_origin(const struct qscale_conf *conf, const char *key)
 {
-	size_t	 i;
+	ssize_t	 i = str_index_find(&conf->origin_index, key);
 
-	for (i = 0; i < conf->norigins; i++)
-		if (strcmp(conf->origins[i].key, key) == 0)
-			return conf->origins[i].origin;
-	return NULL;
+	return i == -1 ? NULL : conf->origins[i].origin;
 }
 
 static void
 where_set(struct conf_ld *ld, const char *key, const struct cnode *n,
     int failed)
 {
-	size_t	 i;
+	struct ld_where	*w;
+	ssize_t		 i;
 
-	for (i = 0; i < ld->nwheres; i++)
-		if (strcmp(ld->wheres[i].key, key) == 0)
-			break;
-	if (i == ld->nwheres) {
-		ld->wheres = xreallocarray(ld->wheres, ld->nwheres + 1,
-		    sizeof(*ld->wheres));
-		ld->wheres[ld->nwheres].key = xstrdup(key);
-		ld->wheres[ld->nwheres].node = NULL;
-		ld->wheres[ld->nwheres++].failed = 0;
+	if ((i = str_index_find(&ld->where_index, key)) != -1)
+		w = &ld->wheres[i];
+	else {
+		if (ld->nwheres == ld->wheres_cap) {
+			ld->wheres_cap = ld->wheres_cap > 0 ?
+			    2 * ld->wheres_cap : 64;
+			ld->wheres = xreallocarray(ld->wheres,
+			    ld->wheres_cap, sizeof(*ld->wheres));
+		}
+		w = &ld->wheres[ld->nwheres];
+		w->key = xstrdup(key);
+		w->node = NULL;
+		w->failed = 0;
+		str_index_add(&ld->where_index, w->key, ld->nwheres++);
 	}
 	if (failed)
-		ld->wheres[i].failed = 1;
+		w->failed = 1;
 	else
-		ld->wheres[i].node = n;
+		w->node = n;
 }
 
 /* A key whose value was refused: no "is required" on top of that. */
 static int
 where_failed(struct conf_ld *ld, const char *key)
 {
-	size_t	 i;
+	ssize_t	 i = str_index_find(&ld->where_index, key);
 
-	for (i = 0; i < ld->nwheres; i++)
-		if (strcmp(ld->wheres[i].key, key) == 0)
-			return ld->wheres[i].failed;
-	return 0;
+	return i == -1 ? 0 : ld->wheres[i].failed;
 }
 
 static const struct cnode *
 where_of(struct conf_ld *ld, const char *key)
 {
-	size_t	 i;
+	ssize_t	 i = str_index_find(&ld->where_index, key);
 
-	for (i = 0; i < ld->nwheres; i++)
-		if (strcmp(ld->wheres[i].key, key) == 0)
-			return ld->wheres[i].node;
-	return NULL;
+	return i == -1 ? NULL : ld->wheres[i].node;
 }
 
 static void
@@ -142,8 +143,10 @@ where_clear(struct conf_ld *ld)
 	for (i = 0; i < ld->nwheres; i++)
 		free(ld->wheres[i].key);
 	free(ld->wheres);
+	str_index_clear(&ld->where_index);
 	ld->wheres = NULL;
 	ld->nwheres = 0;
+	ld->wheres_cap = 0;
 }
 
 static int
@@ -306,6 +309,8 @@ apply_default(struct conf_ld *ld, const struct conf_key *k, void *base,
 	char		*key;
 
 	if (k->def == NULL) {
+		if (k->type == CK_DUR)	/* unset */
+			*(int64_t *)ck_field(k, base) = -1;
 		xasprintf(&key, "%s%s", keypfx, k->path);
 		conf_origin_set(ld->conf, key, "default", 0);
 		free(key);
@@ -521,29 +526,44 @@ apply_resource(struct conf_ld *ld, const struct layer *L, size_t nl,
 	free(in);
 }
 
+/* Through an index of the names and queues seen, not every pair. */
 static void
 check_resources_unique(struct conf_ld *ld)
 {
 	struct qscale_conf	*c = ld->conf;
 	struct conf_resource	*a, *b;
-	size_t			 i, j;
+	struct str_index	 names, queues;
+	ssize_t			 i;
+	size_t			 j;
 
+	memset(&names, 0, sizeof(names));
+	memset(&queues, 0, sizeof(queues));
 	for (j = 0; j < c->nresources; j++) {
 		b = &c->resources[j];
-		for (i = 0; i < j; i++) {
+		if (b->name != NULL &&
+		    (i = str_index_find(&names, b->name)) != -1) {
 			a = &c->resources[i];
-			if (a->name != NULL && str_eq(a->name, b->name))
-				ld_err(ld, b->file, b->line, "resource name "
-				    "\"%s\" is used twice (first at %s:%d)",
-				    b->name, a->file, a->line);
-			else if (a->queue != NULL && str_eq(a->queue, b->queue))
-				ld_err(ld, b->file, b->line, "resources \"%s\" "
-				    "(%s:%d) and \"%s\" (%s:%d) both use queue "
-				    "\"%s\": each resource needs its own queue",
-				    a->name, a->file, a->line, b->name,
-				    b->file, b->line, b->queue);
+			ld_err(ld, b->file, b->line, "resource name "
+			    "\"%s\" is used twice (first at %s:%d)",
+			    b->name, a->file, a->line);
+		} else if (b->name != NULL)
+			str_index_add(&names, b->name, j);
+		if (b->queue == NULL)
+			continue;
+		if ((i = str_index_find(&queues, b->queue)) == -1) {
+			str_index_add(&queues, b->queue, j);
+			continue;
 		}
+		a = &c->resources[i];
+		if (a->name == NULL || !str_eq(a->name, b->name))
+			ld_err(ld, b->file, b->line, "resources \"%s\" "
+			    "(%s:%d) and \"%s\" (%s:%d) both use queue "
+			    "\"%s\": each resource needs its own queue",
+			    a->name, a->file, a->line, b->name,
+			    b->file, b->line, b->queue);
 	}
+	str_index_clear(&names);
+	str_index_clear(&queues);
 }
 
 static void
@@ -793,6 +813,161 @@ check_pairs(struct conf_ld *ld)
 		    "aws.retry_base_delay is longer than aws.retry_max_delay");
 }
 
+/* A message that does not stop the load: "FILE:LINE: message". */
+static void
+ld_warn(struct conf_ld *ld, const struct cnode *n, const char *fmt, ...)
+{
+	struct conf_errors	*w = &ld->conf->warnings;
+	va_list			 ap;
+	char			*text;
+
+	va_start(ap, fmt);
+	if (vasprintf(&text, fmt, ap) < 0)
+		fatal("vasprintf");
+	va_end(ap);
+	w->msg = xreallocarray(w->msg, w->n + 1, sizeof(*w->msg));
+	if (n != NULL && n->file != NULL)
+		xasprintf(&w->msg[w->n++], "%s:%d: %s", n->file, n->line,
+		    text);
+	else
+		xasprintf(&w->msg[w->n++], "%s: %s", ld->path, text);
+	free(text);
+}
+
+/* The node that set pfx.path, else the resource's block. */
+static const struct cnode *
+res_where(struct conf_ld *ld, const char *pfx, const char *path,
+    const struct cnode *block)
+{
+	const struct cnode	*n;
+	char			*key;
+
+	xasprintf(&key, "%s%s", pfx, path);
+	n = where_of(ld, key);
+	free(key);
+	return n != NULL ? n : block;
+}
+
+/* What the IOPS and throughput of one volume type may be. */
+static const struct {
+	const char	*type;
+	int		 iops_min, iops_max;	/* 0, 0: none */
+	int		 iops_needed;
+	int		 tput_min, tput_max;	/* 0, 0: none */
+	int		 iops_per_gb;		/* at most */
+} ebs_limits[] = {
+	{ "io1", 100, 64000, 1, 0, 0, 50 },
+	{ "io2", 100, 256000, 1, 0, 0, 1000 },
+	{ "gp3", 3000, 16000, 0, 125, 1000, 500 },
+};
+
+static void
+check_ebs_perf(struct conf_ld *ld, const struct conf_resource *r,
+    const char *show, const char *pfx, const struct cnode *e)
+{
+	size_t	 i;
+
+	for (i = 0; i < QS_ARRAYLEN(ebs_limits); i++)
+		if (str_eq(r->ebs.type, ebs_limits[i].type))
+			break;
+	if (i == QS_ARRAYLEN(ebs_limits)) {
+		if (r->ebs.iops > 0 || r->ebs.throughput > 0)
+			ld_err_at(ld, res_where(ld, pfx, r->ebs.iops > 0 ?
+			    "ebs.iops" : "ebs.throughput", e), "%s%s is for "
+			    "io1, io2 and gp3 volumes, not %s", show,
+			    r->ebs.iops > 0 ? "ebs.iops" : "ebs.throughput",
+			    r->ebs.type);
+		return;
+	}
+	if (ebs_limits[i].iops_needed && r->ebs.iops == 0)
+		ld_err_at(ld, res_where(ld, pfx, "ebs.type", e), "%sebs.type "
+		    "%s needs ebs.iops (%d to %d): EC2 refuses the launch "
+		    "without it", show, r->ebs.type, ebs_limits[i].iops_min,
+		    ebs_limits[i].iops_max);
+	else if (r->ebs.iops != 0 && (r->ebs.iops < ebs_limits[i].iops_min ||
+	    r->ebs.iops > ebs_limits[i].iops_max))
+		ld_err_at(ld, res_where(ld, pfx, "ebs.iops", e), "%sebs.iops "
+		    "must be from %d to %d for %s (not %d)", show,
+		    ebs_limits[i].iops_min, ebs_limits[i].iops_max,
+		    r->ebs.type, r->ebs.iops);
+	if (r->ebs.throughput != 0 && ebs_limits[i].tput_max == 0)
+		ld_err_at(ld, res_where(ld, pfx, "ebs.throughput", e),
+		    "%sebs.throughput is for gp3 volumes, not %s", show,
+		    r->ebs.type);
+	else if (r->ebs.throughput != 0 &&
+	    r->ebs.throughput < ebs_limits[i].tput_min)
+		ld_err_at(ld, res_where(ld, pfx, "ebs.throughput", e),
+		    "%sebs.throughput must be from %d to %d MiB/s for %s "
+		    "(not %d)", show, ebs_limits[i].tput_min,
+		    ebs_limits[i].tput_max, r->ebs.type, r->ebs.throughput);
+	else if (r->ebs.throughput * 4 > QS_MAX(r->ebs.iops,
+	    ebs_limits[i].iops_min) && ebs_limits[i].tput_max != 0)
+		ld_err_at(ld, res_where(ld, pfx, "ebs.throughput", e),
+		    "%sebs.throughput %d MiB/s needs ebs.iops of at least %d "
+		    "(gp3 gives 0.25 MiB/s per IOPS; its baseline is %d)",
+		    show, r->ebs.throughput, r->ebs.throughput * 4,
+		    ebs_limits[i].iops_min);
+	if (r->ebs.iops > r->ebs.size_gb * ebs_limits[i].iops_per_gb)
+		ld_err_at(ld, res_where(ld, pfx, "ebs.iops", e), "%sebs.iops "
+		    "%d needs ebs.size_gb of at least %d (%s allows %d IOPS "
+		    "per GiB)", show, r->ebs.iops, (r->ebs.iops +
+		    ebs_limits[i].iops_per_gb - 1) / ebs_limits[i].iops_per_gb,
+		    r->ebs.type, ebs_limits[i].iops_per_gb);
+}
+
+/*
+ * Settings that load but would do nothing, said rather than ignored;
+ * and volume settings EC2 would refuse at every launch, refused here.
+ */
+static void
+check_noops(struct conf_ld *ld, const struct cnode *root)
+{
+	const struct cnode	*rs = cnode_member(root, "resources"), *e;
+	struct conf_resource	*r;
+	char			*show, *pfx;
+	size_t			 i, j;
+
+	for (i = 0; i < ld->conf->nresources; i++) {
+		r = &ld->conf->resources[i];
+		if (r->name == NULL)
+			continue;
+		for (j = 0, e = NULL; rs != NULL && j < rs->nkid; j++)
+			if (rs->kid[j]->line == r->line &&
+			    str_eq(rs->kid[j]->file, r->file))
+				e = rs->kid[j];
+		xasprintf(&show, "resource \"%s\": ", r->name);
+		xasprintf(&pfx, "resources.%s.", r->name);
+		/* "gp3" is the default, as an export writes it */
+		if (r->ebs.size_gb == 0 &&
+		    ((res_where(ld, pfx, "ebs.type", NULL) != NULL &&
+		    !str_eq(r->ebs.type, "gp3")) ||
+		    r->ebs.iops > 0 || r->ebs.throughput > 0))
+			ld_warn(ld, res_where(ld, pfx, r->ebs.iops > 0 ?
+			    "ebs.iops" : r->ebs.throughput > 0 ?
+			    "ebs.throughput" : "ebs.type", e), "%sebs settings "
+			    "do nothing without ebs.size_gb: the AMI's root "
+			    "volume is used as it is (set ebs.size_gb to give "
+			    "it a size, a type and its IOPS)", show);
+		else if (r->ebs.size_gb > 0)
+			check_ebs_perf(ld, r, show, pfx, e);
+		if (!r->spot && cJSON_GetObjectItemCaseSensitive(
+		    r->eff_launch_spec, "InstanceMarketOptions") != NULL)
+			ld_warn(ld, res_where(ld, pfx, "custom_launch_spec",
+			    where_of(ld, "custom_launch_spec")), "%s"
+			    "custom_launch_spec.InstanceMarketOptions does "
+			    "nothing while spot is false: qscale launches "
+			    "on-demand without it (set spot = true for spot)",
+			    show);
+		if (r->availability_zone != NULL && r->nsubnets > 0)
+			ld_warn(ld, res_where(ld, pfx, "availability_zone", e),
+			    "%savailability_zone \"%s\" is not used: subnets "
+			    "are set, and each subnet lies in one zone", show,
+			    r->availability_zone);
+		free(show);
+		free(pfx);
+	}
+}
+
 /* What follows from the rest: derived defaults, effective values. */
 static void
 resolve(struct conf_ld *ld)
@@ -850,6 +1025,7 @@ load_tree(struct conf_ld *ld, const struct cnode *root)
 	load_resources(ld, root, L, nl);
 	check_pairs(ld);
 	resolve(ld);
+	check_noops(ld, root);
 	free_layers(L, nl);
 }
 
@@ -1013,6 +1189,10 @@ out:
 			    "(ignore_include_errors = true)", skip[i]);
 			errors_add(&warn, msg);
 		}
+		/* the left-out files' errors first, then what loaded says */
+		for (i = 0; i < conf->warnings.n; i++)
+			errors_add(&warn, conf->warnings.msg[i]);
+		free(conf->warnings.msg);
 		conf->warnings = warn;
 	} else
 		conf_errors_clear(&warn);
@@ -1058,6 +1238,7 @@ conf_free(struct qscale_conf *conf)
 		free(conf->origins[i].origin);
 	}
 	free(conf->origins);
+	str_index_clear(&conf->origin_index);
 	for (i = 0; i < conf->nsrcfiles; i++)
 		free(conf->srcfiles[i]);
 	free(conf->srcfiles);
@@ -1081,6 +1262,16 @@ conf_errors_clear(struct conf_errors *errs)
 	errs->n = 0;
 }
 
+/* What loaded but does nothing as written, into the log. */
+void
+conf_log_warnings(const struct qscale_conf *conf)
+{
+	size_t	 i;
+
+	for (i = 0; i < conf->warnings.n; i++)
+		log_warnx("%s", conf->warnings.msg[i]);
+}
+
 void
 conf_register_secrets(const struct qscale_conf *conf)
 {
@@ -1090,6 +1281,123 @@ conf_register_secrets(const struct qscale_conf *conf)
 		if (conf_global_keys[i].flags & CK_SECRET)
 			mask_register(*(char **)ck_field(&conf_global_keys[i],
 			    (void *)conf));
+}
+
+/* A layer's control.socket, when it is a usable one. */
+static const char *
+peek_socket_in(const struct cnode *g)
+{
+	const struct cnode	*n = cnode_lookup(g, "control.socket");
+
+	if (n == NULL || n->type != CN_STR || n->str[0] != '/')
+		return NULL;
+	return n->str;
+}
+
+/* The same layers as conf_load(): top, matching match blocks, defaults. */
+static const char *
+peek_socket_tree(const struct cnode *root)
+{
+	const struct cnode	*m = cnode_member(root, "match");
+	const struct cnode	*wp = cnode_member(root, "workers_prefix");
+	const struct cnode	*re;
+	const char		*s, *found = NULL;
+	regex_t			 rx;
+	size_t			 i;
+
+	if ((s = peek_socket_in(root)) != NULL)
+		return s;
+	for (i = 0; m != NULL && m->type == CN_LIST && i < m->nkid; i++) {
+		re = cnode_member(m->kid[i], "workers_prefix");
+		if (re == NULL || re->type != CN_STR ||
+		    (s = peek_socket_in(m->kid[i])) == NULL ||
+		    regcomp(&rx, re->str, REG_EXTENDED | REG_NOSUB) != 0)
+			continue;
+		if (regexec(&rx, wp != NULL && wp->type == CN_STR ? wp->str :
+		    "qscale", 0, NULL, 0) == 0)
+			found = s;	/* the last that matches wins */
+		regfree(&rx);
+	}
+	if (found != NULL)
+		return found;
+	return peek_socket_in(cnode_member(root, "defaults"));
+}
+
+/* control { socket = "..." } found in the text alone. */
+static char *
+peek_socket_text(const char *path)
+{
+	static const char re[] = "control\"?[[:space:]]*[=:][[:space:]]*"
+	    "\\{[^}]*socket\"?[[:space:]]*[=:][[:space:]]*\"(/[^\"]+)\"";
+	regex_t		 rx;
+	regmatch_t	 mt[2];
+	char		 buf[65536], *s = NULL;
+	size_t		 n;
+	FILE		*f;
+
+	if ((f = fopen(path, "re")) == NULL)
+		return NULL;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	if (regcomp(&rx, re, REG_EXTENDED) != 0)
+		return NULL;
+	if (regexec(&rx, buf, 2, mt, 0) == 0)
+		s = xstrndup(buf + mt[1].rm_so,
+		    (size_t)(mt[1].rm_eo - mt[1].rm_so));
+	regfree(&rx);
+	return s;
+}
+
+/*
+ * The control socket a configuration names, for qscalectl -c: read
+ * without checking the rest, so that a file half-way through an edit
+ * still leads to the running daemon.  When the file cannot be parsed, a
+ * plain scan of its text; when that finds nothing either, the default
+ * socket.  *note says why it was not read from the file (or NULL); the
+ * caller frees both.
+ */
+char *
+conf_peek_socket(const char *path, char **note)
+{
+	struct conf_ld	 ld;
+	struct cnode	*root;
+	const char	*s = NULL;
+	char		*out = NULL, *why = NULL;
+	size_t		 i;
+
+	*note = NULL;
+	memset(&ld, 0, sizeof(ld));
+	ld.path = path;
+	ld.conf = xcalloc(1, sizeof(*ld.conf));
+	if ((root = src_read(&ld, path)) != NULL) {
+		if ((s = peek_socket_tree(root)) != NULL)
+			out = xstrdup(s);
+		cnode_free(root);
+	}
+	if (root == NULL && ld.nerrs > 0)
+		why = xstrdup(ld.errs[0].msg);
+	for (i = 0; i < ld.nerrs; i++)
+		free(ld.errs[i].msg);
+	free(ld.errs);
+	for (i = 0; i < ld.nfiles; i++)
+		free(ld.files[i].path);
+	free(ld.files);
+	conf_free(ld.conf);
+	if (out != NULL || root != NULL) {
+		free(why);
+		return out != NULL ? out : xstrdup(QS_DEFAULT_SOCKET);
+	}
+	if ((out = peek_socket_text(path)) != NULL)
+		xasprintf(note, "%s; control.socket %s found in its text",
+		    why != NULL ? why : path, out);
+	else {
+		out = xstrdup(QS_DEFAULT_SOCKET);
+		xasprintf(note, "%s; no control.socket found in it: using "
+		    "the default %s", why != NULL ? why : path, out);
+	}
+	free(why);
+	return out;
 }
 
 const struct conf_resource *

@@ -78,6 +78,8 @@ struct ec2_launch {
 	const char		*ebs_device;
 	int			 ebs_size_gb;	/* 0: no BlockDeviceMapping */
 	const char		*ebs_type;
+	int			 ebs_iops;	/* 0: the type's baseline */
+	int			 ebs_throughput;	/* MiB/s; 0: baseline */
 	const struct ec2_tag	*tags;		/* ownership and user tags */
 	size_t			 ntags;
 	int			 spot;

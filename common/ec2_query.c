@@ -262,6 +262,12 @@ add_ebs(struct ec2_params *p, const struct ec2_launch *l)
 	if (l->ebs_type != NULL && *l->ebs_type != '\0')
 		ec2_params_add(p, "BlockDeviceMapping.1.Ebs.VolumeType",
 		    l->ebs_type);
+	if (l->ebs_iops > 0)
+		ec2_params_addf(p, "BlockDeviceMapping.1.Ebs.Iops", "%d",
+		    l->ebs_iops);
+	if (l->ebs_throughput > 0)
+		ec2_params_addf(p, "BlockDeviceMapping.1.Ebs.Throughput", "%d",
+		    l->ebs_throughput);
 	ec2_params_add(p, "BlockDeviceMapping.1.Ebs.DeleteOnTermination",
 	    "true");
 }
@@ -323,8 +329,9 @@ add_basics(struct ec2_params *p, const struct ec2_launch *l)
 }
 
 /*
- * The parameters of one RunInstances call.  custom_launch_spec is merged
- * last; see ec2_merge_spec() for how.  Returns -1 with the reason in err.
+ * The parameters of one RunInstances call.  custom_launch_spec is the
+ * basis the configured fields are applied over; see ec2_flatten_spec().
+ * Returns -1 with the reason in err.
  */
 int
 ec2_build_run_instances(const struct ec2_launch *l, struct ec2_params *p,
@@ -357,6 +364,9 @@ ec2_build_run_instances(const struct ec2_launch *l, struct ec2_params *p,
 		ec2_params_clear(p);
 		return -1;
 	}
+	/* an on-demand launch (a rollback, a blackout) stays on-demand */
+	if (!l->spot)
+		ec2_params_remove_prefix(p, "InstanceMarketOptions");
 	return 0;
 }
 
@@ -391,8 +401,19 @@ static const char *const spec_reserved[] = {
 	"UserData",
 };
 
-/* Objects that are alternatives inside: replaced whole, not merged. */
-static const char *const spec_whole[] = { "IamInstanceProfile" };
+/*
+ * Parameters that are one setting however many keys they take: a
+ * generated key under one of them keeps every key of the spec's under
+ * any of its group (the profile's Arn and Name are alternatives, and so
+ * are the two ways to name security groups).
+ */
+static const struct {
+	const char	*name;
+	int		 group;
+} spec_whole[] = {
+	{ "IamInstanceProfile", 1 },
+	{ "SecurityGroupId", 2 }, { "SecurityGroup", 2 },
+};
 
 static const char *
 spec_wire_name(const char *parent, const char *name)
@@ -408,7 +429,6 @@ spec_wire_name(const char *parent, const char *name)
 
 struct spec_ctx {
 	struct ec2_params	 out;	/* the spec's parameters */
-	struct ec2_params	 drop;	/* generated keys it replaces */
 	char			*err;
 	size_t			 errlen;
 };
@@ -421,9 +441,8 @@ spec_leaf(struct spec_ctx *s, const cJSON *v, const char *path)
 {
 	double	 d;
 
-	ec2_params_add(&s->drop, path, "");
 	if (cJSON_IsNull(v))
-		return 0;	/* null removes what qscale generated */
+		return 0;	/* no value: qscale's, if it sets one */
 	if (cJSON_IsBool(v))
 		ec2_params_add(&s->out, path, cJSON_IsTrue(v) ? "true" :
 		    "false");
@@ -480,7 +499,6 @@ spec_object(struct spec_ctx *s, const cJSON *o, const char *path,
 	const cJSON	*it;
 	const char	*wire;
 	char		*sub;
-	size_t		 i;
 	int		 rc = 0;
 
 	cJSON_ArrayForEach(it, o) {
@@ -491,9 +509,6 @@ spec_object(struct spec_ctx *s, const cJSON *o, const char *path,
 			xasprintf(&sub, "%s.%s", path, wire);
 		else
 			sub = xstrdup(wire);
-		for (i = 0; i < QS_ARRAYLEN(spec_whole); i++)
-			if (depth == 0 && strcmp(wire, spec_whole[i]) == 0)
-				ec2_params_add(&s->drop, sub, "");
 		rc = spec_walk(s, it, sub, wire, depth + 1);
 		free(sub);
 		if (rc == -1)
@@ -519,8 +534,6 @@ spec_walk(struct spec_ctx *s, const cJSON *v, const char *path,
 		return spec_object(s, v, path, parent, depth);
 	if (!cJSON_IsArray(v))
 		return spec_leaf(s, v, path);
-	/* a list replaces the generated one whole */
-	ec2_params_add(&s->drop, path, "");
 	cJSON_ArrayForEach(it, v) {
 		xasprintf(&sub, "%s.%d", path, ++i);
 		rc = spec_walk(s, it, sub, parent, depth + 1);
@@ -545,20 +558,76 @@ tag_specs(const struct ec2_params *p)
 	return max;
 }
 
+/* The group of spec_whole a top-level name belongs to; 0: none. */
+static int
+spec_whole_group(const char *key, size_t len)
+{
+	size_t	 i;
+
+	for (i = 0; i < QS_ARRAYLEN(spec_whole); i++)
+		if (strlen(spec_whole[i].name) == len &&
+		    strncmp(spec_whole[i].name, key, len) == 0)
+			return spec_whole[i].group;
+	return 0;
+}
+
 /*
- * Merges a custom launch spec (a JSON object in the SDK's shape) into p.
- * Its keys replace the generated ones of the same name; objects merge
- * key by key (IamInstanceProfile, whose members are alternatives, is
- * replaced whole), lists replace whole, null deletes.  Tag
- * specifications are added after qscale's own, so the ownership tags
- * stay.  Arrays flatten as Name.N, booleans as true/false.
+ * The setting a generated key stands for: itself, or the list it is an
+ * element of ("BlockDeviceMapping.1.Ebs.VolumeSize": the mapping list,
+ * which the configuration gives whole).  Its length in key.
+ */
+static size_t
+spec_unit(const char *key)
+{
+	const char	*p = key, *dot;
+
+	while ((dot = strchr(p, '.')) != NULL) {
+		if (isdigit((unsigned char)dot[1]))
+			return (size_t)(dot - key);
+		p = dot + 1;
+	}
+	return strlen(key);
+}
+
+/* Whether the configured parameters in p already set what key sets. */
+static int
+spec_configured(const struct ec2_params *p, const char *key)
+{
+	size_t		 i, u, top, ktop;
+	int		 g;
+
+	ktop = strcspn(key, ".");
+	for (i = 0; i < p->n; i++) {
+		if (strncmp(p->key[i], "TagSpecification.", 17) == 0)
+			continue;	/* both kept: see below */
+		u = spec_unit(p->key[i]);
+		if (strncmp(key, p->key[i], u) == 0 &&
+		    (key[u] == '\0' || key[u] == '.'))
+			return 1;
+		top = strcspn(p->key[i], ".");
+		if ((g = spec_whole_group(p->key[i], top)) != 0 &&
+		    g == spec_whole_group(key, ktop))
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * Applies a custom launch spec (a JSON object in the SDK's shape, the
+ * ClearML app's "Custom Launch Spec") under the configured parameters in
+ * p: the spec is the basis, and what the configuration sets wins.  A
+ * spec key is left out when p sets the same parameter, or any element
+ * of a list p gives (lists are given whole), or the other alternative of
+ * the instance profile or the security groups.  Tag specifications are
+ * added after qscale's, so the ownership tags stay.  Arrays flatten as
+ * Name.N, booleans as true/false, null is no value.
  */
 int
 ec2_flatten_spec(const cJSON *spec, struct ec2_params *p, char *err,
     size_t errlen)
 {
 	struct spec_ctx	 s;
-	size_t		 i;
+	size_t		 i, ngen = p->n;
 	int		 base, n;
 	char		 key[512];
 	const char	*rest;
@@ -572,23 +641,23 @@ ec2_flatten_spec(const cJSON *spec, struct ec2_params *p, char *err,
 	s.errlen = errlen;
 	if (spec_walk(&s, spec, "", NULL, 0) == -1) {
 		ec2_params_clear(&s.out);
-		ec2_params_clear(&s.drop);
 		return -1;
 	}
 	base = tag_specs(p);
-	for (i = 0; i < s.drop.n; i++)
-		if (strncmp(s.drop.key[i], "TagSpecification", 16) != 0)
-			ec2_params_remove_prefix(p, s.drop.key[i]);
 	for (i = 0; i < s.out.n; i++) {
 		if (sscanf(s.out.key[i], "TagSpecification.%d.", &n) == 1 &&
 		    (rest = strchr(s.out.key[i] + 17, '.')) != NULL) {
 			snprintf(key, sizeof(key), "TagSpecification.%d%s",
 			    base + n, rest);
 			ec2_params_add(p, key, s.out.value[i]);
-		} else
-			ec2_params_add(p, s.out.key[i], s.out.value[i]);
+		} else {
+			struct ec2_params gen = { p->key, p->value, ngen };
+
+			if (!spec_configured(&gen, s.out.key[i]))
+				ec2_params_add(p, s.out.key[i],
+				    s.out.value[i]);
+		}
 	}
 	ec2_params_clear(&s.out);
-	ec2_params_clear(&s.drop);
 	return 0;
 }

@@ -51,15 +51,14 @@ proto_type_valid(uint32_t type)
 	return 0;
 }
 
-/* Appends one framed message to buf.  A NULL body sends {}. */
-int
-proto_pack(struct evbuffer *buf, uint32_t type, uint32_t resource,
-    const cJSON *body)
+/* One framed message, header and payload, in *out.  A NULL body is {}. */
+static int
+proto_frame(uint32_t type, uint32_t resource, const cJSON *body, char **out,
+    size_t *outlen)
 {
 	struct proto_hdr	 hdr;
-	char			*text;
+	char			*text, *f;
 	size_t			 len;
-	int			 rc = 0;
 
 	if (body != NULL)
 		text = cJSON_PrintUnformatted(body);
@@ -68,7 +67,8 @@ proto_pack(struct evbuffer *buf, uint32_t type, uint32_t resource,
 	if (text == NULL)
 		return -1;
 	len = strlen(text);
-	if (len > PROTO_MAX_PAYLOAD) {
+	if (len > PROTO_MAX_PAYLOAD || (f = malloc(sizeof(hdr) + len)) ==
+	    NULL) {
 		free(text);
 		return -1;
 	}
@@ -76,11 +76,142 @@ proto_pack(struct evbuffer *buf, uint32_t type, uint32_t resource,
 	hdr.len = (uint32_t)len;
 	hdr.resource = resource;
 	hdr.pid = (uint32_t)getpid();
-	if (evbuffer_add(buf, &hdr, sizeof(hdr)) == -1 ||
-	    evbuffer_add(buf, text, len) == -1)
-		rc = -1;
+	memcpy(f, &hdr, sizeof(hdr));
+	memcpy(f + sizeof(hdr), text, len);
 	free(text);
+	*out = f;
+	*outlen = sizeof(hdr) + len;
+	return 0;
+}
+
+/* Appends one framed message to buf.  A NULL body sends {}. */
+int
+proto_pack(struct evbuffer *buf, uint32_t type, uint32_t resource,
+    const cJSON *body)
+{
+	char	*f;
+	size_t	 len;
+	int	 rc;
+
+	if (proto_frame(type, resource, body, &f, &len) == -1)
+		return -1;
+	rc = evbuffer_add(buf, f, len);
+	free(f);
 	return rc;
+}
+
+/* ---- the outgoing queue of a worker process ---- */
+
+struct proto_outq_msg {
+	struct proto_outq_msg	*prev, *next;
+	enum proto_outq_class	 cls;
+	size_t			 len;
+	char			*data;
+};
+
+void
+proto_outq_init(struct proto_outq *q, size_t max)
+{
+	memset(q, 0, sizeof(*q));
+	q->max = max;
+}
+
+static void
+proto_outq_remove(struct proto_outq *q, struct proto_outq_msg *m)
+{
+	if (m->prev != NULL)
+		m->prev->next = m->next;
+	else
+		q->head = m->next;
+	if (m->next != NULL)
+		m->next->prev = m->prev;
+	else
+		q->tail = m->prev;
+	q->n--;
+	q->bytes -= m->len;
+	free(m->data);
+	free(m);
+}
+
+static void
+proto_outq_drop(struct proto_outq *q, struct proto_outq_msg *m)
+{
+	if (m->cls == OUTQ_SNAPSHOT)
+		q->dropped_snapshots++;
+	else
+		q->dropped_logs++;
+	proto_outq_remove(q, m);
+}
+
+/* The oldest message of a class, or NULL. */
+static struct proto_outq_msg *
+proto_outq_oldest(const struct proto_outq *q, enum proto_outq_class cls)
+{
+	struct proto_outq_msg	*m;
+
+	for (m = q->head; m != NULL; m = m->next)
+		if (m->cls == cls)
+			return m;
+	return NULL;
+}
+
+/*
+ * Queues a message.  A snapshot replaces the one waiting; past max
+ * bytes, debug lines and then other droppable log lines go, oldest
+ * first.  -1 when the message cannot be framed (too large).
+ */
+int
+proto_outq_push(struct proto_outq *q, uint32_t type, uint32_t resource,
+    enum proto_outq_class cls, const cJSON *body)
+{
+	struct proto_outq_msg	*m, *old;
+
+	m = xcalloc(1, sizeof(*m));
+	if (proto_frame(type, resource, body, &m->data, &m->len) == -1) {
+		free(m);
+		return -1;
+	}
+	m->cls = cls;
+	if (cls == OUTQ_SNAPSHOT &&
+	    (old = proto_outq_oldest(q, OUTQ_SNAPSHOT)) != NULL)
+		proto_outq_drop(q, old);
+	m->prev = q->tail;
+	if (q->tail != NULL)
+		q->tail->next = m;
+	else
+		q->head = m;
+	q->tail = m;
+	q->n++;
+	q->bytes += m->len;
+	while (q->bytes > q->max) {
+		if ((old = proto_outq_oldest(q, OUTQ_DEBUG)) == NULL &&
+		    (old = proto_outq_oldest(q, OUTQ_LOG)) == NULL)
+			break;	/* what is left is never dropped */
+		proto_outq_drop(q, old);
+	}
+	return 0;
+}
+
+/*
+ * Moves whole messages, oldest first, to out while it holds less than
+ * inflight bytes.  Returns how many are still waiting.
+ */
+size_t
+proto_outq_flush(struct proto_outq *q, struct evbuffer *out, size_t inflight)
+{
+	while (q->head != NULL && evbuffer_get_length(out) < inflight) {
+		if (evbuffer_add(out, q->head->data, q->head->len) == -1)
+			break;
+		proto_outq_remove(q, q->head);
+	}
+	return q->n;
+}
+
+void
+proto_outq_clear(struct proto_outq *q)
+{
+	while (q->head != NULL)
+		proto_outq_remove(q, q->head);
 }
 
 /*

@@ -65,6 +65,76 @@ xrealloc_grow(void *p, size_t *cap, size_t need)
 	return p;
 }
 
+/*
+ * An index from strings to positions in an array, so that tables keyed
+ * by name (a configuration's origins) are found in constant time:
+ * open addressing, linear probing, at most half full.  The keys are the
+ * array's own strings, which must outlive the index.
+ */
+static size_t
+str_hash(const char *s)
+{
+	uint64_t	 h = 1469598103934665603ULL;	/* FNV-1a */
+
+	for (; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return (size_t)h;
+}
+
+static void
+str_index_put(struct str_index *ix, const char *key, size_t pos)
+{
+	size_t	 i = str_hash(key) & (ix->cap - 1);
+
+	while (ix->slot[i].key != NULL)
+		i = (i + 1) & (ix->cap - 1);
+	ix->slot[i].key = key;
+	ix->slot[i].pos = pos;
+	ix->n++;
+}
+
+/* Where key is in the array, or -1. */
+ssize_t
+str_index_find(const struct str_index *ix, const char *key)
+{
+	size_t	 i;
+
+	if (ix->cap == 0)
+		return -1;
+	for (i = str_hash(key) & (ix->cap - 1); ix->slot[i].key != NULL;
+	    i = (i + 1) & (ix->cap - 1))
+		if (strcmp(ix->slot[i].key, key) == 0)
+			return (ssize_t)ix->slot[i].pos;
+	return -1;
+}
+
+/* Adds a key not in the index yet, at position pos of the array. */
+void
+str_index_add(struct str_index *ix, const char *key, size_t pos)
+{
+	struct str_index	 old = *ix;
+	size_t			 i;
+
+	if (2 * (ix->n + 1) > ix->cap) {
+		ix->cap = old.cap > 0 ? 2 * old.cap : 64;
+		ix->slot = xcalloc(ix->cap, sizeof(*ix->slot));
+		ix->n = 0;
+		for (i = 0; i < old.cap; i++)
+			if (old.slot[i].key != NULL)
+				str_index_put(ix, old.slot[i].key,
+				    old.slot[i].pos);
+		free(old.slot);
+	}
+	str_index_put(ix, key, pos);
+}
+
+void
+str_index_clear(struct str_index *ix)
+{
+	free(ix->slot);
+	memset(ix, 0, sizeof(*ix));
+}
+
 char *
 xstrdup(const char *s)
 {

@@ -177,6 +177,34 @@ fmt_ago(double then_ms, double now, char *buf, size_t len)
 		snprintf(buf, len, "%.0fh ago", s / 3600);
 }
 
+/*
+ * A resource's own spot blackout (spot_blackout_scope "resource"; the
+ * global one is shown above the table), and the launches the spot
+ * rules turned to on-demand.
+ */
+static void
+print_spot(const cJSON *r, const cJSON *w, double now)
+{
+	const cJSON	*b = cJSON_GetObjectItemCaseSensitive(r, "blackout");
+	const cJSON	*s = cJSON_GetObjectItemCaseSensitive(w, "spot");
+	const cJSON	*cv;
+	char		 t[40];
+
+	cv = cJSON_GetObjectItemCaseSensitive(s, "converted");
+	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(b, "active")) &&
+	    strcmp(str(b, "scope"), "resource") == 0) {
+		fmt_time_ms((int64_t)num(b, "until"), t, sizeof(t));
+		printf("  %s: spot blackout until %s (%.0fs left): %s\n",
+		    str(r, "name"), t, (num(b, "until") - now) / 1000,
+		    str(b, "reason"));
+	}
+	if (num(cv, "rollback") + num(cv, "blackout") > 0)
+		printf("  %s: on-demand instead of spot: %.0f after "
+		    "spot_rollback_timeout, %.0f in a blackout; last: %s\n",
+		    str(r, "name"), num(cv, "rollback"), num(cv, "blackout"),
+		    str(s, "last_converted"));
+}
+
 static void
 print_resource(const cJSON *r, double now)
 {
@@ -206,6 +234,57 @@ print_resource(const cJSON *r, double now)
 	if (*str(r, "last_exit") != '\0')
 		printf("  %s: last exit: %s\n", str(r, "name"),
 		    str(r, "last_exit"));
+	print_spot(r, w, now);
+}
+
+/* The global cap, and the resources not counted yet. */
+static void
+print_cap(const cJSON *g)
+{
+	const cJSON	*un = cJSON_GetObjectItemCaseSensitive(g,
+			    "not_counted"), *e;
+	const char	*sep = " (not counted yet: ";
+
+	printf("instances: %.0f of %.0f allowed in total",
+	    num(g, "instances_in_use"), num(g, "max_instances_total"));
+	cJSON_ArrayForEach(e, un) {
+		if (cJSON_IsString(e))
+			printf("%s%s", sep, e->valuestring);
+		sep = ", ";
+	}
+	printf("%s\n", cJSON_GetArraySize(un) > 0 ? ")" : "");
+}
+
+/* Instances of resources no longer configured, watched by the daemon. */
+static void
+print_orphans(const cJSON *o, double now)
+{
+	const cJSON	*e, *list = cJSON_GetObjectItemCaseSensitive(o,
+			    "instances");
+	char		 what[160], ago[32];
+	int		 n = cJSON_GetArraySize(list);
+
+	if (n > 0)
+		printf("orphans: %d instance%s of resources not in the "
+		    "configuration, terminated once idle for %.0fs:\n", n,
+		    n == 1 ? "" : "s", num(o, "max_idle_time"));
+	cJSON_ArrayForEach(e, list) {
+		if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e,
+		    "terminating")))
+			snprintf(what, sizeof(what), "terminating");
+		else if (*str(e, "task") != '\0')
+			snprintf(what, sizeof(what), "busy with task %s",
+			    str(e, "task"));
+		else {
+			fmt_ago(num(e, "idle_since"), now, ago, sizeof(ago));
+			snprintf(what, sizeof(what), "idle since %s", ago);
+		}
+		printf("  %s %s (resource %s, %s): %s\n", str(e, "id"),
+		    str(e, "instance_type"), str(e, "resource"),
+		    str(e, "state"), what);
+	}
+	if (*str(o, "last_error") != '\0')
+		printf("orphans: last error: %s\n", str(o, "last_error"));
 }
 
 static int
@@ -214,7 +293,7 @@ cmd_status(int argc, char **argv)
 	cJSON		*st, *r, *g, *b;
 	double		 now;
 	int		 json = argc > 1 && strcmp(argv[1], "-j") == 0;
-	char		*text;
+	char		*text, until[40];
 
 	st = ctl_call(request("status"), NULL);
 	if (json) {
@@ -230,12 +309,14 @@ cmd_status(int argc, char **argv)
 	printf("qscaled %s, pid %.0f, %s, config %s\n", str(st, "version"),
 	    num(st, "pid"), str(st, "name"), str(st, "config"));
 	if (num(g, "max_instances_total") > 0)
-		printf("instances: %.0f of %.0f allowed in total\n",
-		    num(g, "instances_in_use"), num(g, "max_instances_total"));
-	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(b, "active")))
-		printf("spot blackout: active, started by %s (%s), %.0fs "
-		    "left\n", str(b, "resource"), str(b, "reason"),
-		    (num(b, "until") - now) / 1000);
+		print_cap(g);
+	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(b, "active"))) {
+		fmt_time_ms((int64_t)num(b, "until"), until, sizeof(until));
+		printf("spot blackout: active until %s (%.0fs left), started "
+		    "by %s (%s): launches that would be spot are on-demand\n",
+		    until, (num(b, "until") - now) / 1000, str(b, "resource"),
+		    str(b, "reason"));
+	}
 	if (*str(st, "last_reload_error") != '\0')
 		printf("last reload failed:\n%s\n", str(st,
 		    "last_reload_error"));
@@ -245,6 +326,7 @@ cmd_status(int argc, char **argv)
 	cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(st,
 	    "resources"))
 		print_resource(r, now);
+	print_orphans(cJSON_GetObjectItemCaseSensitive(st, "orphans"), now);
 	cJSON_Delete(st);
 	return 0;
 }
@@ -338,22 +420,21 @@ cmd_export(int argc, char **argv)
 	return 0;
 }
 
-/* -c: the socket named in a configuration file. */
+/*
+ * -c: the socket named in a configuration file.  Only that is read: a
+ * file with an error elsewhere (half-way through an edit) must not lock
+ * the operator out of status and stop.
+ */
 static const char *
 socket_from_config(const char *path)
 {
-	struct conf_errors	 errs = { NULL, 0 };
-	struct qscale_conf	*conf;
-	size_t			 i;
-	const char		*s;
+	char	*s, *note;
 
-	if ((conf = conf_load(path, &errs)) == NULL) {
-		for (i = 0; i < errs.n; i++)
-			fprintf(stderr, "%s\n", errs.msg[i]);
-		exit(1);
+	s = conf_peek_socket(path, &note);
+	if (note != NULL) {
+		fprintf(stderr, "qscalectl: note: %s\n", note);
+		free(note);
 	}
-	s = xstrdup(conf->control_socket);
-	conf_free(conf);
 	return s;
 }
 

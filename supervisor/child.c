@@ -26,6 +26,22 @@
 #include "supervisor.h"
 #include "worker.h"
 
+/*
+ * A worker process leaves with _exit(): the supervisor's atexit handlers
+ * and stdio buffers are not its own.  _exit() skips LeakSanitizer's check
+ * too, so a sanitizer build runs that check first.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define CHILD_LEAK_CHECK	1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(leak_sanitizer)
+#define CHILD_LEAK_CHECK	1
+#endif
+#endif
+#ifdef CHILD_LEAK_CHECK
+#include <sanitizer/lsan_interface.h>
+#endif
+
 static void	child_read_cb(struct bufferevent *, void *);
 static void	child_event_cb(struct bufferevent *, short, void *);
 static void	child_respawn_cb(evutil_socket_t, short, void *);
@@ -58,6 +74,7 @@ sup_child_new(struct sup *sup, size_t index)
 	c->index = index;
 	c->name = xstrdup(sup->conf->resources[index].name);
 	c->fingerprint = conf_resource_fingerprint(sup->conf, index);
+	c->bound = sup->conf->resources[index].max_instances;
 	c->backoff_ms = SUP_BACKOFF_MIN_MS;
 	c->log_level = -1;
 	c->ev_respawn = evtimer_new(sup->base, child_respawn_cb, c);
@@ -114,6 +131,7 @@ child_become_worker(struct sup_child *c, int fd)
 	sigset_t		 set;
 	size_t			 i;
 	pid_t			 parent = getppid();
+	int			 rc;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = SIG_DFL;
@@ -133,7 +151,11 @@ child_become_worker(struct sup_child *c, int fd)
 	close_range(4, ~0U, 0);
 	log_set_sink(NULL, NULL);
 	log_set_procname(c->name);
-	_exit(worker_main(c->sup->conf, c->index, 3));
+	rc = worker_main(c->sup->conf, c->index, 3);
+#ifdef CHILD_LEAK_CHECK
+	__lsan_do_leak_check();
+#endif
+	_exit(rc);
 }
 
 void
@@ -168,7 +190,6 @@ sup_child_spawn(struct sup_child *c)
 	c->started_mono = mono_ms();
 	c->started_ms = now_ms();
 	c->replace = 0;
-	c->granted = 0;
 	c->bev = bufferevent_socket_new(sup->base, sv[0],
 	    BEV_OPT_CLOSE_ON_FREE);
 	bufferevent_setcb(c->bev, child_read_cb, NULL, child_event_cb, c);
@@ -285,9 +306,9 @@ child_state(struct sup_child *c, struct proto_msg *m)
 	c->snapshot = m->body;
 	m->body = NULL;
 	c->snapshot_ms = now_ms();
-	/* The snapshot counts what the grants launched. */
-	c->granted = 0;
+	sup_global_child_state(c);
 	metrics_snapshot(c);
+	sup_global_counts_changed(c->sup);
 }
 
 static void
@@ -412,9 +433,11 @@ child_exited(struct sup_child *c, int status)
 	}
 	cJSON_Delete(c->snapshot);
 	c->snapshot = NULL;
+	sup_global_child_exited(c);
 	if (sup->shutting_down)
 		return;
 	if (c->removed) {
+		sup_global_child_removed(c);
 		logsink_forget(c->name);
 		sup_child_free(c);
 		return;

@@ -5,6 +5,7 @@
  * line, live ones too when it follows.  The socket is mode 0600, so only
  * its owner (and root) can use it.
  */
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -30,6 +31,7 @@
 #define CTL_DEFAULT_LINES	20
 
 struct ctl_conn {
+	TAILQ_ENTRY(ctl_conn)	 entry;
 	struct sup		*sup;
 	struct bufferevent	*bev;
 	void			*sub;
@@ -39,6 +41,8 @@ struct ctl_conn {
 
 static struct evconnlistener	*listener;
 static char			*socket_path;
+/* Every open connection, to be closed with the socket. */
+static TAILQ_HEAD(, ctl_conn)	 conns = TAILQ_HEAD_INITIALIZER(conns);
 
 static void	ctl_free(struct ctl_conn *);
 
@@ -271,6 +275,7 @@ ctl_event_cb(struct bufferevent *bev, short what, void *arg)
 static void
 ctl_free(struct ctl_conn *cc)
 {
+	TAILQ_REMOVE(&conns, cc, entry);
 	logsink_unsubscribe(cc->sub);
 	bufferevent_free(cc->bev);
 	free(cc);
@@ -288,6 +293,7 @@ ctl_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 	(void)sa;
 	(void)salen;
 	cc = xcalloc(1, sizeof(*cc));
+	TAILQ_INSERT_TAIL(&conns, cc, entry);
 	cc->sup = arg;
 	cc->uid = (uid_t)-1;
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0)
@@ -318,16 +324,22 @@ control_listen(struct sup *sup, const char *path, char *err, size_t errlen)
 	struct sockaddr_un	 sun;
 	mode_t			 old;
 	char			*dir;
+	size_t			 len;
 	int			 rc;
 
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
-	if (strlen(path) >= sizeof(sun.sun_path)) {
+	len = strlen(path);
+	if (len >= sizeof(sun.sun_path)) {
 		snprintf(err, errlen, "control socket path too long: %s",
 		    path);
 		return -1;
 	}
-	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+	/*
+	 * The length is known: a copy, not a snprintf that gcc's
+	 * -Wformat-truncation flags under -fsanitize=undefined.
+	 */
+	memcpy(sun.sun_path, path, len + 1);
 	/* another user's link in its place would take the chmod below */
 	dir = xstrdup(path);
 	rc = dir_check_private("control socket directory", dirname(dir), err,
@@ -358,9 +370,20 @@ control_listen(struct sup *sup, const char *path, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * At exit: what is still open (a "tail -f", the answer to "stop") gets
+ * what can be written at once, then is closed.
+ */
 void
 control_close(void)
 {
+	struct ctl_conn	*cc;
+
+	while ((cc = TAILQ_FIRST(&conns)) != NULL) {
+		evbuffer_write(bufferevent_get_output(cc->bev),
+		    bufferevent_getfd(cc->bev));
+		ctl_free(cc);
+	}
 	if (listener != NULL)
 		evconnlistener_free(listener);
 	listener = NULL;

@@ -103,8 +103,10 @@ struct mx_res {
 	struct mx_launch *launches;
 	size_t		 nlaunches;
 	double		 launched[MX_MARKETS];
+	double		 converted[2];	/* rollback, blackout */
 	double		 terminated[MX_REASONS];
 	double		 requeues;
+	double		 dropped[2];	/* state snapshots, logs */
 	struct mx_series series;
 	int		 seen;
 };
@@ -368,12 +370,16 @@ metrics_event(struct sup_child *c, const cJSON *ev)
 	struct mx_res	*r = mx_res_get(mx_get(c->sup), c->name);
 	const char	*name = mx_label(ev, "event"), *code;
 	int		 market = mx_market(mx_label(ev, "market"));
+	const cJSON	*conv;
 
 	if (name == NULL)
 		return;
 	if (strcmp(name, "launched") == 0 && market >= 0) {
 		mx_launch_slot(r, market, "ok")->n++;
 		r->launched[market] += QS_MIN(mx_num(ev, "count"), 1e6);
+		conv = cJSON_GetObjectItemCaseSensitive(ev, "converted");
+		r->converted[0] += QS_MIN(mx_num(conv, "rollback"), 1e6);
+		r->converted[1] += QS_MIN(mx_num(conv, "blackout"), 1e6);
 	} else if (strcmp(name, "launch_failed") == 0 && market >= 0) {
 		code = mx_label(ev, "code");
 		mx_launch_slot(r, market, code != NULL ? code :
@@ -382,12 +388,28 @@ metrics_event(struct sup_child *c, const cJSON *ev)
 		mx_terminated(r, mx_label(ev, "reason"));
 	else if (strcmp(name, "requeued") == 0)
 		r->requeues++;
+	else if (strcmp(name, "messages_dropped") == 0) {
+		r->dropped[0] += mx_num(ev, "snapshots");
+		r->dropped[1] += mx_num(ev, "logs");
+	}
 }
 
 void
 metrics_duplicate_task(struct sup *sup)
 {
 	mx_get(sup)->duplicates++;
+}
+
+/* A spot blackout holds somewhere: the global one, or a resource's. */
+static int
+mx_blackout_any(struct sup *sup)
+{
+	struct sup_child	*c;
+
+	TAILQ_FOREACH(c, &sup->children, entry)
+		if (sup_global_blackout_of(c)->active)
+			return 1;
+	return sup->blackout.active;
 }
 
 /* ---- time series ---- */
@@ -508,9 +530,10 @@ metrics_sample(struct sup *sup, int64_t now)
 			sum_max += cr->max_instances;
 		mx_series_add(&mx_res_get(m, c->name)->series, now, v);
 	}
+	g[MXG_IN_USE] += sup->orphans.live;
 	g[MXG_CAP] = sup->conf->max_instances_total > 0 ?
 	    sup->conf->max_instances_total : sum_max;
-	g[MXG_BLACKOUT] = sup->blackout.active;
+	g[MXG_BLACKOUT] = mx_blackout_any(sup);
 	mx_series_add(&m->global, now, g);
 }
 
@@ -800,6 +823,16 @@ px_events(FILE *f, struct sup *sup, struct metrics *m)
 		px_sample(f, "qscale_requeues_total",
 		    mx_res_get(m, c->name)->requeues, "resource", c->name,
 		    NULL);
+	px_family(f, "qscale_child_messages_dropped_total", "counter",
+	    "Messages a worker process dropped while the supervisor did not "
+	    "read them, by kind (older state snapshots, log lines).");
+	TAILQ_FOREACH(c, &sup->children, entry) {
+		r = mx_res_get(m, c->name);
+		px_sample(f, "qscale_child_messages_dropped_total",
+		    r->dropped[0], "resource", c->name, "kind", "state", NULL);
+		px_sample(f, "qscale_child_messages_dropped_total",
+		    r->dropped[1], "resource", c->name, "kind", "log", NULL);
+	}
 }
 
 /* The counters of every process of the resource so far. */
@@ -936,7 +969,68 @@ px_process(FILE *f, struct sup *sup, struct metrics *m)
 	}
 }
 
+/*
+ * The spot blackout (global, and where it holds, until when) and the
+ * launches it and spot_rollback_timeout turned to on-demand.
+ */
+static void
+px_spot(FILE *f, struct sup *sup, struct metrics *m)
+{
+	static const char *const why[2] = { "rollback", "blackout" };
+	const struct sup_blackout	*b;
+	struct sup_child		*c;
+	struct mx_res			*r;
+	int				 k;
+
+	px_family(f, "qscale_spot_blackout_active", "gauge", "1 while a spot "
+	    "capacity failure keeps spot launches on-demand (every "
+	    "resource's, or with spot_blackout_scope \"resource\" one's).");
+	px_sample(f, "qscale_spot_blackout_active", mx_blackout_any(sup),
+	    NULL);
+	px_family(f, "qscale_spot_blackout_until_seconds", "gauge", "When "
+	    "the spot blackout that holds for the resource ends, in Unix "
+	    "seconds; 0: none.");
+	TAILQ_FOREACH(c, &sup->children, entry) {
+		b = sup_global_blackout_of(c);
+		px_sample(f, "qscale_spot_blackout_until_seconds", b->active ?
+		    (double)b->until_ms / 1000.0 : 0, "resource", c->name,
+		    NULL);
+	}
+	px_family(f, "qscale_spot_converted_instances_total", "counter",
+	    "Instances launched on-demand that would have been spot: after "
+	    "spot_rollback_timeout, or in a spot blackout.");
+	TAILQ_FOREACH(c, &sup->children, entry) {
+		r = mx_res_get(m, c->name);
+		for (k = 0; k < 2; k++)
+			px_sample(f, "qscale_spot_converted_instances_total",
+			    r->converted[k], "resource", c->name, "reason",
+			    why[k], NULL);
+	}
+}
+
 /* The whole exposition; the caller frees it. */
+/* Instances of resources no longer configured (orphan.c). */
+static void
+px_orphans(FILE *f, struct sup *sup)
+{
+	const struct sup_orphans *o = &sup->orphans;
+	size_t			 i;
+	int			 busy = 0;
+
+	for (i = 0; i < o->n; i++)
+		busy += *o->list[i].task != '\0';
+	px_family(f, "qscale_orphan_instances", "gauge", "Instances of "
+	    "resources no longer in the configuration, idle or busy; "
+	    "terminated once idle for max_idle_time.");
+	px_sample(f, "qscale_orphan_instances", (double)o->n - busy, "state",
+	    "idle", NULL);
+	px_sample(f, "qscale_orphan_instances", busy, "state", "busy", NULL);
+	px_family(f, "qscale_orphans_terminated_total", "counter", "Orphan "
+	    "instances terminated since the daemon started.");
+	px_sample(f, "qscale_orphans_terminated_total", (double)o->terminated,
+	    NULL);
+}
+
 char *
 metrics_render(struct sup *sup)
 {
@@ -951,13 +1045,11 @@ metrics_render(struct sup *sup)
 	px_events(f, sup, m);
 	px_api(f, sup, m);
 	px_process(f, sup, m);
-	px_family(f, "qscale_spot_blackout_active", "gauge", "1 while a spot "
-	    "capacity failure keeps every resource on on-demand.");
-	px_sample(f, "qscale_spot_blackout_active", sup->blackout.active,
-	    NULL);
+	px_spot(f, sup, m);
 	px_family(f, "qscale_duplicate_tasks_total", "counter", "Times one "
 	    "task was seen held by two workers.");
 	px_sample(f, "qscale_duplicate_tasks_total", m->duplicates, NULL);
+	px_orphans(f, sup);
 	if (fclose(f) != 0) {
 		free(buf);
 		return NULL;

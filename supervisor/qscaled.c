@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <libgen.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -140,8 +141,22 @@ load_or_die(const char *path)
 	}
 	conf_errors_clear(&errs);
 	for (i = 0; i < conf->warnings.n; i++)
-		fprintf(stderr, "warning: %s\n", conf->warnings.msg[i]);
+		fprintf(stderr, "%s\n", conf->warnings.msg[i]);
 	return conf;
+}
+
+/* The configuration's path, absolute, from the current directory. */
+static char *
+conf_path_absolute(const char *path)
+{
+	char	*abs, cwd[PATH_MAX];
+
+	if ((abs = realpath(path, NULL)) != NULL)
+		return abs;
+	if (path[0] == '/' || getcwd(cwd, sizeof(cwd)) == NULL)
+		return xstrdup(path);
+	xasprintf(&abs, "%s/%s", cwd, path);
+	return abs;
 }
 
 /* mkdir -p for the directory of a file, 0755. */
@@ -306,6 +321,7 @@ main(int argc, char **argv)
 
 		log_set_level(o.debug ? LOG_LVL_DEBUG : LOG_LVL_WARN);
 		rc = poll_dry_run(conf);
+		rc |= orphan_dry_run(conf);
 		conf_free(conf);
 		return rc;
 	}
@@ -324,18 +340,20 @@ main(int argc, char **argv)
 	if (make_parent(conf->control_socket) == -1)
 		fprintf(stderr, "qscaled: cannot create the directory of "
 		    "%s: %s\n", conf->control_socket, strerror(errno));
+	memset(&sup, 0, sizeof(sup));
+	/*
+	 * The daemon runs in /: a relative path must still reload, so it
+	 * is resolved here, before daemonize() changes directory.
+	 */
+	sup.conf_path = conf_path_absolute(o.conf_path);
 	pid_path = xstrdup(conf->pid_file);
 	pidfd = pidfile_lock(pid_path);
 	if (!o.foreground)
 		readyfd = daemonize();
 	pidfile_write(pidfd);
 
-	memset(&sup, 0, sizeof(sup));
 	TAILQ_INIT(&sup.children);
 	sup.conf = conf;
-	/* The daemon runs in /: a relative path must still reload. */
-	if ((sup.conf_path = realpath(o.conf_path, NULL)) == NULL)
-		sup.conf_path = xstrdup(o.conf_path);
 	sup.debug = o.debug;
 	sup.foreground = o.foreground;
 	sup.started_ms = now_ms();
@@ -361,8 +379,7 @@ main(int argc, char **argv)
 	logsink_set_stderr(o.debug);
 	log_set_stderr(0);
 	log_set_sink(logsink_sink, NULL);
-	for (size_t i = 0; i < conf->warnings.n; i++)
-		log_warnx("%s", conf->warnings.msg[i]);
+	conf_log_warnings(conf);
 	status_announce();
 	report_ready(readyfd, NULL);
 	if (!o.foreground && (devnull = open("/dev/null", O_WRONLY)) != -1) {

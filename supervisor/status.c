@@ -6,10 +6,11 @@
  *
  * It runs in the supervisor's loop, so it must never stall or break it:
  * every answer is built from memory, requests are small and bounded in
- * size and time, and past a number of open connections the listener
- * stops accepting until some close (the kernel's backlog holds them).  Every answer goes through the
- * masking that logs use.
+ * size and time, and the connections are bounded in number, in all and
+ * per address, a new one taking the place of the oldest (see below).
+ * Every answer goes through the masking that logs use.
  */
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
@@ -32,13 +33,17 @@
 #include "supervisor.h"
 #include "dashboard_assets.h"
 
-#define ST_MAX_CONNS		64
+#define ST_MAX_CONNS		64	/* open at once */
+#define ST_MAX_PER_PEER		16	/* from one address */
+#define ST_MAX_TRACKED		(2 * ST_MAX_CONNS) /* and closing */
+#define ST_REQUEST_MS		5000	/* first byte in to last out */
+#define ST_SHED_REPORT_MS	60000
 #define ST_MAX_HEADERS		(16 * 1024)
 #define ST_MAX_BODY		1024
 #define ST_TIMEOUT_S		10
-#define ST_BACKLOG		32
+#define ST_BACKLOG		128
 #define ST_READ_HIWAT		(64 * 1024)
-#define ST_SWEEP_MS		1000
+#define ST_SWEEP_MS		250
 #define ST_LOG_LINES		1000	/* kept for /api/log */
 #define ST_LOG_REPLY		500	/* most lines in one answer */
 #define ST_RANGE_DEFAULT_S	3600
@@ -47,6 +52,8 @@
 #define ST_CSP	"default-src 'none'; script-src 'self'; style-src 'self'; " \
 		"connect-src 'self'; img-src 'self' data:; base-uri 'none'; " \
 		"form-action 'none'; frame-ancestors 'none'"
+
+struct st_conn;
 
 struct st_asset {
 	const char		*path;
@@ -73,8 +80,13 @@ static struct {
 	struct event		*ev_sample;
 	struct event		*ev_sweep;
 	void			*log_sub;
-	struct bufferevent	*conns[ST_MAX_CONNS];
-	size_t			 nconns;
+	struct event		*ev_admit;
+	struct st_conn		*conns[ST_MAX_TRACKED];
+	size_t			 nconns;	/* with those closing */
+	size_t			 nlive;	/* admitted, not closing */
+	int			 shedding;	/* closing, reported */
+	uint64_t		 nshed;	/* closed since, unreported */
+	int64_t			 shed_since_ms;
 	int			 paused;	/* listener off: too many */
 	int			 closing;
 	int			 loopback;
@@ -91,24 +103,237 @@ static struct {
  * has freed it (its callbacks are cleared then) the sweep drops that
  * reference, which closes the socket, and counts it gone.  A read high
  * watermark bounds what a connection can buffer meanwhile.
+ *
+ * evhttp's timeout only bounds the time between two reads, so a client
+ * sending a byte now and then would hold its connection for ever.  Here
+ * the bytes coming in and going out are watched: a request is under way
+ * from its first byte (a new connection's first request: from its
+ * opening) until the last byte of its answer has gone, and one under way
+ * longer than ST_REQUEST_MS is closed.  A new connection always gets
+ * in: past ST_MAX_PER_PEER from its address, or past ST_MAX_CONNS in
+ * all, the oldest idle one (of that address, or of all) is closed, or
+ * when none is idle the one whose request has taken the longest.
+ * Closing is a shutdown(2) of the socket, which evhttp takes as the peer
+ * hanging up.
  */
+struct st_conn {
+	struct bufferevent		*bev;
+	struct evbuffer_cb_entry	*in_cb;
+	struct evbuffer_cb_entry	*out_cb;
+	struct sockaddr_storage		 peer;
+	int				 admitted;	/* peer known */
+	int				 closing;	/* shut down */
+	int				 reading;	/* a request came */
+	int64_t				 since_ms;	/* its clock */
+	int64_t				 idle_ms;	/* idle since */
+};
+
+static void
+st_in_cb(struct evbuffer *b, const struct evbuffer_cb_info *info, void *arg)
+{
+	struct st_conn	*c = arg;
+
+	(void)b;
+	if (info->n_added == 0 || c->reading)
+		return;
+	c->reading = 1;
+	if (c->since_ms == 0)
+		c->since_ms = mono_ms();
+}
+
+/* The answer is out: idle, unless the next request has begun. */
+static void
+st_out_cb(struct evbuffer *b, const struct evbuffer_cb_info *info,
+    void *arg)
+{
+	struct st_conn	*c = arg;
+
+	if (info->n_deleted == 0 || evbuffer_get_length(b) > 0)
+		return;
+	c->idle_ms = mono_ms();
+	c->reading = evbuffer_get_length(bufferevent_get_input(c->bev)) > 0;
+	c->since_ms = c->reading ? c->idle_ms : 0;
+}
+
+static void
+st_conn_close(struct st_conn *c, const char *why)
+{
+	evutil_socket_t	 fd = bufferevent_getfd(c->bev);
+	char		 host[NI_MAXHOST] = "?";
+
+	if (c->closing)
+		return;
+	c->closing = 1;
+	if (c->admitted)
+		st.nlive--;
+	if (fd != -1)
+		shutdown(fd, SHUT_RDWR);
+	if (c->admitted)
+		getnameinfo((struct sockaddr *)&c->peer, sizeof(c->peer),
+		    host, sizeof(host), NULL, 0, NI_NUMERICHOST);
+	if (st.shedding) {
+		st.nshed++;
+		log_debug("status server: closed a connection from %s: %s",
+		    host, why);
+		return;
+	}
+	log_warnx("status server: closed a connection from %s: %s; more "
+	    "such are counted and reported each minute", host, why);
+	st.shedding = 1;
+	st.shed_since_ms = mono_ms();
+}
+
+static void
+st_conn_free(struct st_conn *c)
+{
+	evbuffer_remove_cb_entry(bufferevent_get_input(c->bev), c->in_cb);
+	evbuffer_remove_cb_entry(bufferevent_get_output(c->bev), c->out_cb);
+	bufferevent_decref(c->bev);
+	free(c);
+}
+
+/* The address part of two peers, v4-mapped v6 taken as v4. */
+static int
+st_peer_key(const struct sockaddr_storage *ss, unsigned char key[16])
+{
+	const struct sockaddr_in	*in4 = (const void *)ss;
+	const struct sockaddr_in6	*in6 = (const void *)ss;
+
+	memset(key, 0, 16);
+	if (ss->ss_family == AF_INET) {
+		key[10] = key[11] = 0xff;
+		memcpy(key + 12, &in4->sin_addr, 4);
+	} else if (ss->ss_family == AF_INET6)
+		memcpy(key, &in6->sin6_addr, 16);
+	else
+		return -1;
+	return 0;
+}
+
+static int
+st_peer_same(const struct st_conn *a, const struct st_conn *b)
+{
+	unsigned char	 ka[16], kb[16];
+
+	if (st_peer_key(&a->peer, ka) == -1 || st_peer_key(&b->peer, kb) == -1)
+		return 0;
+	return memcmp(ka, kb, sizeof(ka)) == 0;
+}
+
+/*
+ * Idle, unless its request is waiting in the kernel, not read yet: a
+ * client that sent its request at once is not taken for a silent one.
+ */
+static int
+st_conn_idle(struct st_conn *c)
+{
+	evutil_socket_t	 fd;
+	int		 n = 0;
+
+	if (c->reading)
+		return 0;
+	if ((fd = bufferevent_getfd(c->bev)) != -1 &&
+	    ioctl(fd, FIONREAD, &n) == 0 && n > 0) {
+		c->reading = 1;
+		if (c->since_ms == 0)
+			c->since_ms = mono_ms();
+		return 0;
+	}
+	return 1;
+}
+
+/*
+ * The connection to close for room: the oldest idle one, else the one
+ * busy the longest; only among those like "like" when it is set.
+ */
+static struct st_conn *
+st_victim(const struct st_conn *like, const struct st_conn *spare)
+{
+	struct st_conn	*c, *idle = NULL, *busy = NULL;
+	size_t		 i;
+
+	for (i = 0; i < st.nconns; i++) {
+		c = st.conns[i];
+		if (c == spare || c->closing || !c->admitted ||
+		    (like != NULL && !st_peer_same(c, like)))
+			continue;
+		if (st_conn_idle(c)) {
+			if (idle == NULL || c->idle_ms < idle->idle_ms)
+				idle = c;
+		} else if (busy == NULL || c->since_ms < busy->since_ms)
+			busy = c;
+	}
+	return idle != NULL ? idle : busy;
+}
+
+static void
+st_admit_one(struct st_conn *c)
+{
+	struct st_conn	*v;
+	socklen_t	 len = sizeof(c->peer);
+	size_t		 i, same = 0;
+	evutil_socket_t	 fd = bufferevent_getfd(c->bev);
+
+	c->admitted = 1;
+	st.nlive++;
+	if (fd == -1 || getpeername(fd, (struct sockaddr *)&c->peer,
+	    &len) == -1) {
+		memset(&c->peer, 0, sizeof(c->peer));
+		return;
+	}
+	for (i = 0; i < st.nconns; i++)
+		if (st.conns[i] != c && !st.conns[i]->closing &&
+		    st.conns[i]->admitted && st_peer_same(st.conns[i], c))
+			same++;
+	if (same >= ST_MAX_PER_PEER && (v = st_victim(c, c)) != NULL)
+		st_conn_close(v, "too many connections from one address");
+	if (st.nlive > ST_MAX_CONNS && (v = st_victim(NULL, c)) != NULL)
+		st_conn_close(v, "too many connections");
+}
+
+static void	st_sweep(void);
+
+/* Once evhttp has given them their sockets: who they are from. */
+static void
+st_admit_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	size_t	 i;
+
+	(void)fd;
+	(void)ev;
+	(void)arg;
+	st_sweep();
+	for (i = 0; i < st.nconns; i++)
+		if (!st.conns[i]->admitted)
+			st_admit_one(st.conns[i]);
+}
+
 static void
 st_sweep(void)
 {
 	bufferevent_data_cb	 rd, wr;
 	bufferevent_event_cb	 ev;
 	void			*arg;
+	struct st_conn		*c;
+	int64_t			 now = mono_ms();
 	size_t			 i, j = 0;
 
 	for (i = 0; i < st.nconns; i++) {
-		bufferevent_getcb(st.conns[i], &rd, &wr, &ev, &arg);
-		if (rd == NULL && wr == NULL && ev == NULL)
-			bufferevent_decref(st.conns[i]);
-		else
-			st.conns[j++] = st.conns[i];
+		c = st.conns[i];
+		bufferevent_getcb(c->bev, &rd, &wr, &ev, &arg);
+		if (rd == NULL && wr == NULL && ev == NULL) {
+			if (!c->closing && c->admitted)
+				st.nlive--;
+			st_conn_free(c);
+			continue;
+		}
+		if (c->admitted && c->since_ms != 0 &&
+		    now - c->since_ms > ST_REQUEST_MS)
+			st_conn_close(c, "request not complete in time");
+		st.conns[j++] = c;
 	}
 	st.nconns = j;
-	if (st.paused && !st.closing && st.nconns < ST_MAX_CONNS) {
+	if (st.paused && !st.closing && st.nconns < ST_MAX_TRACKED) {
 		st.paused = 0;
 		evconnlistener_enable(st.listener);
 	}
@@ -118,23 +343,52 @@ static struct bufferevent *
 st_bev_cb(struct event_base *base, void *arg)
 {
 	struct bufferevent	*bev;
+	struct st_conn		*c;
 
 	(void)arg;
-	st_sweep();
 	if ((bev = bufferevent_socket_new(base, -1,
 	    BEV_OPT_CLOSE_ON_FREE)) == NULL)
 		return NULL;
 	bufferevent_setwatermark(bev, EV_READ, 0, ST_READ_HIWAT);
-	if (st.nconns >= ST_MAX_CONNS)	/* accepted while pausing */
+	if (st.nconns >= ST_MAX_TRACKED)	/* accepted while pausing */
 		return bev;
+	c = xcalloc(1, sizeof(*c));
+	c->bev = bev;
+	c->since_ms = c->idle_ms = mono_ms();	/* the first request's */
+	c->in_cb = evbuffer_add_cb(bufferevent_get_input(bev), st_in_cb, c);
+	c->out_cb = evbuffer_add_cb(bufferevent_get_output(bev), st_out_cb,
+	    c);
 	bufferevent_incref(bev);
-	st.conns[st.nconns++] = bev;
-	if (st.nconns >= ST_MAX_CONNS && !st.paused) {
+	st.conns[st.nconns++] = c;
+	event_active(st.ev_admit, EV_TIMEOUT, 0);
+	if (st.nconns >= ST_MAX_TRACKED && !st.paused) {
 		/* the kernel's backlog holds the next ones */
 		st.paused = 1;
 		evconnlistener_disable(st.listener);
 	}
 	return bev;
+}
+
+/*
+ * Connections closed for being slow or too many: the first is logged,
+ * the next ones counted and said once a minute while it goes on.
+ */
+static void
+st_shed_report(void)
+{
+	int64_t	 now = mono_ms();
+
+	if (!st.shedding || now - st.shed_since_ms < ST_SHED_REPORT_MS)
+		return;
+	if (st.nshed == 0) {
+		st.shedding = 0;
+		return;
+	}
+	log_warnx("status server: closed %llu more connection%s in the "
+	    "last minute, too slow or too many",
+	    (unsigned long long)st.nshed, st.nshed == 1 ? "" : "s");
+	st.nshed = 0;
+	st.shed_since_ms = now;
 }
 
 static void
@@ -144,6 +398,7 @@ st_sweep_cb(evutil_socket_t fd, short ev, void *arg)
 	(void)ev;
 	(void)arg;
 	st_sweep();
+	st_shed_report();
 }
 
 /* ---- the console log's last lines, numbered ---- */
@@ -517,6 +772,7 @@ status_listen(struct sup *sup, const char *listen, char *err, size_t errlen)
 	timer_add_ms(st.ev_sample, METRICS_FINE_STEP_MS);
 	st.ev_sweep = event_new(sup->base, -1, EV_PERSIST, st_sweep_cb, NULL);
 	timer_add_ms(st.ev_sweep, ST_SWEEP_MS);
+	st.ev_admit = event_new(sup->base, -1, 0, st_admit_cb, NULL);
 	metrics_sample(sup, now_ms());
 	return 0;
 }
@@ -549,6 +805,8 @@ status_close(void)
 		event_free(st.ev_sample);
 	if (st.ev_sweep != NULL)
 		event_free(st.ev_sweep);
+	if (st.ev_admit != NULL)
+		event_free(st.ev_admit);
 	if (st.http != NULL)
 		evhttp_free(st.http);	/* frees the listener too */
 	st_sweep();		/* evhttp has freed every connection */

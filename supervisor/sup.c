@@ -160,12 +160,14 @@ sup_reload_children(struct sup *sup)
 			if (c->pid != 0)
 				sup_child_stop(c);
 			else {
+				sup_global_child_removed(c);
 				logsink_forget(c->name);
 				sup_child_free(c);
 			}
 			continue;
 		}
 		c->index = (size_t)(r - conf->resources);
+		c->bound = r->max_instances;
 		fp = conf_resource_fingerprint(conf, c->index);
 		if (strcmp(fp, c->fingerprint) == 0 &&
 		    c->state != CHILD_DISABLED) {
@@ -223,9 +225,8 @@ sup_reload(struct sup *sup, char **err)
 		return -1;
 	}
 	conf_errors_clear(&errs);
-	for (i = 0; i < conf->warnings.n; i++)
-		log_warnx("%s", conf->warnings.msg[i]);
 	conf_register_secrets(conf);
+	conf_log_warnings(conf);
 	sup->conf = conf;
 	sup->reloads++;
 	sup->last_reload_error[0] = '\0';
@@ -244,6 +245,7 @@ sup_reload(struct sup *sup, char **err)
 				sup_child_set_log_level(c, conf->log_level);
 	}
 	sup_reload_children(sup);
+	orphan_start(sup);	/* with the new name, keys and resources */
 	sup_report_env(sup, &env);
 	sup->report = report_reload(sup->report, &env, conf);
 	conf_free(old);
@@ -290,14 +292,24 @@ sup_tick_cb(evutil_socket_t fd, short ev, void *arg)
 static cJSON *
 child_status_json(struct sup_child *c)
 {
-	const struct conf_resource *r = &c->sup->conf->resources[c->index];
+	const struct conf_resource *r = NULL;
 	cJSON	*o = cJSON_CreateObject();
 
+	/*
+	 * A resource a reload removed is no longer in the configuration,
+	 * and its index is stale, until its process has stopped.
+	 */
+	if (!c->removed && c->index < c->sup->conf->nresources)
+		r = &c->sup->conf->resources[c->index];
 	cJSON_AddStringToObject(o, "name", c->name);
-	cJSON_AddStringToObject(o, "queue", r->queue);
-	cJSON_AddStringToObject(o, "instance_type", r->instance_type);
-	cJSON_AddBoolToObject(o, "spot", r->spot);
-	cJSON_AddNumberToObject(o, "max_instances", r->max_instances);
+	cJSON_AddStringToObject(o, "queue", r != NULL ? r->queue : "");
+	cJSON_AddStringToObject(o, "instance_type",
+	    r != NULL ? r->instance_type : "");
+	cJSON_AddBoolToObject(o, "spot", r != NULL && r->spot);
+	cJSON_AddNumberToObject(o, "max_instances",
+	    r != NULL ? r->max_instances : 0);
+	if (c->removed)
+		cJSON_AddBoolToObject(o, "removed", 1);
 	cJSON_AddNumberToObject(o, "pid", c->pid);
 	cJSON_AddStringToObject(o, "state", sup_child_state_name(c->state));
 	cJSON_AddNumberToObject(o, "restarts", c->restarts);
@@ -306,6 +318,7 @@ child_status_json(struct sup_child *c)
 	cJSON_AddNumberToObject(o, "last_exit_time", (double)c->last_exit_ms);
 	cJSON_AddStringToObject(o, "log_level", log_level_name(
 	    c->log_level >= 0 ? c->log_level : c->sup->conf->log_level));
+	cJSON_AddItemToObject(o, "blackout", sup_global_blackout_json(c));
 	if (c->snapshot != NULL)
 		cJSON_AddItemToObject(o, "worker",
 		    cJSON_Duplicate(c->snapshot, 1));
@@ -330,6 +343,7 @@ sup_status_json(struct sup *sup)
 	cJSON_AddStringToObject(o, "last_reload_error",
 	    sup->last_reload_error);
 	cJSON_AddItemToObject(o, "global", sup_global_status(sup));
+	cJSON_AddItemToObject(o, "orphans", orphan_status_json(sup));
 	if (sup->report != NULL)
 		cJSON_AddItemToObject(o, "report",
 		    report_status_json(sup->report));
@@ -362,6 +376,7 @@ sup_run(struct sup *sup)
 	    sup->conf->nresources == 1 ? "" : "s", sup->conf_path);
 	for (i = 0; i < sup->conf->nresources; i++)
 		sup_child_spawn(sup_child_new(sup, i));
+	orphan_start(sup);
 	/* after the first fork: no worker process starts with its state */
 	sup_report_env(sup, &env);
 	sup->report = report_start(&env, sup->conf);
@@ -377,11 +392,15 @@ sup_run(struct sup *sup)
 		}
 	report_finish(sup->report);
 	sup->report = NULL;
+	orphan_stop(sup);
+	orphan_list_clear(&sup->orphans);
 	while ((c = TAILQ_FIRST(&sup->children)) != NULL)
 		sup_child_free(c);
 	for (i = 0; i < QS_ARRAYLEN(sigs); i++)
 		event_free(sup->ev_signals[i]);
 	event_free(sup->ev_tick);
+	if (sup->ev_blackout != NULL)
+		event_free(sup->ev_blackout);
 	if (sup->ev_stop_timer != NULL)
 		event_free(sup->ev_stop_timer);
 	log_info("stopped");

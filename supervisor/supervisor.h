@@ -39,6 +39,20 @@ enum sup_child_state {
 	CHILD_DISABLED,		/* exited with code 2: not respawned */
 };
 
+/* How the supervisor knows a resource's live instances. */
+enum sup_live_known {
+	LIVE_UNKNOWN,		/* never counted since it was started */
+	LIVE_CARRIED,		/* what a process that exited left */
+	LIVE_SEEN,		/* read from EC2 by the running process */
+};
+
+struct sup_blackout {
+	int			 active;
+	int64_t			 until_ms;
+	char			 origin[80];	/* resource that failed */
+	char			 reason[160];
+};
+
 struct sup_child {
 	TAILQ_ENTRY(sup_child)	 entry;
 	struct sup		*sup;
@@ -62,14 +76,47 @@ struct sup_child {
 	cJSON			*snapshot;	/* last MSG_STATE body */
 	int64_t			 snapshot_ms;
 	int			 granted;	/* launches granted, not seen */
+	/* the global cap's count: see global.c */
+	int			 live;		/* instances last known live */
+	int			 bound;		/* max_instances: if unknown */
+	enum sup_live_known	 live_known;
+	int64_t			 req_id;	/* launch request waiting */
+	int			 req_want;	/* 0: none */
+	int64_t			 req_mono;
+	struct sup_blackout	 blackout;	/* spot_blackout_scope
+						   "resource": its own */
 };
 TAILQ_HEAD(sup_children, sup_child);
 
-struct sup_blackout {
-	int			 active;
-	int64_t			 until_ms;
-	char			 origin[80];	/* resource that failed */
-	char			 reason[160];
+/* Instances of resources the configuration no longer has: orphan.c */
+struct sup_orphan {
+	char			*id;		/* instance id */
+	char			*resource;	/* its qscale:resource tag */
+	char			*type;		/* instance type */
+	char			*state;		/* EC2 state */
+	char			*worker;	/* its ClearML worker, or "" */
+	char			*task;		/* the task it runs, or "" */
+	int64_t			 launch_ms;
+	int64_t			 seen_ms;	/* first seen as an orphan */
+	int64_t			 idle_since_ms;	/* 0: busy */
+	int			 terminating;
+	int			 term_sent;
+	int			 alive;		/* in the last read */
+	int			 fresh;		/* new in the last read */
+};
+
+struct sup_orphans {
+	int			 known;		/* read since start, removal */
+	int			 live;		/* at the last read */
+	int			 carried;	/* removed, not yet read */
+	uint64_t		 gen;		/* bumped by each removal */
+	struct sup_orphan	*list;
+	size_t			 n;
+	uint64_t		 terminated;	/* since start */
+	int64_t			 last_read_ms;
+	char			 last_error[256];
+	int			 failing;	/* said so in the log */
+	void			*watch;		/* orphan.c's state */
 };
 
 struct sup {
@@ -84,12 +131,14 @@ struct sup {
 	struct event		*ev_signals[5];
 	struct event		*ev_stop_timer;
 	struct event		*ev_tick;
+	struct event		*ev_blackout;	/* its end; NULL until one */
 	struct sup_blackout	 blackout;
 	struct report		*report;	/* report.c; NULL: off */
 	int			 reloads;
 	int			 reload_failures;
 	char			 last_reload_error[512];
 	struct metrics		*metrics;	/* metrics.c; NULL until used */
+	struct sup_orphans	 orphans;
 };
 
 /* sup.c */
@@ -113,10 +162,41 @@ const char	*sup_child_state_name(enum sup_child_state);
 int		 sup_children_alive(struct sup *);
 
 /* global.c */
+#define SUP_GRANT_WAIT_MS	3000	/* for unknown counts; < the worker's */
 void		 sup_global_message(struct sup_child *, struct proto_msg *);
+void		 sup_global_child_state(struct sup_child *);
+void		 sup_global_child_exited(struct sup_child *);
+void		 sup_global_child_removed(struct sup_child *);
+void		 sup_global_counts_changed(struct sup *);
 void		 sup_global_tick(struct sup *);
 void		 sup_global_child_started(struct sup_child *);
 cJSON		*sup_global_status(struct sup *);
+const struct sup_blackout *sup_global_blackout_of(const struct sup_child *);
+cJSON		*sup_global_blackout_json(const struct sup_child *);
+
+/* orphan.c: instances of resources no longer configured */
+struct ec2_instance;
+struct cml_worker;
+struct orphan_seen {
+	char			*id;
+	char			*resource;
+	char			*type;
+	char			*state;
+	int64_t			 launch_ms;
+};
+int		 orphan_update(struct sup_orphans *, const struct orphan_seen *,
+		    size_t, const struct cml_worker *, size_t, int,
+		    const char *, int64_t, int64_t);
+void		 orphan_sweep(struct sup_orphans *);
+void		 orphan_list_clear(struct sup_orphans *);
+void		 orphan_seen_clear(struct orphan_seen *, size_t);
+size_t		 orphan_pick(const struct qscale_conf *,
+		    const struct ec2_instance *, size_t, struct orphan_seen **);
+void		 orphan_start(struct sup *);
+void		 orphan_stop(struct sup *);
+void		 orphan_read_soon(struct sup *);
+cJSON		*orphan_status_json(struct sup *);
+int		 orphan_dry_run(const struct qscale_conf *);
 
 /* report.c: the autoscaler as a task in its ClearML server */
 #define REPORT_MIN_INTERVAL_MS	10000	/* polling_interval, at least */

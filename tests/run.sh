@@ -3,7 +3,10 @@
 # (tests/integration/*.t, each printing TAP), shows the output of whatever
 # failed, and ends with one summary line: "N passed, N failed".
 #
-#   tests/run.sh unit|integration|all BUILD_DIR [PATTERN]
+#   tests/run.sh unit|integration|all|asan|soak BUILD_DIR [PATTERN]
+#
+# asan: the unit tests, then tests/sanitize/*.t (BUILD_DIR is a sanitizer
+# build); soak: the long regression runs, tests/soak/*.t.
 #
 # Integration tests mostly wait on servers and timers, so several run at
 # once (QSCALE_TEST_JOBS, default 3); one whose file holds the line
@@ -98,12 +101,19 @@ reap() {
 	for pid in "${!running[@]}"; do
 		kill -0 "$pid" 2>/dev/null && continue
 		wait "$pid" 2>/dev/null
-		report "integration/${running[$pid]}" "$logs/${running[$pid]}.log"
+		report "$tdir/${running[$pid]}" "$logs/${running[$pid]}.log"
 		unset "running[$pid]"
 	done
 }
 
-if [ "$what" = unit ] || [ "$what" = all ]; then
+case $what in
+integration|all) tdir=integration ;;
+asan) tdir=sanitize ;;
+soak) tdir=soak ;;
+*) tdir="" ;;
+esac
+
+if [ "$what" = unit ] || [ "$what" = all ] || [ "$what" = asan ]; then
 	for t in "$build"/tests/test_*; do
 		[ -x "$t" ] || continue
 		n=$(basename "$t")
@@ -113,10 +123,10 @@ if [ "$what" = unit ] || [ "$what" = all ]; then
 	done
 fi
 
-if [ "$what" = integration ] || [ "$what" = all ]; then
+if [ -n "$tdir" ]; then
 	parallel=()
 	serial=()
-	for t in "$top"/tests/integration/*.t; do
+	for t in "$top/tests/$tdir"/*.t; do
 		[ -f "$t" ] || continue
 		matches "$(basename "$t" .t)" || continue
 		if grep -q '^# qscale-test: serial' "$t"; then
@@ -129,7 +139,7 @@ if [ "$what" = integration ] || [ "$what" = all ]; then
 	for t in "${serial[@]}"; do
 		n=$(basename "$t" .t)
 		run_test "$logs/$n.log" "$t"
-		report "integration/$n" "$logs/$n.log"
+		report "$tdir/$n" "$logs/$n.log"
 	done
 fi
 

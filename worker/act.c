@@ -17,6 +17,15 @@
 #include "proto.h"
 #include "worker.h"
 
+/*
+ * Every line this file logs at INFO or WARN is about an action (a launch,
+ * a termination, a re-queue, an adoption): it reaches the supervisor even
+ * after it has stopped reading for a while, when other lines may be
+ * dropped (proto.h, struct proto_outq).
+ */
+#define log_info(...)	worker_log_action(LOG_LVL_INFO, __VA_ARGS__)
+#define log_warnx(...)	worker_log_action(LOG_LVL_WARN, __VA_ARGS__)
+
 #define CONSOLE_MAX_LINES	60
 
 struct act_launch {
@@ -27,6 +36,8 @@ struct act_launch {
 	size_t		 nsubnets;	/* 0: by availability zone */
 	int		 spot_failures;
 	int		 attempts;
+	int		 by_rollback;	/* on-demand instead of spot */
+	int		 by_blackout;
 	char		 last_code[96];
 };
 
@@ -70,11 +81,61 @@ act_stopping(const struct wpoll *p)
 
 /* ---- launches ---- */
 
+/* The first of its cause in an episode is a warning; the rest counted. */
+static void
+act_spot_error(struct wpoll *p, const struct ec2_error *err,
+    const char *text)
+{
+	p->count.errors++;
+	if (spot_warn_note(&p->spot_warns, err->code, err->request_id,
+	    now_ms()))
+		log_warnx("%s; until the spot blackout is over or spot "
+		    "capacity is back, further spot capacity errors of this "
+		    "kind are counted, not logged one by one", text);
+	else
+		log_debug("%s", text);
+}
+
+/* The episode of spot capacity errors is over: sum up what was counted. */
+void
+act_spot_episode_end(struct wpoll *p, const char *why)
+{
+	char	 line[1024];
+
+	if (spot_warn_end(&p->spot_warns, why, line, sizeof(line)) > 0)
+		log_info("%s", line);
+}
+
 static int
 act_launch_is_spot_capacity(const struct ec2_error *err, int spot)
 {
 	return spot && (err->cls == EC2_ERR_SPOT_CAPACITY ||
 	    err->cls == EC2_ERR_CAPACITY);
+}
+
+/*
+ * Of n on-demand instances launched, those that would have been spot:
+ * counted (the rollback's first), and said in the launched event.
+ */
+static void
+act_launch_converted(struct act_launch *l, int n, cJSON *o)
+{
+	struct wpoll	*p = l->p;
+	cJSON		*c;
+	int		 r, b;
+
+	r = QS_MIN(n, l->by_rollback);
+	b = QS_MIN(n - r, l->by_blackout);
+	if (r + b == 0)
+		return;
+	l->by_rollback -= r;
+	l->by_blackout -= b;
+	p->count.converted_rollback += (uint64_t)r;
+	p->count.converted_blackout += (uint64_t)b;
+	p->last_converted_ms = now_ms();
+	c = cJSON_AddObjectToObject(o, "converted");
+	cJSON_AddNumberToObject(c, "rollback", r);
+	cJSON_AddNumberToObject(c, "blackout", b);
 }
 
 static void
@@ -99,6 +160,8 @@ act_launch_ok(struct act_launch *l, const struct ec2_instance *in, size_t n,
 	}
 	p->count.launched += n;
 	plan_memory_backoff(&p->mem, now_ms(), 0);
+	if (l->spot)
+		act_spot_episode_end(p, "spot capacity is back");
 	log_info("launched %zu %s instance%s%s%s: %s", n, l->spot ? "spot" :
 	    "on-demand", n == 1 ? "" : "s", subnet != NULL ? " in " : "",
 	    subnet != NULL ? subnet : "", list);
@@ -106,6 +169,7 @@ act_launch_ok(struct act_launch *l, const struct ec2_instance *in, size_t n,
 	cJSON_AddStringToObject(o, "market", l->spot ? "spot" : "on-demand");
 	cJSON_AddStringToObject(o, "subnet", subnet != NULL ? subnet : "");
 	cJSON_AddStringToObject(o, "result", "ok");
+	act_launch_converted(l, (int)n, o);
 	poll_event(p, "launched", o);
 	l->remaining -= (int)n;
 }
@@ -136,19 +200,23 @@ act_launch_error(struct act_launch *l, const struct ec2_error *err,
 	struct wpoll	*p = l->p;
 	int64_t		 base = p->w->conf->polling_interval;
 
+	char		 text[1024];
+
 	p->count.launch_errors++;
 	snprintf(l->last_code, sizeof(l->last_code), "%s", err->code);
 	act_launch_failed_event(l, err, subnet);
-	poll_error(p, "RunInstances%s%s (%s, %d instance%s): %s %s: %s%s%s",
-	    subnet != NULL ? " in " : "", subnet != NULL ? subnet : "",
-	    l->spot ? "spot" : "on-demand", l->remaining,
+	snprintf(text, sizeof(text), "RunInstances%s%s (%s, %d instance%s): "
+	    "%s %s: %s%s%s", subnet != NULL ? " in " : "", subnet != NULL ?
+	    subnet : "", l->spot ? "spot" : "on-demand", l->remaining,
 	    l->remaining == 1 ? "" : "s", ec2_err_class_name(err->cls),
 	    err->code, err->message, err->request_id[0] != '\0' ?
 	    " request " : "", err->request_id);
 	if (act_launch_is_spot_capacity(err, l->spot)) {
+		act_spot_error(p, err, text);
 		l->spot_failures++;
 		return 1;
 	}
+	poll_error(p, "%s", text);
 	switch (err->cls) {
 	case EC2_ERR_CAPACITY:
 	case EC2_ERR_NOT_FOUND:
@@ -195,7 +263,7 @@ act_launch_cb(const struct ec2_error *err, const struct ec2_instance *in,
 	    l->spot_failures == l->attempts) {
 		cJSON *o = cJSON_CreateObject();
 
-		plan_memory_spot_failed(&l->p->mem, now_ms());
+		plan_memory_spot_failed(&l->p->mem, now_ms(), l->remaining);
 		cJSON_AddStringToObject(o, "code", l->last_code);
 		poll_event(l->p, "spot_failure", o);
 	}
@@ -241,9 +309,18 @@ act_launch(struct wpoll *p, const struct plan_action *a)
 	l->p = p;
 	l->remaining = a->count;
 	l->spot = a->spot;
+	l->by_rollback = a->by_rollback;
+	l->by_blackout = a->by_blackout;
 	l->nsubnets = QS_MAX(p->w->res->nsubnets, 1);
-	log_info("launching %d %s instance%s: %s", a->count, a->spot ?
-	    "spot" : "on-demand", a->count == 1 ? "" : "s", a->why);
+	/* the attempt gave spot up: its refusals are counted now */
+	if (!a->spot && p->w->res->spot && a->by_rollback > 0)
+		act_spot_episode_end(p, "launching on-demand instead");
+	log_info("launching %d %s instance%s: %s%s%s", a->count, a->spot ?
+	    "spot" : "on-demand", a->count == 1 ? "" : "s", a->why,
+	    a->converted[0] != '\0' ? "; " : "", a->converted);
+	if (a->converted[0] != '\0')
+		snprintf(p->last_converted, sizeof(p->last_converted), "%d %s",
+		    a->by_rollback + a->by_blackout, a->converted);
 	p->act_ops++;
 	act_launch_next(l);
 }

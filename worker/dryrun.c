@@ -51,9 +51,11 @@ dry_print_plan(const struct wpoll *p)
 		a = &p->out.actions[i];
 		switch (a->type) {
 		case PLAN_LAUNCH:
-			printf("  would launch %d %s instance%s (%s)\n",
+			printf("  would launch %d %s instance%s (%s%s%s)\n",
 			    a->count, a->spot ? "spot" : "on-demand",
-			    a->count == 1 ? "" : "s", a->why);
+			    a->count == 1 ? "" : "s", a->why,
+			    a->converted[0] != '\0' ? "; " : "",
+			    a->converted);
 			break;
 		case PLAN_TERMINATE:
 			printf("  would terminate %s (%s): %s\n", a->instance,

@@ -144,6 +144,8 @@ launch_spec_build(struct ec2_launch *l, const struct qscale_conf *c,
 	l->ebs_device = r->ebs.device;
 	l->ebs_size_gb = r->ebs.size_gb;
 	l->ebs_type = r->ebs.type;
+	l->ebs_iops = r->ebs.iops;
+	l->ebs_throughput = r->ebs.throughput;
 	launch_tags(l, c, r);
 	l->spot = spot;
 	l->client_token = client_token;

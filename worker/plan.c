@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common.h"
 #include "worker.h"
@@ -104,8 +105,10 @@ plan_conf_from(struct plan_conf *pc, const struct qscale_conf *conf,
 	pc->max_instances = r->max_instances;
 	pc->spot = r->spot;
 	pc->max_requeues = conf->max_requeues;
-	pc->max_idle_ms = conf->max_idle_time;
-	pc->max_spin_up_ms = conf->max_spin_up_time;
+	pc->max_idle_ms = r->max_idle_time >= 0 ? r->max_idle_time :
+	    conf->max_idle_time;
+	pc->max_spin_up_ms = r->max_spin_up_time >= 0 ? r->max_spin_up_time :
+	    conf->max_spin_up_time;
 	pc->vanished_grace_ms = conf->vanished_worker_grace;
 	pc->spot_rollback_ms = r->spot_rollback_timeout;
 	pc->polling_ms = conf->polling_interval;
@@ -161,13 +164,19 @@ plan_memory_launched(struct plan_memory *mem, const char *id, int spot,
 		return;
 	/* spot capacity came back: the rollback clock starts over */
 	mem->spot_failure_ms = 0;
+	mem->spot_attempt = 0;
 }
 
+/*
+ * A spot launch of count instances met a capacity failure: that attempt
+ * retries spot until spot_rollback_timeout from its first failure.
+ */
 void
-plan_memory_spot_failed(struct plan_memory *mem, int64_t now)
+plan_memory_spot_failed(struct plan_memory *mem, int64_t now, int count)
 {
 	if (mem->spot_failure_ms == 0)
 		mem->spot_failure_ms = now;
+	mem->spot_attempt = QS_MAX(mem->spot_attempt, QS_MAX(count, 1));
 }
 
 /* A launch error that retrying at once would only repeat. */
@@ -736,22 +745,111 @@ plan_count(const struct plan_obs *obs, const struct plan_conf *pc,
 	}
 }
 
+/* "12:04:05Z": a time of day for the log, from epoch ms. */
+static void
+plan_clock(int64_t ms, char *buf, size_t len)
+{
+	time_t		 t = (time_t)(ms / 1000);
+	struct tm	 tm;
+
+	if (gmtime_r(&t, &tm) == NULL)
+		snprintf(buf, len, "?");
+	else
+		strftime(buf, len, "%H:%M:%SZ", &tm);
+}
+
+/*
+ * The spot rules of the ClearML app (DESIGN 4).  The attempt that met a
+ * spot failure (its spot_attempt instances) retries spot until
+ * spot_rollback_timeout has passed since that failure, then launches
+ * on-demand.  While a blackout is on for this resource, every additional
+ * launch that would be spot is on-demand at once, here too.  Splits the
+ * n launches of this poll into a spot and an on-demand action.
+ */
+static void
+plan_spot_split(const struct plan_obs *obs, const struct plan_conf *pc,
+    struct plan_memory *mem, int n, struct plan_action *sp,
+    struct plan_action *od)
+{
+	int64_t	 now = obs->now_ms;
+	int	 attempt = 0, rolled_back;
+	char	 t1[16], t2[16];
+
+	sp->count = od->count = 0;
+	if (!pc->spot) {
+		od->count = n;
+		return;
+	}
+	if (mem->spot_failure_ms != 0)
+		attempt = QS_MIN(n, QS_MAX(mem->spot_attempt, 1));
+	rolled_back = mem->spot_failure_ms != 0 &&
+	    now - mem->spot_failure_ms >= pc->spot_rollback_ms;
+	if (rolled_back)
+		od->by_rollback = attempt;
+	else
+		sp->count = attempt;
+	if (obs->blackout)
+		od->by_blackout = n - attempt;
+	else
+		sp->count += n - attempt;
+	od->count = od->by_rollback + od->by_blackout;
+	plan_clock(mem->spot_failure_ms, t1, sizeof(t1));
+	plan_clock(obs->blackout_until_ms, t2, sizeof(t2));
+	if (od->by_rollback > 0 && od->by_blackout > 0)
+		snprintf(od->converted, sizeof(od->converted), "on-demand "
+		    "instead of spot: %d after spot_rollback_timeout (spot "
+		    "failing since %s), %d in the spot blackout until %s "
+		    "(started by %s)", od->by_rollback, t1, od->by_blackout,
+		    t2, obs->blackout_origin ? obs->blackout_origin : "?");
+	else if (od->by_rollback > 0)
+		snprintf(od->converted, sizeof(od->converted), "on-demand "
+		    "instead of spot: spot_rollback_timeout passed (spot "
+		    "failing since %s)", t1);
+	else if (od->by_blackout > 0)
+		snprintf(od->converted, sizeof(od->converted), "on-demand "
+		    "instead of spot: spot blackout until %s (started by %s)",
+		    t2, obs->blackout_origin ? obs->blackout_origin : "?");
+	/* the attempt is served on-demand: it is over */
+	if (od->by_rollback > 0 && (mem->spot_attempt -= od->by_rollback) <=
+	    0) {
+		mem->spot_failure_ms = 0;
+		mem->spot_attempt = 0;
+	}
+}
+
+static void
+plan_launch_add(const struct plan_obs *obs, struct plan_output *out,
+    const struct plan_action *la, int spot)
+{
+	struct plan_action	*a;
+
+	if (la->count <= 0)
+		return;
+	a = plan_add(out, PLAN_LAUNCH);
+	*a = *la;
+	a->type = PLAN_LAUNCH;
+	a->spot = spot;
+	snprintf(a->why, sizeof(a->why), "%zu pending, %d idle, %d booting",
+	    obs->pending, out->idle, out->booting);
+}
+
 static void
 plan_launch(const struct plan_obs *obs, const struct plan_conf *pc,
     struct plan_memory *mem, struct plan_output *out)
 {
-	struct plan_action	*a;
+	struct plan_action	 sp, od;
 	int64_t			 now = obs->now_ms;
 	int			 room, n, rolled_back;
 
 	rolled_back = mem->spot_failure_ms != 0 &&
 	    now - mem->spot_failure_ms >= pc->spot_rollback_ms;
-	out->spot_market = pc->spot && !obs->blackout && !rolled_back;
+	out->spot_market = pc->spot && !obs->blackout;
 	if (pc->spot && mem->spot_failure_ms != 0 && !rolled_back)
 		plan_wake(out, mem->spot_failure_ms + pc->spot_rollback_ms,
 		    now);
 	if (out->demand <= 0) {
 		mem->spot_failure_ms = 0;	/* this demand is served */
+		mem->spot_attempt = 0;
 		return;
 	}
 	if (now < mem->backoff_until_ms) {
@@ -773,11 +871,11 @@ plan_launch(const struct plan_obs *obs, const struct plan_conf *pc,
 		    "launches granted", n, out->want);
 	if (n <= 0)
 		return;
-	a = plan_add(out, PLAN_LAUNCH);
-	a->count = n;
-	a->spot = out->spot_market;
-	snprintf(a->why, sizeof(a->why), "%zu pending, %d idle, %d booting",
-	    obs->pending, out->idle, out->booting);
+	memset(&sp, 0, sizeof(sp));
+	memset(&od, 0, sizeof(od));
+	plan_spot_split(obs, pc, mem, n, &sp, &od);
+	plan_launch_add(obs, out, &sp, 1);
+	plan_launch_add(obs, out, &od, 0);
 }
 
 /*

@@ -348,8 +348,11 @@ poll_build_obs(struct wpoll *p, struct plan_obs *obs,
 	obs->tasks = p->ended;
 	obs->ntasks = p->nended;
 	obs->grant = p->grant;
-	obs->blackout = p->w->blackout &&
-	    strcmp(p->w->blackout_origin, p->w->res->name) != 0;
+	/* in the resource that failed too: only its attempt retries spot */
+	obs->blackout = p->w->blackout && (p->w->blackout_until_ms == 0 ||
+	    obs->now_ms < p->w->blackout_until_ms);
+	obs->blackout_until_ms = p->w->blackout_until_ms;
+	obs->blackout_origin = p->w->blackout_origin;
 }
 
 static void
@@ -447,13 +450,14 @@ poll_decide(struct wpoll *p)
 	struct plan_memory	 scratch;
 	struct plan_output	 what;
 	cJSON			*o;
-	int			 want;
+	int			 want, live;
 
 	p->grant = -1;
 	if (p->w->conf->max_instances_total > 0 && !p->dry_run) {
 		plan_memory_copy(&scratch, &p->mem);
 		poll_plan(p, &scratch, &what);
 		want = what.want;
+		live = what.live;
 		plan_output_clear(&what);
 		plan_memory_clear(&scratch);
 		if (want > 0) {
@@ -462,6 +466,8 @@ poll_decide(struct wpoll *p)
 			o = cJSON_CreateObject();
 			cJSON_AddNumberToObject(o, "id", (double)++p->grant_id);
 			cJSON_AddNumberToObject(o, "want", want);
+			/* read from EC2 just now: the supervisor's count */
+			cJSON_AddNumberToObject(o, "live", live);
 			worker_send(p->w, MSG_LAUNCH_REQ, o);
 			cJSON_Delete(o);
 			event_assign(p->ev_grant, p->w->base, -1, 0,
@@ -502,6 +508,8 @@ poll_message(struct wproc *w, uint32_t type, cJSON *body)
 		return;
 	if (type == MSG_LAUNCH_GRANT)
 		poll_grant(w->poll, body);
+	else if (type == MSG_BLACKOUT && !w->blackout)
+		act_spot_episode_end(w->poll, "the spot blackout is over");
 }
 
 /* The process is stopping: let the calls in flight end, retry nothing. */
@@ -653,6 +661,44 @@ poll_counters_json(const struct wpoll *p)
 	return o;
 }
 
+/*
+ * The spot rules as they stand: the blackout in force here and until
+ * when, the attempt retrying spot and when it rolls back, and the
+ * launches converted to on-demand.
+ */
+static cJSON *
+poll_spot_json(struct wpoll *p)
+{
+	const struct conf_resource	*r = p->w->res;
+	cJSON				*e = cJSON_CreateObject(), *c;
+	int				 on = p->w->blackout &&
+					    now_ms() < p->w->blackout_until_ms;
+
+	cJSON_AddBoolToObject(e, "enabled", r->spot);
+	cJSON_AddBoolToObject(e, "blackout", on);
+	cJSON_AddNumberToObject(e, "blackout_until", on ?
+	    (double)p->w->blackout_until_ms : 0);
+	cJSON_AddStringToObject(e, "blackout_origin", on ?
+	    p->w->blackout_origin : "");
+	cJSON_AddNumberToObject(e, "failure_since",
+	    (double)p->mem.spot_failure_ms);
+	cJSON_AddNumberToObject(e, "attempt", p->mem.spot_failure_ms != 0 ?
+	    p->mem.spot_attempt : 0);
+	cJSON_AddNumberToObject(e, "rollback_at", p->mem.spot_failure_ms != 0 ?
+	    (double)(p->mem.spot_failure_ms + r->spot_rollback_timeout) : 0);
+	cJSON_AddStringToObject(e, "market", p->out.spot_market ? "spot" :
+	    "on-demand");
+	c = cJSON_AddObjectToObject(e, "converted");
+	cJSON_AddNumberToObject(c, "rollback",
+	    (double)p->count.converted_rollback);
+	cJSON_AddNumberToObject(c, "blackout",
+	    (double)p->count.converted_blackout);
+	cJSON_AddStringToObject(e, "last_converted", p->last_converted);
+	cJSON_AddNumberToObject(e, "last_converted_time",
+	    (double)p->last_converted_ms);
+	return e;
+}
+
 /* The snapshot the supervisor keeps: status, metrics, global rules. */
 static cJSON *
 poll_snapshot(struct wpoll *p)
@@ -681,6 +727,8 @@ poll_snapshot(struct wpoll *p)
 	cJSON_AddNumberToObject(c, "booting", p->out.booting);
 	cJSON_AddNumberToObject(c, "demand", p->out.demand);
 	cJSON_AddNumberToObject(c, "errors", (double)p->count.errors);
+	/* live was read from EC2 this poll, not only remembered */
+	cJSON_AddBoolToObject(c, "ec2_ok", p->ec2_ok);
 	cJSON_AddItemToObject(o, "instances", poll_instances_json(p, c));
 	ws = cJSON_AddArrayToObject(o, "workers");
 	for (i = 0; i < p->nworkers; i++) {
@@ -690,13 +738,7 @@ poll_snapshot(struct wpoll *p)
 			cJSON_AddStringToObject(e, "task", p->workers[i].task);
 		cJSON_AddItemToArray(ws, e);
 	}
-	e = cJSON_AddObjectToObject(o, "spot");
-	cJSON_AddBoolToObject(e, "enabled", p->w->res->spot);
-	cJSON_AddBoolToObject(e, "blackout", p->w->blackout);
-	cJSON_AddNumberToObject(e, "failure_since",
-	    (double)p->mem.spot_failure_ms);
-	cJSON_AddStringToObject(e, "market", p->out.spot_market ? "spot" :
-	    "on-demand");
+	cJSON_AddItemToObject(o, "spot", poll_spot_json(p));
 	cJSON_AddStringToObject(o, "last_error", p->last_error);
 	cJSON_AddNumberToObject(o, "last_error_time",
 	    (double)p->last_error_ms);

@@ -6,8 +6,10 @@
  * when the supervisor goes away, after the call in flight.
  */
 #include <sys/random.h>
+#include <sys/socket.h>
 
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +27,17 @@
 #define WORKER_WAKE_SLACK_MS	50
 #define WORKER_MIN_GAP_MS	250
 #define WORKER_STOP_DEADLINE_S	5
+/*
+ * What may wait for a supervisor that does not read: the kernel's socket
+ * buffer, the bufferevent's output (messages go there while it holds
+ * less than WORKER_INFLIGHT) and the queue (proto.h), whose droppable
+ * part is bounded by WORKER_OUTQ_MAX.
+ */
+#define WORKER_SNDBUF		(32 * 1024)
+#define WORKER_INFLIGHT		(16 * 1024)
+#define WORKER_OUTQ_MAX		(64 * 1024)
+
+static int	 worker_logging_action;	/* logging an action line */
 
 static void	worker_schedule(struct wproc *);
 static void	worker_stop(struct wproc *, const char *);
@@ -49,13 +62,42 @@ worker_seed(size_t index)
 	srandom(seed);
 }
 
+static int
+worker_queue(struct wproc *w, uint32_t type, enum proto_outq_class cls,
+    const cJSON *body)
+{
+	int	 rc;
+
+	if (w->bev == NULL)
+		return -1;
+	rc = proto_outq_push(&w->outq, type, (uint32_t)w->index, cls, body);
+	if (w->drops_since_ms == 0 &&
+	    w->outq.dropped_snapshots + w->outq.dropped_logs > 0)
+		w->drops_since_ms = now_ms();
+	proto_outq_flush(&w->outq, bufferevent_get_output(w->bev),
+	    WORKER_INFLIGHT);
+	return rc;
+}
+
+/* A state snapshot replaces the one still waiting; nothing else goes. */
 int
 worker_send(struct wproc *w, uint32_t type, cJSON *body)
 {
-	if (w->bev == NULL)
-		return -1;
-	return proto_pack(bufferevent_get_output(w->bev), type,
-	    (uint32_t)w->index, body);
+	return worker_queue(w, type, type == MSG_STATE ? OUTQ_SNAPSHOT :
+	    OUTQ_KEEP, body);
+}
+
+/* A line about an action: never dropped on the way to the supervisor. */
+void
+worker_log_action(int level, const char *fmt, ...)
+{
+	va_list	 ap;
+
+	worker_logging_action = 1;
+	va_start(ap, fmt);
+	log_vmsg(level, fmt, ap);
+	va_end(ap);
+	worker_logging_action = 0;
 }
 
 /* Log lines travel to the supervisor, which writes the files. */
@@ -63,21 +105,67 @@ static void
 worker_log_sink(int level, int64_t ts, const char *who, const char *text,
     void *arg)
 {
-	struct wproc	*w = arg;
-	cJSON		*o;
-	char		 line[8400];
+	struct wproc		*w = arg;
+	enum proto_outq_class	 cls = OUTQ_LOG;
+	cJSON			*o;
+	char			 line[8400];
 
 	if (w->bev == NULL) {
 		log_format_line(line, sizeof(line), ts, level, who, text);
 		fprintf(stderr, "%s\n", line);
 		return;
 	}
+	if (worker_logging_action || level == LOG_LVL_ERROR)
+		cls = OUTQ_KEEP;
+	else if (level == LOG_LVL_DEBUG)
+		cls = OUTQ_DEBUG;
 	o = cJSON_CreateObject();
 	cJSON_AddStringToObject(o, "level", log_level_name(level));
 	cJSON_AddNumberToObject(o, "ts", (double)ts);
 	cJSON_AddStringToObject(o, "text", text);
-	worker_send(w, MSG_LOG, o);
+	worker_queue(w, MSG_LOG, cls, o);
 	cJSON_Delete(o);
+}
+
+/*
+ * The supervisor reads again (the output has drained): say what was
+ * dropped meanwhile, in the log and as an event for /metrics.
+ */
+static void
+worker_report_drops(struct wproc *w)
+{
+	uint64_t	 snaps = w->outq.dropped_snapshots;
+	uint64_t	 logs = w->outq.dropped_logs;
+	char		 since[40];
+	cJSON		*o;
+
+	if (snaps + logs == 0)
+		return;
+	w->outq.dropped_snapshots = w->outq.dropped_logs = 0;
+	fmt_time_ms(w->drops_since_ms, since, sizeof(since));
+	w->drops_since_ms = 0;
+	worker_log_action(LOG_LVL_WARN, "the supervisor did not read this "
+	    "process's messages for a while: since %s, %llu state "
+	    "snapshot%s (the newest was kept) and %llu log line%s were "
+	    "dropped", since, (unsigned long long)snaps, snaps == 1 ? "" :
+	    "s", (unsigned long long)logs, logs == 1 ? "" : "s");
+	o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "event", "messages_dropped");
+	cJSON_AddNumberToObject(o, "ts", (double)now_ms());
+	cJSON_AddNumberToObject(o, "snapshots", (double)snaps);
+	cJSON_AddNumberToObject(o, "logs", (double)logs);
+	worker_send(w, MSG_EVENT, o);
+	cJSON_Delete(o);
+}
+
+static void
+worker_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct wproc	*w = arg;
+
+	if (proto_outq_flush(&w->outq, bufferevent_get_output(bev),
+	    WORKER_INFLIGHT) == 0)
+		worker_report_drops(w);
 }
 
 static void
@@ -85,6 +173,9 @@ worker_exit_when_flushed(struct wproc *w)
 {
 	static const struct timeval one_second = { 1, 0 };
 
+	if (w->bev != NULL)	/* all that waits, whatever its size */
+		proto_outq_flush(&w->outq, bufferevent_get_output(w->bev),
+		    SIZE_MAX);
 	if (w->bev == NULL ||
 	    evbuffer_get_length(bufferevent_get_output(w->bev)) == 0)
 		event_base_loopexit(w->base, NULL);
@@ -120,16 +211,27 @@ worker_blackout(struct wproc *w, cJSON *body)
 {
 	const char	*origin = proto_get_str(body, "resource");
 	int64_t		 until = 0;
+	int		 was = w->blackout;
+	char		 was_origin[sizeof(w->blackout_origin)];
+	char		 t[40];
 
 	proto_get_int(body, "until", 0, INT64_MAX, &until);
+	snprintf(was_origin, sizeof(was_origin), "%s", w->blackout_origin);
 	w->blackout = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(body,
 	    "active"));
 	w->blackout_until_ms = until;
 	snprintf(w->blackout_origin, sizeof(w->blackout_origin), "%s",
 	    origin != NULL ? origin : "");
-	log_info("spot blackout %s%s%s", w->blackout ? "active (started by " :
-	    "over", w->blackout ? w->blackout_origin : "",
-	    w->blackout ? ")" : "");
+	/* each new failure extends it: said when it starts and ends only */
+	if (was == w->blackout && (!was ||
+	    strcmp(was_origin, w->blackout_origin) == 0))
+		return;
+	fmt_time_ms(until, t, sizeof(t));
+	if (w->blackout)
+		log_info("spot blackout until %s (started by %s): launches "
+		    "that would be spot are on-demand", t, w->blackout_origin);
+	else
+		log_info("spot blackout over");
 }
 
 static void
@@ -270,7 +372,7 @@ worker_main(struct qscale_conf *conf, size_t index, int fd)
 	struct wproc	 w;
 	cJSON		*o;
 	char		 err[256];
-	int		 rc = 0;
+	int		 rc = 0, sndbuf;
 
 	/* inherited from the supervisor; set again, as a process of its own */
 	if (proc_harden(proc_core_dumps_allowed(), err, sizeof(err)) == -1)
@@ -284,8 +386,12 @@ worker_main(struct qscale_conf *conf, size_t index, int fd)
 	if ((w.base = event_base_new()) == NULL)
 		return 1;
 	set_nonblock(fd);
+	sndbuf = WORKER_SNDBUF;
+	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+	proto_outq_init(&w.outq, WORKER_OUTQ_MAX);
 	w.bev = bufferevent_socket_new(w.base, fd, BEV_OPT_CLOSE_ON_FREE);
-	bufferevent_setcb(w.bev, worker_read_cb, NULL, worker_event_cb, &w);
+	bufferevent_setcb(w.bev, worker_read_cb, worker_write_cb,
+	    worker_event_cb, &w);
 	bufferevent_enable(w.bev, EV_READ | EV_WRITE);
 	log_set_stderr(0);
 	log_set_sink(worker_log_sink, &w);
@@ -328,6 +434,7 @@ worker_main(struct qscale_conf *conf, size_t index, int fd)
 	event_free(w.ev_sig[1]);
 	if (w.bev != NULL)
 		bufferevent_free(w.bev);
+	proto_outq_clear(&w.outq);
 	event_base_free(w.base);
 	return rc;
 }

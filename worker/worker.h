@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proto.h"
+
 struct qscale_conf;
 struct conf_resource;
 struct event_base;
@@ -34,11 +36,15 @@ struct wproc {
 	struct wpoll			*poll;	/* poll.c's state */
 	int64_t				 poll_start_mono;
 	int64_t				 next_wake_ms;	/* epoch ms, 0: none */
+	struct proto_outq		 outq;	/* waiting to be sent */
+	int64_t				 drops_since_ms; /* first drop */
 };
 
 /* worker.c */
 int		 worker_main(struct qscale_conf *, size_t, int);
 int		 worker_send(struct wproc *, uint32_t, struct cJSON *);
+void		 worker_log_action(int, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
 void		 worker_poll_done(struct wproc *);
 
 /*
@@ -117,7 +123,9 @@ struct plan_obs {
 							   sorted (strcmp) */
 	size_t				 nentries;
 	int				 grant;		/* -1: no global cap */
-	int				 blackout;	/* spot blackout on */
+	int				 blackout;	/* spot blackout on here */
+	int64_t				 blackout_until_ms;
+	const char			*blackout_origin;	/* or NULL */
 };
 
 /* One instance as this process knows it. */
@@ -156,6 +164,7 @@ struct plan_memory {
 	struct plan_inst	*inst;
 	size_t			 ninst;
 	int64_t			 spot_failure_ms;	/* first, for this demand */
+	int			 spot_attempt;	/* instances it wanted */
 	int64_t			 backoff_until_ms;	/* no launch before */
 	int64_t			 backoff_ms;
 	int64_t			 last_poll_ms;
@@ -185,6 +194,11 @@ struct plan_action {
 	enum plan_reason	 reason;
 	int			 count;
 	int			 spot;
+	/* of count, those that would be spot but for the rollback or a
+	   blackout, and why, for the log */
+	int			 by_rollback;
+	int			 by_blackout;
+	char			 converted[192];
 	int			 recheck;	/* terminate only if still idle */
 	int			 console;	/* log its console output first */
 	int64_t			 since_ms;	/* PLAN_REQUEUE: last healthy */
@@ -221,7 +235,8 @@ struct plan_inst *plan_memory_find(struct plan_memory *, const char *);
 struct plan_inst *plan_memory_add(struct plan_memory *, const char *);
 void		 plan_memory_launched(struct plan_memory *, const char *, int,
 		    int64_t, const char *, int64_t);
-void		 plan_memory_spot_failed(struct plan_memory *, int64_t);
+void		 plan_memory_spot_failed(struct plan_memory *, int64_t,
+		    int);
 void		 plan_memory_backoff(struct plan_memory *, int64_t, int64_t);
 void		 plan_memory_terminating(struct plan_memory *, const char *,
 		    enum plan_reason, int64_t);
@@ -284,9 +299,29 @@ struct wcounters {
 	uint64_t	 launch_errors;
 	uint64_t	 terminated[8];		/* by enum plan_reason */
 	uint64_t	 requeued;
+	uint64_t	 converted_rollback;	/* on-demand, not spot */
+	uint64_t	 converted_blackout;
 	uint64_t	 errors;		/* calls that failed */
 	uint64_t	 instance_ms;		/* instance time observed */
 };
+
+/* spotwarn.c: spot capacity errors, one warning per cause and episode */
+struct spot_warn {
+	char		 code[64];
+	uint64_t	 more;		/* counted, not logged */
+	int64_t		 last_ms;
+	char		 last_request[80];
+};
+
+struct spot_warns {
+	struct spot_warn w[8];
+	size_t		 n;
+};
+
+int		 spot_warn_note(struct spot_warns *, const char *,
+		    const char *, int64_t);
+uint64_t	 spot_warn_end(struct spot_warns *, const char *, char *,
+		    size_t);
 
 struct wpoll {
 	struct wproc		*w;
@@ -338,11 +373,14 @@ struct wpoll {
 	struct wcounters	 count;
 	char			 last_error[1024];
 	int64_t			 last_error_ms;
+	struct spot_warns	 spot_warns;
 	int64_t			 last_duration_ms;
 	char			 last_note[192];
 	int64_t			 last_instance_ms;	/* for instance_ms */
 	long long		 shown[4];	/* pending, idle, busy, booting */
 	int64_t			 shown_ms;	/* when logged at info, or 0 */
+	char			 last_converted[208];	/* "N why" */
+	int64_t			 last_converted_ms;
 };
 
 /* poll.c */
@@ -362,6 +400,7 @@ int		 poll_dry_run(struct qscale_conf *);
 /* act.c */
 void		 act_start(struct wpoll *);
 void		 act_op_done(struct wpoll *);
+void		 act_spot_episode_end(struct wpoll *, const char *);
 
 /*
  * userdata.c: the startup script of one resource's instances (DESIGN 5).

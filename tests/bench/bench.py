@@ -6,7 +6,8 @@ goes to BUILD/bench/results.json.
   tests/bench/bench.py BUILD_DIR
 
 It runs the plan() driver (build/tools/plan-bench, and under callgrind
-when valgrind is installed), then the real qscaled with 10 resources on
+when valgrind is installed), times qscaled -n on configurations of 1,000
+and 10,000 resources, then the real qscaled with 10 resources on
 cloudsim, twice: at the default polling interval (30 s) and at 2 s.  Only
 127.0.0.1 and free ports are used; qscaled and cloudsim are stopped on
 every way out, Ctrl-C included (and die with this process if it is
@@ -623,6 +624,55 @@ class Bench:
                       "none set", None)
         self.results["figures"]["plan_cost"] = res
 
+    # ---------------------------------------------------- config load
+
+    def write_big_conf(self, n):
+        path = os.path.join(self.dir, "load-%d.conf" % n)
+        with open(path, "w") as f:
+            f.write('name = "bench";\nworkers_prefix = "qbench";\n'
+                    'log_dir = "%s/load-log";\n'
+                    'clearml = { api_server = "http://127.0.0.1:9"; '
+                    'access_key = "AK"; secret_key = "SK"; };\n'
+                    'aws = { region = "us-east-1"; access_key_id = "AKIA1"; '
+                    'secret_access_key = "SAK"; };\nresources = (\n'
+                    % self.dir)
+            for i in range(n):
+                f.write('%s  { name = "r%d"; queue = "q-%d"; '
+                        'instance_type = "t3.micro"; ami = "ami-12345678"; '
+                        'max_instances = 2; spot = %s; '
+                        'subnets = ["subnet-1", "subnet-2"]; '
+                        'tags = { team = "t%d"; }; }\n'
+                        % ("," if i else "", i, i,
+                           "true" if i % 2 else "false", i % 7))
+            f.write(");\n")
+        os.chmod(path, 0o600)
+        return path
+
+    def conf_load(self):
+        out()
+        out("[7] loading a configuration: qscaled -n on N resources, "
+            "CPU time (what a reload blocks the supervisor for)")
+        res = {}
+        for n, bar in ((1000, 0.2), (10000, 2.0)):
+            path = self.write_big_conf(n)
+            p = subprocess.Popen([self.qscaled, "-n", "-c", path],
+                                 stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.PIPE)
+            err = p.stderr.read()
+            _, status, ru = os.wait4(p.pid, 0)
+            p.returncode = status
+            if status != 0:
+                raise Abort("qscaled -n on %d resources failed: %s" % (
+                    n, err.decode(errors="replace").strip()))
+            cpu = ru.ru_utime + ru.ru_stime
+            res[str(n)] = {"cpu_s": cpu, "max_rss_kb": ru.ru_maxrss}
+            label = "{:,} resources".format(n)
+            figure(label, "%.3f s CPU, %.1f MiB" % (
+                cpu, ru.ru_maxrss / 1024.0), "< %g s" % bar, cpu < bar)
+            self.note("config load, %s" % label, "%.3f s" % cpu,
+                      "< %g s" % bar, cpu < bar)
+        self.results["figures"]["conf_load"] = res
+
     # ---------------------------------------------------- cloudsim
 
     def start_sim(self):
@@ -1195,6 +1245,7 @@ def main(argv):
         b = Bench(argv[0])
         b.environment()
         b.plan_cost()
+        b.conf_load()
         b.start_sim()
         c = b.run_default()
         b.run_short(c)

@@ -107,11 +107,11 @@ out=$("$QSCALED" -n -c "$T/etc/ignore.conf" 2>&1)
 rc=$?
 check "ignore_include_errors: -n exits 0 ($out)" test "$rc" -eq 0
 check "... and shows the syntax error as a warning" \
-    has "$out" "warning: $T/etc/syntax-site.conf:1: syntax error"
+    has "$out" "$T/etc/syntax-site.conf:1: syntax error"
 check "... and the bad value, with its file and line" \
-    has "$out" "warning: $T/etc/broken-site.conf:2: max_idle_time: \"soon\" is not a duration"
+    has "$out" "$T/etc/broken-site.conf:2: max_idle_time: \"soon\" is not a duration"
 check "... says which files were left out" \
-    has "$out" "warning: $T/etc/broken-site.conf: left out, with its errors above (ignore_include_errors = true)"
+    has "$out" "$T/etc/broken-site.conf: left out, with its errors above (ignore_include_errors = true)"
 check "... and ends with 'configuration OK'" \
     test "$(printf '%s\n' "$out" | tail -n 1)" = "configuration OK"
 out=$("$QSCALED" -nv -c "$T/etc/ignore.conf" 2>/dev/null)
@@ -143,6 +143,22 @@ out=$("$QSCALED" -n -c "$T/etc/vault.conf" 2>&1)
 check "... an unknown vault key names the vault's file and line ($out)" \
     has "$out" "$T/etc/vault.hocon:2: vault: unknown key 'aws_regin'"
 
+# custom_launch_spec may not replace the tags that mark qscale's instances.
+cat >"$T/etc/spec-site.conf" <<'EOF'
+defaults = { resource = { custom_launch_spec = {
+  TagSpecifications = ( { ResourceType = "instance"; Tags = (
+    { Key = "team"; Value = "ml"; },
+    { Key = "qscale:resource"; Value = "other"; } ); } );
+}; }; };
+EOF
+write_conf "$T/etc/spec.conf" gpu
+sed -i '1i @include "spec-site.conf"' "$T/etc/spec.conf"
+out=$("$QSCALED" -n -c "$T/etc/spec.conf" 2>&1)
+rc=$?
+check "-n refuses a custom_launch_spec that sets a qscale: tag (rc $rc)" \
+    test "$rc" -eq 1
+check "the error names the file and line of that tag ($out)" \
+    test "$out" = "$T/etc/spec-site.conf:4: custom_launch_spec.TagSpecifications element 1, Tags element 2: tag key \"qscale:resource\" is reserved (keys starting with qscale: are how qscale finds its instances, aws: is EC2's)"
 write_conf "$T/typo.conf" gpu
 sed -i 's/^polling_interval/polling_intervl/' "$T/typo.conf"
 out=$("$QSCALED" -n -c "$T/typo.conf" 2>&1)
@@ -219,9 +235,38 @@ check "it says it was exported masked and how to export it" \
     has "$out" "this configuration was exported with its secrets masked; set the secret, or export it with 'qscalectl export-config --with-secrets'"
 check "every error names the JSON file and a line" \
     sh -c "! printf '%s\n' \"\$1\" | grep -vqE '^$T/masked.json:[0-9]+: '" _ "$out"
-sed -i 's/"max_idle_time":.*/"max_idle_time": "soon",/' "$T/exported.json"
-line=$(grep -n '"max_idle_time"' "$T/exported.json" | cut -d: -f1)
+sed -i '0,/"max_idle_time":.*/s//"max_idle_time": "soon",/' "$T/exported.json"
+line=$(grep -n '"max_idle_time"' "$T/exported.json" | head -n 1 | cut -d: -f1)
 out=$("$QSCALED" -n -c "$T/exported.json" 2>&1)
 check "an error in JSON names its line ($out)" \
     test "$out" = "$T/exported.json:$line: max_idle_time: \"soon\" is not a duration: expected a number, as in 45s, 15m or 2h"
 check "no secret in any output" no_secret_in "$T/log" "$T/qscaled.out" "$T/layered.out" "$T/masked.json"
+
+# The ClearML app's forms, as qscaled -n meets them.
+write_conf "$T/app.conf" gpu
+sed -i 's/^polling_interval = "1s";/polling_interval = "1s";\nmax_idle_time = 15;/' \
+    "$T/app.conf"
+line=$(grep -n '^max_idle_time' "$T/app.conf" | cut -d: -f1)
+out=$("$QSCALED" -n -c "$T/app.conf" 2>&1)
+check "a bare number for a duration is refused, with both readings" \
+    test "$out" = "$T/app.conf:$line: max_idle_time = 15: a duration needs a unit: write \"15m\" for 15 minutes (as the ClearML app's fields mean it) or \"15s\" for 15 seconds"
+write_conf "$T/app.conf" gpu
+sed -i 's/ami = "ami-12345678";/ami = "ami-12345678";\n    subnets = "subnet-1, subnet-2"; security_groups = "sg-1,sg-2";\n    tags = "team=ml,owner=ops"; max_idle_time = "1h";\n    availability_zone = "us-east-1a";\n    custom_launch_spec = { EbsOptimized = true;\n      MaxCount = 5; };/' \
+    "$T/app.conf"
+line=$(grep -n 'MaxCount' "$T/app.conf" | cut -d: -f1)
+out=$("$QSCALED" -n -c "$T/app.conf" 2>&1)
+check "custom_launch_spec.MaxCount is refused by -n at its line" \
+    has "$out" "$T/app.conf:$line: resource \"gpu\": custom_launch_spec.MaxCount is set by qscale in every launch and cannot be given here"
+sed -i 's/MaxCount = 5; //' "$T/app.conf"
+line=$(grep -n 'availability_zone' "$T/app.conf" | cut -d: -f1)
+"$QSCALED" -nv -c "$T/app.conf" >"$T/app.out" 2>"$T/app.err"
+check "-n loads the app's forms" test "$(tail -n 1 "$T/app.out")" = "configuration OK"
+check "-n says availability_zone is not used beside subnets, at its line" \
+    grep -qx "$T/app.conf:$line: resource \"gpu\": availability_zone \"us-east-1a\" is not used: subnets are set, and each subnet lies in one zone" "$T/app.err"
+check "a comma string of subnets is the list it means" \
+    grep -q 'subnets = \[ "subnet-1", "subnet-2" \];' "$T/app.out"
+check "so are security groups" \
+    grep -q 'security_groups = \[ "sg-1", "sg-2" \];' "$T/app.out"
+check "key=value tags are tags" grep -q 'owner = "ops";' "$T/app.out"
+check "max_idle_time per resource" \
+    grep -qE '^ +max_idle_time = "1h";' "$T/app.out"

@@ -148,7 +148,7 @@ e2e_metric() {
 	_port=$(sed -n 's/^status = { listen = "127\.0\.0\.1:\([0-9]*\)".*/\1/p' \
 	    "$E2E_DIR/qscale.conf")
 	curl -sf --max-time 10 "http://127.0.0.1:$_port/metrics" |
-	    awk -v re="$1" '$0 ~ re { s += $NF } END { print s + 0 }'
+	    awk -v re="$1" '$0 ~ re { s += $NF } END { printf "%.15g\n", s }'
 }
 
 e2e_start() {
@@ -231,6 +231,18 @@ e2e_until() {
 
 e2e_wait() {
 	if e2e_until "$1" "$3"; then ok "$2"; else not_ok "$2 (not within $1 s)"; fi
+}
+
+# busy_in RESOURCE QUEUE: the instances that run a task of QUEUE in
+# cloudsim and that qscale's last poll saw holding that task.
+busy_in() {
+	_qs=$(qs_status) || return 1
+	sim_stats | jq -r --arg r "$1" --arg q "$2" --argjson qs "$_qs" '
+	    [$qs.resources[] | select(.name == $r) | .worker.instances[]? |
+	    select(.task != null and .task != "") | {id, task}] as $seen |
+	    .tasks[] | select(.queue == $q and .status == "in_progress" and
+	    .instance != null) | {id: .instance, task: .id} |
+	    select(. as $b | $seen | index([$b])) | .id'
 }
 
 e2e_enqueue() {	# QUEUE COUNT DURATION NAME

@@ -51,9 +51,31 @@ check "an unknown resource is refused" sh -c "! '$QSCALECTL' -s '$T/run/control.
 check "status as a table has a header" sh -c "'$QSCALECTL' -s '$T/run/control.socket' status | grep -q '^RESOURCE'"
 check "no secret in status" sh -c "'$QSCALECTL' -s '$T/run/control.socket' status -j > '$T/status.json' && ! grep -qE 'SECRET-value' '$T/status.json'"
 
-# stop through the socket
+# -c reads only the control socket: a file half-way through an edit
+# still reaches the daemon for status and stop.
+sed 's/^polling_interval = "1s";/polling_interval = "soon";/' \
+    "$T/qscale.conf" >"$T/bad-value.conf"
+out=$("$QSCALECTL" -c "$T/bad-value.conf" status -j 2>"$T/c1.err")
+check "-c with a bad value elsewhere: status answers" \
+    sh -c "printf '%s' \"\$1\" | jq -e '.ok' >/dev/null" _ "$out"
+check "-c with a bad value elsewhere: no note" test ! -s "$T/c1.err"
+# cut short mid-resource: a syntax error, the control block intact
+head -n 14 "$T/qscale.conf" >"$T/half.conf"
+printf '  { name = "gpu"; queue = \n' >>"$T/half.conf"
+out=$("$QSCALECTL" -c "$T/half.conf" status -j 2>"$T/c2.err")
+check "-c with a syntax error: status answers" \
+    sh -c "printf '%s' \"\$1\" | jq -e '.ok' >/dev/null" _ "$out"
+check "-c with a syntax error: a note names the error and the socket" \
+    grep -q "^qscalectl: note: $T/half.conf:[0-9]*: .*; control.socket $T/run/control.socket found in its text$" "$T/c2.err"
+printf 'name = "x";\nresources = (\n' >"$T/nosock.conf"
+"$QSCALECTL" -c "$T/nosock.conf" status >/dev/null 2>"$T/c3.err"
+check "-c without a control.socket: the default, with a note" \
+    grep -q "^qscalectl: note: $T/nosock.conf:[0-9]*: .*; no control.socket found in it: using the default /run/qscale/control.socket$" "$T/c3.err"
+
+# stop through the socket, named by the half-edited file
 kids=$(children_of "$SUP_PID")
-check "qscalectl stop is accepted" ctl stop
+check "qscalectl -c HALF-EDITED stop is accepted" \
+    "$QSCALECTL" -c "$T/half.conf" stop
 sup_gone() { ! kill -0 "$SUP_PID" 2>/dev/null; }
 check "the daemon stops" wait_for 10 sup_gone
 left=""

@@ -70,6 +70,21 @@ for k in $kids; do kill -0 "$k" 2>/dev/null && left="$left $k"; done
 check "no worker process is left" test -z "$left"
 check "the pid file is removed" test ! -e "$T/run/qscaled.pid"
 
+# A relative path, daemonized: resolved before the daemon leaves the
+# directory, so that every reload finds the file.
+(cd "$T" && "$QSCALED" -c qscale.conf >"$T/daemon-rel.out" 2>&1)
+check "daemonized with a relative -c path" test $? -eq 0
+DPID=$(cat "$T/run/qscaled.pid" 2>/dev/null)
+on_exit "kill -9 $DPID; pkill -9 -P $DPID"
+wait_for 10 running
+check "reload of a relative -c path succeeds" ctl reload
+ctl status -j >"$T/rel-status.json"
+check "status names the file by its absolute path, reloaded once" \
+    jq -e --arg f "$T/qscale.conf" '.config == $f and .reloads == 1 and
+    .reload_failures == 0' "$T/rel-status.json"
+kill -TERM "$DPID"
+check "TERM stops it" wait_for 10 gone
+
 # USR1 reopens the log files (logrotate moves them away first).
 start_qscaled "$T/qscale.conf"
 wait_for 10 running

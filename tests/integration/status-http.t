@@ -4,8 +4,8 @@
 # counters through a worker process's restart, nothing secret on any page,
 # a non-loopback listen is warned about, a bad listen address stops the
 # start with a message naming it, and bogus clients (huge headers,
-# garbage, unknown paths, half requests, hundreds of idle connections) do
-# not disturb the daemon.
+# garbage, unknown paths, half requests, hundreds of idle connections, a
+# slow loris) do not disturb the daemon.
 . "$(dirname "$0")/lib.sh"
 PROBE="$(dirname "$0")/status-probe.py"
 probe() { python3 "$PROBE" "$@"; }
@@ -75,7 +75,9 @@ for f in "qscale_instances gauge" "qscale_queue_pending gauge" \
     "qscale_last_poll_timestamp_seconds gauge" \
     "qscale_spot_blackout_active gauge" \
     "qscale_instance_seconds_total counter" \
-    "qscale_duplicate_tasks_total counter"; do
+    "qscale_duplicate_tasks_total counter" \
+    "qscale_orphan_instances gauge" \
+    "qscale_orphans_terminated_total counter"; do
 	grep -qx "# TYPE $f" "$T/metrics.txt" || missing="$missing ${f% *}"
 	grep -q "^# HELP ${f% *} ." "$T/metrics.txt" || missing="$missing ${f% *}"
 done
@@ -158,6 +160,56 @@ check "a 20 KB URL does not get through ($long)" \
 check "a query string out of range is clamped, not an error" \
     test "$(code "$URL/api/log?after=-99&limit=999999999999999999999")" = 200
 
+# Slow loris: 70 connections each sending a byte every 4 s, reopened as
+# soon as they are closed.  /metrics and /status answer at once all the
+# while, and no request takes longer than 5 s to arrive.
+probe loris "$PORT" 70 4 20 "$T/loris.ready" >"$T/loris.out" &
+loris_pid=$!
+on_exit "kill $loris_pid 2>/dev/null"
+wait_for 10 test -s "$T/loris.ready"
+sleep 6		# past the request bound: every slot has been held
+slowest=0
+failed=""
+for i in 1 2 3 4 5; do
+	for p in /metrics /status; do
+		t=$(curl -sf -o /dev/null -m 5 -w '%{time_total}' "$URL$p") ||
+		    failed="$failed $p"
+		slowest=$(awk -v a="$slowest" -v b="${t:-9}" \
+		    'BEGIN { print (b > a ? b : a) }')
+	done
+	sleep 2
+done
+check "under a slow loris, /metrics and /status answer every time${failed:+ (failed:$failed)}" \
+    test -z "$failed"
+check "and promptly (slowest ${slowest} s)" \
+    awk -v s="$slowest" 'BEGIN { exit !(s < 1) }'
+wait "$loris_pid"
+loris=$(cat "$T/loris.out")
+check "a request trickling in is closed after 5 s ($loris)" \
+    sh -c "echo '$loris' | awk -F'[= ]' '{ exit !(\$2 >= 70 && \$4 <= 7) }'"
+# The same from 8 addresses, 16 connections each: past 64 in all, the
+# oldest make room, and a request from yet another address gets in.
+fds_before=$(ls /proc/"$SUP_PID"/fd | wc -l)
+probe loris "$PORT" 128 4 10 "$T/loris8.ready" 8 >"$T/loris8.out" &
+loris_pid=$!
+on_exit "kill $loris_pid 2>/dev/null"
+wait_for 10 test -s "$T/loris8.ready"
+sleep 1
+failed=""
+for i in 1 2 3 4; do
+	curl -sf -o /dev/null -m 1 "$URL/metrics" || failed="$failed $i"
+	sleep 1
+done
+fds=$(ls /proc/"$SUP_PID"/fd | wc -l)
+wait "$loris_pid"
+check "from 8 addresses, /metrics still answers within 1 s${failed:+ (failed:$failed)}" \
+    test -z "$failed"
+check "and the supervisor holds at most 128 sockets: 64 open, the others closing ($fds_before -> $fds fds)" \
+    test "$fds" -le $((fds_before + 130))
+check "the slow clients are reported once, as a warning" test "$(grep -c \
+    "WARN qscaled: status server: closed a connection from 127.0.0.1: .*; more such are counted" \
+    "$T/log/qscaled.log")" = 1
+
 fds_before=$(ls /proc/"$SUP_PID"/fd | wc -l)
 probe slow "$PORT" >"$T/slow.out" &
 slow_pid=$!
@@ -168,13 +220,13 @@ on_exit "kill $slow_pid $hold_pid 2>/dev/null"
 wait_for 10 test -s "$T/hold.ready"
 sleep 1
 fds=$(ls /proc/"$SUP_PID"/fd | wc -l)
-check "200 idle connections: the supervisor holds at most 64 ($fds_before -> $fds fds)" \
-    test "$fds" -le $((fds_before + 66))
+check "200 idle connections from one address: the supervisor holds 16 ($fds_before -> $fds fds)" \
+    test "$fds" -le $((fds_before + 18))
 check "qscalectl status still answers meanwhile" sh -c "'$QSCALECTL' -s '$T/run/control.socket' status -j | jq -en 'input | .ok' >/dev/null"
 wait "$slow_pid"
 slow=$(cat "$T/slow.out")
-check "a half-sent request is dropped after the 10 s timeout (${slow} s)" \
-    awk -v s="$slow" 'BEGIN { exit !(s >= 9 && s <= 13) }'
+check "a half-sent request is dropped after the 5 s request bound (${slow} s)" \
+    awk -v s="$slow" 'BEGIN { exit !(s >= 4.5 && s <= 7) }'
 wait "$hold_pid"
 closed=$(cat "$T/hold.out")
 check "idle connections are closed by the server's timeout ($closed of 200)" \

@@ -25,6 +25,7 @@
 
 #include "common.h"
 #include "conf_int.h"
+#include "worker.h"
 
 static char	 tmpdir[256];
 
@@ -311,6 +312,10 @@ test_every_key(void **state)
 	assert_string_equal(r->ebs.device, "/dev/xvda");
 	assert_int_equal(r->ebs.size_gb, 100);
 	assert_string_equal(r->ebs.type, "io2");
+	assert_int_equal(r->ebs.iops, 20000);
+	assert_int_equal(r->ebs.throughput, 0);
+	assert_int_equal(r->max_idle_time, 45 * 60000);
+	assert_int_equal(r->max_spin_up_time, 20 * 60000);
 	assert_null(r->iam_instance_profile.arn);
 	assert_string_equal(r->iam_instance_profile.name, "gpu-prof");
 	assert_ptr_equal(r->eff_iam_instance_profile, &r->iam_instance_profile);
@@ -416,7 +421,7 @@ test_durations(void **state)
 	} good[] = {
 		{ "\"500ms\"", 500 }, { "\"45s\"", 45000 },
 		{ "\"15m\"", 900000 }, { "\"2h\"", 7200000 },
-		{ "\"1h30m\"", 5400000 }, { "90", 90000 }, { "0", 0 },
+		{ "\"1h30m\"", 5400000 }, { "0", 0 }, { "\"0\"", 0 },
 		{ "\"1d\"", 86400000 },
 	};
 	struct qscale_conf	*c;
@@ -437,6 +442,21 @@ test_durations(void **state)
 	fail_at("d2.conf", CML ONE "max_idle_time = \"15x\";\n",
 	    "max_idle_time", "max_idle_time: \"15x\" is not a duration: "
 	    "unknown unit (use ms, s, m, h or d)");
+	/* the ClearML app's fields are minutes: a bare number is refused */
+	fail_at("d7.conf", CML ONE "max_idle_time = 15;\n", "max_idle_time",
+	    "max_idle_time = 15: a duration needs a unit: write \"15m\" for "
+	    "15 minutes (as the ClearML app's fields mean it) or \"15s\" for "
+	    "15 seconds");
+	fail_at("d8.conf", CML ONE "polling_interval = \"90\";\n",
+	    "polling_interval", "polling_interval = 90: a duration needs a "
+	    "unit: write \"90m\" for 90 minutes (as the ClearML app's fields "
+	    "mean it) or \"90s\" for 90 seconds");
+	fail_at("d9.conf", CML "resources = ( { name = \"a\"; queue = \"a\"; "
+	    "instance_type = \"t3.micro\"; ami = \"ami-1\";\n"
+	    "spot_rollback_timeout = 5; } );\n", "spot_rollback_timeout",
+	    "resource \"a\": spot_rollback_timeout = 5: a duration needs a "
+	    "unit: write \"5m\" for 5 minutes (as the ClearML app's fields "
+	    "mean it) or \"5s\" for 5 seconds");
 	fail_at("d3.conf", CML ONE "max_idle_time = -5;\n", "max_idle_time",
 	    "max_idle_time: -5 is not a duration");
 	fail_at("d4.conf", CML ONE "max_idle_time = 1.5;\n", "max_idle_time",
@@ -532,6 +552,22 @@ test_errors(void **state)
 		{ CML ONE "custom_launch_spec = 5;\n", "custom_launch_spec",
 		    "custom_launch_spec must be a group or a string holding "
 		    "a JSON object, not an integer" },
+		{ CML ONE "custom_launch_spec = {\n TagSpecifications = ( { "
+		    "ResourceType = \"instance\"; Tags = ( { Key = "
+		    "\"qscale:resource\"; Value = \"x\"; } ); } ); };\n",
+		    "TagSpecifications", "custom_launch_spec."
+		    "TagSpecifications element 1, Tags element 1: tag key "
+		    "\"qscale:resource\" is reserved (keys starting with qscale: "
+		    "are how qscale finds its instances, aws: is EC2's)" },
+		{ CML "resources = ( { name = \"gpu\"; queue = \"gpu\"; "
+		    "instance_type = \"t3.micro\"; ami = \"ami-1\";\n"
+		    "  custom_launch_spec = \"{\\\"TagSpecification\\\": [{"
+		    "\\\"Tag\\\": [{\\\"Key\\\": \\\"qscale:autoscaler\\\"}]}]}\"; "
+		    "} );\n", "custom_launch_spec", "resource \"gpu\": "
+		    "custom_launch_spec.TagSpecification element 1, Tag element "
+		    "1: tag key \"qscale:autoscaler\" is reserved (keys starting "
+		    "with qscale: are how qscale finds its instances, aws: is "
+		    "EC2's)" },
 		{ CML ONE "workers_prefix = \"a:b\";\n", "workers_prefix",
 		    "workers_prefix \"a:b\" must be 1 to 64 letters, digits, "
 		    "'_', '.' or '-'" },
@@ -662,6 +698,67 @@ test_duplicates(void **state)
 	free(want);
 }
 
+/*
+ * Many resources, one a line: each key's origin is its own line (the
+ * origins are indexed, not searched), and a name or queue used again far
+ * down is still caught, citing the first.
+ */
+static void
+test_many_resources(void **state)
+{
+	struct qscale_conf	*c;
+	char			*text, *more, *key, *want;
+	const char		*path;
+	size_t			 i, n = 2000;
+
+	(void)state;
+	text = xstrdup(CML "resources = (\n");
+	for (i = 0; i < n; i++) {
+		xasprintf(&more, "%s%s{ name = \"r%zu\"; queue = \"q%zu\"; "
+		    "instance_type = \"t3.micro\"; ami = \"ami-%zu\"; }\n",
+		    text, i > 0 ? "," : "", i, i, i);
+		free(text);
+		text = more;
+	}
+	xasprintf(&more, "%s);\n", text);
+	free(text);
+	path = put("many.conf", 0600, more);
+	c = must_load(path);
+	assert_int_equal(c->nresources, n);
+	for (i = 0; i < n; i += 97) {
+		xasprintf(&key, "resources.r%zu.ami", i);
+		xasprintf(&want, "%s:%zu", path, i + 3);
+		assert_string_equal(conf_origin(c, key), want);
+		assert_int_equal(strtoul(c->resources[i].ami + 4, NULL, 10),
+		    i);
+		free(key);
+		free(want);
+	}
+	assert_string_equal(conf_origin(c, "resources.r1999.spot"),
+	    "default");
+	assert_null(conf_origin(c, "resources.r2000.ami"));
+	conf_free(c);
+
+	/* the last two reuse the first name and the first queue */
+	more[strlen(more) - 3] = '\0';
+	xasprintf(&text, "%s,{ name = \"r0\"; queue = \"qx\"; instance_type "
+	    "= \"t3.micro\"; ami = \"ami-1\"; }\n,{ name = \"rx\"; queue = "
+	    "\"q0\"; instance_type = \"t3.micro\"; ami = \"ami-1\"; }\n);\n",
+	    more);
+	path = put("many-dup.conf", 0600, text);
+	xasprintf(&want, "%s:%zu: resource name \"r0\" is used twice (first "
+	    "at %s:3)", path, n + 3, path);
+	must_fail_with(path, want);
+	free(want);
+	xasprintf(&want, "%s:%zu: resources \"r0\" (%s:3) and \"rx\" (%s:%zu) "
+	    "both use queue \"q0\": each resource needs its own queue", path,
+	    n + 4, path, path, n + 4);
+	must_fail_with(path, want);
+	free(want);
+	free(text);
+	free(more);
+}
+
 /* Numbers that are not too large for libconfig, whatever they look like. */
 static void
 test_big_integers(void **state)
@@ -765,6 +862,14 @@ test_json_form(void **state)
 	    "max_instances must be an integer, not a string");
 	text = "{\n \"clearml\": { \"api_server\": \"http://x\",\n"
 	    "   \"access_key\": \"a\", \"secret_key\": \"s-1\" },\n"
+	    " \"max_spin_up_time\": 20,\n \"resources\": [\n"
+	    "  { \"name\": \"gpu\", \"queue\": \"gpu\",\n"
+	    "    \"instance_type\": \"t3.micro\", \"ami\": \"ami-1\" } ] }\n";
+	fail_at("bare.json", text, "\"max_spin_up_time\"", "max_spin_up_time "
+	    "= 20: a duration needs a unit: write \"20m\" for 20 minutes (as "
+	    "the ClearML app's fields mean it) or \"20s\" for 20 seconds");
+	text = "{\n \"clearml\": { \"api_server\": \"http://x\",\n"
+	    "   \"access_key\": \"a\", \"secret_key\": \"s-1\" },\n"
 	    " \"name\": \"a\",\n \"name\": \"b\",\n \"resources\": [\n"
 	    "  { \"name\": \"gpu\", \"queue\": \"gpu\", "
 	    "\"instance_type\": \"t3.micro\", \"ami\": \"ami-1\",\n"
@@ -778,6 +883,292 @@ test_json_form(void **state)
 	fail_at("dot.json", "{\n \"clearml.api_server\": \"http://x\" }\n",
 	    "clearml.", "bad key 'clearml.api_server': write nested keys as "
 	    "groups, as in clearml = { api_server = ...; }");
+}
+
+static void	check_print_reloads(const char *);
+
+/* The ClearML app's comma lists and key=value tags. */
+static void
+test_app_lists(void **state)
+{
+	struct qscale_conf		*c;
+	const struct conf_resource	*r;
+	char				*s;
+
+	(void)state;
+	c = must_load(put("lists.conf", 0600, CML "resources = ( { name = "
+	    "\"gpu\"; queue = \"gpu\";\n instance_type = \"t3.micro\"; "
+	    "ami = \"ami-1\";\n subnets = \"subnet-1, subnet-2,subnet-3\";\n"
+	    " security_groups = \"sg-1\";\n"
+	    " tags = \"team=ml, owner = ops,empty=\"; } );\n"));
+	r = &c->resources[0];
+	assert_int_equal(r->nsubnets, 3);
+	assert_string_equal(r->subnets[0], "subnet-1");
+	assert_string_equal(r->subnets[1], "subnet-2");
+	assert_string_equal(r->subnets[2], "subnet-3");
+	assert_int_equal(r->nsecurity_groups, 1);
+	assert_string_equal(r->security_groups[0], "sg-1");
+	assert_int_equal(r->ntags, 3);
+	assert_string_equal(r->tags[0].key, "team");
+	assert_string_equal(r->tags[0].value, "ml");
+	assert_string_equal(r->tags[1].key, "owner");
+	assert_string_equal(r->tags[1].value, "ops");
+	assert_string_equal(r->tags[2].key, "empty");
+	assert_string_equal(r->tags[2].value, "");
+	/* printed back as the lists they mean */
+	s = json_text(c, 0);
+	assert_non_null(strstr(s, "\"subnet-1\", \"subnet-2\", \"subnet-3\""));
+	free(s);
+	conf_free(c);
+	fail_at("l1.conf", CML "resources = ( { name = \"gpu\"; queue = "
+	    "\"gpu\";\n instance_type = \"t3.micro\"; ami = \"ami-1\";\n"
+	    " security_groups = \"sg-1,,sg-2\"; } );\n", "security_groups",
+	    "resource \"gpu\": security_groups: \"sg-1,,sg-2\" has an empty "
+	    "name (write \"a,b\" or [\"a\", \"b\"])");
+	fail_at("l2.conf", CML "resources = ( { name = \"gpu\"; queue = "
+	    "\"gpu\";\n instance_type = \"t3.micro\"; ami = \"ami-1\";\n"
+	    " tags = \"team=ml,owner\"; } );\n", "tags", "resource \"gpu\": "
+	    "tags: \"owner\" is not key=value (write \"team=ml,owner=ops\" "
+	    "or a group { team = \"ml\"; })");
+	fail_at("l3.conf", CML "resources = ( { name = \"gpu\"; queue = "
+	    "\"gpu\";\n instance_type = \"t3.micro\"; ami = \"ami-1\";\n"
+	    " tags = \"qscale:resource=x\"; } );\n", "tags", "resource "
+	    "\"gpu\": tags: bad tag key \"qscale:resource\" (1 to 128 "
+	    "characters, not starting with aws: or qscale:, which are "
+	    "reserved)");
+}
+
+/* max_idle_time and max_spin_up_time per resource, else the global. */
+static void
+test_resource_timeouts(void **state)
+{
+	struct qscale_conf	*c;
+	struct plan_conf	 pc;
+	char			*s;
+
+	(void)state;
+	c = must_load(put("rt.conf", 0600, CML "max_idle_time = \"20m\";\n"
+	    "defaults = { resource = { max_spin_up_time = \"40m\"; }; };\n"
+	    "resources = ( " RES("a", "a") ",\n"
+	    "{ name = \"b\"; queue = \"b\"; instance_type = \"t3.micro\"; "
+	    "ami = \"ami-1\";\n max_idle_time = \"2m\"; "
+	    "max_spin_up_time = \"5m\"; } );\n"));
+	assert_int_equal(c->resources[0].max_idle_time, -1);
+	assert_int_equal(c->resources[0].max_spin_up_time, 40 * 60000);
+	assert_int_equal(c->resources[1].max_idle_time, 2 * 60000);
+	plan_conf_from(&pc, c, &c->resources[0]);
+	assert_int_equal(pc.max_idle_ms, 20 * 60000);
+	assert_int_equal(pc.max_spin_up_ms, 40 * 60000);
+	plan_conf_from(&pc, c, &c->resources[1]);
+	assert_int_equal(pc.max_idle_ms, 2 * 60000);
+	assert_int_equal(pc.max_spin_up_ms, 5 * 60000);
+	/* unset prints as "", which loads back as unset */
+	s = json_text(c, 1);
+	assert_non_null(strstr(s, "\"max_idle_time\":\tnull"));
+	free(s);
+	check_print_reloads(put("rt2.conf", 0600, CML "resources = ( "
+	    RES("a", "a") " );\n"));
+	conf_free(c);
+	fail_at("rt3.conf", CML "resources = ( { name = \"b\"; queue = "
+	    "\"b\";\n instance_type = \"t3.micro\"; ami = \"ami-1\";\n"
+	    " max_idle_time = 10; } );\n", "max_idle_time", "resource \"b\": "
+	    "max_idle_time = 10: a duration needs a unit: write \"10m\" for "
+	    "10 minutes (as the ClearML app's fields mean it) or \"10s\" for "
+	    "10 seconds");
+}
+
+/* What qscale owns in a launch is refused at load, with its line. */
+static void
+test_launch_spec_owned(void **state)
+{
+	const char	*text;
+
+	(void)state;
+	text = CML "custom_launch_spec = {\n  EbsOptimized = true;\n"
+	    "  MaxCount = 10;\n  TagSpecifications = ( { ResourceType = "
+	    "\"instance\";\n    Tags = ( { Key = \"team\"; Value = \"x\"; },"
+	    "\n      { Key = \"qscale:resource\"; Value = \"y\"; } ); } );\n"
+	    "};\n" ONE;
+	fail_at("ls1.conf", text, "MaxCount", "custom_launch_spec.MaxCount is "
+	    "set by qscale in every launch and cannot be given here (MinCount "
+	    "and MaxCount follow the demand, UserData is the startup script, "
+	    "ClientToken makes a retried call launch nothing twice)");
+	fail_at("ls1.conf", text, "Key = \"qscale:", "custom_launch_spec."
+	    "TagSpecifications element 1, Tags element 2: tag key "
+	    "\"qscale:resource\" is reserved (keys starting with qscale: are "
+	    "how qscale finds its instances, aws: is EC2's)");
+	/* a string of JSON: its line; a resource's own names the resource */
+	text = CML "resources = ( { name = \"gpu\"; queue = \"gpu\";\n"
+	    " instance_type = \"t3.micro\"; ami = \"ami-1\";\n"
+	    " custom_launch_spec = \"{\\\"UserData\\\": \\\"IyEK\\\"}\"; } );\n";
+	fail_at("ls2.conf", text, "custom_launch_spec", "resource \"gpu\": "
+	    "custom_launch_spec.UserData is set by qscale in every launch and "
+	    "cannot be given here (MinCount and MaxCount follow the demand, "
+	    "UserData is the startup script, ClientToken makes a retried call "
+	    "launch nothing twice)");
+	/* the JSON form: the key's own line */
+	text = "{\n \"clearml\": { \"api_server\": \"http://x\",\n"
+	    "   \"access_key\": \"a\", \"secret_key\": \"s-1\" },\n"
+	    " \"custom_launch_spec\": { \"Monitoring\": {\"Enabled\": true},\n"
+	    "   \"ClientToken\": \"x\" },\n \"resources\": [\n"
+	    "  { \"name\": \"gpu\", \"queue\": \"gpu\",\n"
+	    "    \"instance_type\": \"t3.micro\", \"ami\": \"ami-1\" } ] }\n";
+	fail_at("ls3.json", text, "\"ClientToken\"", "custom_launch_spec."
+	    "ClientToken is set by qscale in every launch and cannot be given "
+	    "here (MinCount and MaxCount follow the demand, UserData is the "
+	    "startup script, ClientToken makes a retried call launch nothing "
+	    "twice)");
+	/* in a defaults block too, though no resource is named there */
+	text = CML "defaults = { resource = { custom_launch_spec = {\n"
+	    "  MinCount = 2; }; }; };\n" ONE;
+	fail_at("ls4.conf", text, "MinCount", "custom_launch_spec.MinCount is "
+	    "set by qscale in every launch and cannot be given here (MinCount "
+	    "and MaxCount follow the demand, UserData is the startup script, "
+	    "ClientToken makes a retried call launch nothing twice)");
+}
+
+#define GPU_AT	"resources = ( { name = \"gpu\"; queue = \"gpu\";\n" \
+		" instance_type = \"t3.micro\"; ami = \"ami-1\";\n"
+
+/* Loads text; its one warning reads want, at the line of marker. */
+static void
+warns_with(const char *name, const char *text, const char *marker,
+    const char *want)
+{
+	struct qscale_conf	*c;
+	const char		*path = put(name, 0600, text);
+	char			*full;
+
+	c = must_load(path);
+	xasprintf(&full, "%s:%d: %s", path, line_of(text, marker), want);
+	if (c->warnings.n != 1 || strcmp(c->warnings.msg[0], full) != 0) {
+		print_message("expected: %s\n", full);
+		if (c->warnings.n > 0)
+			print_message("got:      %s\n", c->warnings.msg[0]);
+		fail_msg("%zu warnings", c->warnings.n);
+	}
+	free(full);
+	conf_free(c);
+}
+
+/* Settings that would do nothing are said; EBS settings EC2 refuses. */
+static void
+test_noops(void **state)
+{
+	struct qscale_conf	*c;
+
+	(void)state;
+	c = must_load(put("quiet.conf", 0600, CML ONE));
+	assert_int_equal(c->warnings.n, 0);
+	conf_free(c);
+	warns_with("n1.conf", CML GPU_AT " ebs = { type = \"io2\"; }; } );\n",
+	    "ebs =", "resource \"gpu\": ebs settings do nothing without "
+	    "ebs.size_gb: the AMI's root volume is used as it is (set "
+	    "ebs.size_gb to give it a size, a type and its IOPS)");
+	warns_with("n2.conf", CML GPU_AT " subnets = \"subnet-1\";\n"
+	    " availability_zone = \"us-east-1a\"; } );\n", "availability_zone",
+	    "resource \"gpu\": availability_zone \"us-east-1a\" is not used: "
+	    "subnets are set, and each subnet lies in one zone");
+	/* the spec's market options on an on-demand resource */
+	warns_with("n2b.conf", CML "custom_launch_spec = {\n"
+	    " InstanceMarketOptions = { MarketType = \"spot\"; }; };\n" ONE,
+	    "custom_launch_spec", "resource \"gpu\": custom_launch_spec."
+	    "InstanceMarketOptions does nothing while spot is false: qscale "
+	    "launches on-demand without it (set spot = true for spot)");
+	/* from a defaults block: that line */
+	warns_with("n3.conf", CML "defaults = { resource = {\n"
+	    "  availability_zone = \"us-east-1b\"; }; };\n" GPU_AT
+	    " subnets = [ \"subnet-1\" ]; } );\n", "availability_zone",
+	    "resource \"gpu\": availability_zone \"us-east-1b\" is not used: "
+	    "subnets are set, and each subnet lies in one zone");
+	fail_at("n4.conf", CML GPU_AT " ebs = { size_gb = 50;\n"
+	    " type = \"io1\"; }; } );\n", " type = \"io1",
+	    "resource \"gpu\": ebs.type io1 needs ebs.iops (100 to 64000): "
+	    "EC2 refuses the launch without it");
+	fail_at("n5.conf", CML GPU_AT " ebs = { size_gb = 50; type = \"gp2\";"
+	    "\n iops = 5000; }; } );\n", "iops", "resource \"gpu\": ebs.iops "
+	    "is for io1, io2 and gp3 volumes, not gp2");
+	fail_at("n6.conf", CML GPU_AT " ebs = { size_gb = 50;\n"
+	    " throughput = 2000; }; } );\n", "throughput", "resource \"gpu\": "
+	    "ebs.throughput must be from 0 to 1000 (not 2000)");
+	fail_at("n7.conf", CML GPU_AT " ebs = { size_gb = 50; type = \"io2\";"
+	    "\n iops = 3000; throughput = 500; }; } );\n", "throughput",
+	    "resource \"gpu\": ebs.throughput is for gp3 volumes, not io2");
+	fail_at("n8.conf", CML GPU_AT " ebs = { size_gb = 50;\n"
+	    " iops = 1000; }; } );\n", "iops", "resource \"gpu\": ebs.iops "
+	    "must be from 3000 to 16000 for gp3 (not 1000)");
+	/* what gp3 may need: IOPS for its throughput, size for its IOPS */
+	fail_at("n10.conf", CML GPU_AT " ebs = { size_gb = 50;\n"
+	    " throughput = 1000; }; } );\n", "throughput", "resource \"gpu\": "
+	    "ebs.throughput 1000 MiB/s needs ebs.iops of at least 4000 (gp3 "
+	    "gives 0.25 MiB/s per IOPS; its baseline is 3000)");
+	fail_at("n11.conf", CML GPU_AT " ebs = { size_gb = 8; type = \"io1\";"
+	    "\n iops = 1000; }; } );\n", "iops", "resource \"gpu\": ebs.iops "
+	    "1000 needs ebs.size_gb of at least 20 (io1 allows 50 IOPS per "
+	    "GiB)");
+	c = must_load(put("n9.conf", 0600, CML GPU_AT " ebs = { size_gb = 50; "
+	    "iops = 6000; throughput = 250; }; } );\n"));
+	assert_int_equal(c->warnings.n, 0);
+	assert_int_equal(c->resources[0].ebs.iops, 6000);
+	assert_int_equal(c->resources[0].ebs.throughput, 250);
+	conf_free(c);
+}
+
+/* qscalectl -c: the socket alone, whatever else the file holds. */
+static void
+test_peek_socket(void **state)
+{
+	char	*s, *note, *want;
+	const char *path;
+
+	(void)state;
+	/* the rest need not load: a bad value, no resources */
+	s = conf_peek_socket(put("p1.conf", 0644, "max_idle_time = 15;\n"
+	    "control = { socket = \"/run/x.sock\"; };\n"), &note);
+	assert_string_equal(s, "/run/x.sock");
+	assert_null(note);
+	free(s);
+	/* through the layers: a matching match block over defaults */
+	s = conf_peek_socket(put("p2.conf", 0600, "workers_prefix = "
+	    "\"prod-a\";\ndefaults = { control = { socket = \"/d\"; }; };\n"
+	    "match = ( { workers_prefix = \"^prod-\"; control = { socket = "
+	    "\"/m\"; }; }, { workers_prefix = \"^dev-\"; control = { "
+	    "socket = \"/n\"; }; } );\n"), &note);
+	assert_string_equal(s, "/m");
+	assert_null(note);
+	free(s);
+	/* unset: the default, no note (the file said nothing) */
+	s = conf_peek_socket(put("p3.conf", 0600, "name = \"x\";\n"), &note);
+	assert_string_equal(s, QS_DEFAULT_SOCKET);
+	assert_null(note);
+	free(s);
+	/* half-way through an edit: found in the text, with a note */
+	path = put("p4.conf", 0600, "control = {\n  socket = \"/run/q.sock\";"
+	    "\n};\nresources = ( { name = \n");
+	s = conf_peek_socket(path, &note);
+	assert_string_equal(s, "/run/q.sock");
+	assert_non_null(note);
+	xasprintf(&want, "%s:", path);
+	assert_true(strncmp(note, want, strlen(want)) == 0);
+	assert_non_null(strstr(note, "; control.socket /run/q.sock found in "
+	    "its text"));
+	free(want);
+	free(note);
+	free(s);
+	/* the JSON form, broken too */
+	s = conf_peek_socket(put("p5.json", 0600, "{ \"control\": { "
+	    "\"socket\": \"/j.sock\" },\n \"name\": }\n"), &note);
+	assert_string_equal(s, "/j.sock");
+	assert_non_null(note);
+	free(note);
+	free(s);
+	/* nothing to go by: the default, and the note says so */
+	s = conf_peek_socket(put("p6.conf", 0600, "resources = (\n"), &note);
+	assert_string_equal(s, QS_DEFAULT_SOCKET);
+	assert_non_null(strstr(note, "no control.socket found in it: using "
+	    "the default " QS_DEFAULT_SOCKET));
+	free(note);
+	free(s);
 }
 
 static void
@@ -1695,10 +2086,16 @@ main(void)
 		cmocka_unit_test_setup(test_durations, clean_env),
 		cmocka_unit_test_setup(test_errors, clean_env),
 		cmocka_unit_test_setup(test_bad_regex, clean_env),
+		cmocka_unit_test_setup(test_many_resources, clean_env),
 		cmocka_unit_test_setup(test_duplicates, clean_env),
 		cmocka_unit_test_setup(test_big_integers, clean_env),
 		cmocka_unit_test_setup(test_all_errors, clean_env),
 		cmocka_unit_test_setup(test_json_form, clean_env),
+		cmocka_unit_test_setup(test_app_lists, clean_env),
+		cmocka_unit_test_setup(test_resource_timeouts, clean_env),
+		cmocka_unit_test_setup(test_launch_spec_owned, clean_env),
+		cmocka_unit_test_setup(test_noops, clean_env),
+		cmocka_unit_test_setup(test_peek_socket, clean_env),
 		cmocka_unit_test_setup(test_env, clean_env),
 		cmocka_unit_test_setup(test_secrecy, clean_env),
 		cmocka_unit_test_setup(test_include, clean_env),

@@ -473,6 +473,26 @@ merged(const char *json, struct ec2_params *p, int expect)
 	cJSON_Delete(spec);
 }
 
+/* A launch that configures only what it must, over spec json. */
+static void
+bare_merged(const char *json, int spot, struct ec2_params *p)
+{
+	struct ec2_launch	 l;
+	cJSON			*spec = cJSON_Parse(json);
+	char			 err[256] = "";
+
+	assert_non_null(spec);
+	memset(&l, 0, sizeof(l));
+	l.image_id = "ami-1";
+	l.instance_type = "t3.micro";
+	l.min_count = l.max_count = 1;
+	l.spot = spot;
+	l.custom_launch_spec = spec;
+	if (ec2_build_run_instances(&l, p, err, sizeof(err)) != 0)
+		fail_msg("%s: %s", json, err);
+	cJSON_Delete(spec);
+}
+
 static void
 test_custom_launch_spec(void **state)
 {
@@ -499,19 +519,21 @@ test_custom_launch_spec(void **state)
 	/* objects merge: the generated keys stay beside the new one */
 	want(&p, "MetadataOptions.HttpPutResponseHopLimit", "2");
 	want(&p, "MetadataOptions.HttpTokens", "required");
-	want(&p, "InstanceType", "g5.xlarge");
-	absent(&p, "KeyName");
-	/* lists replace whole */
-	want(&p, "SecurityGroupId.1", "sg-9");
-	absent(&p, "SecurityGroupId.2");
-	want(&p, "BlockDeviceMapping.1.DeviceName", "/dev/xvdb");
-	want(&p, "BlockDeviceMapping.1.Ebs.VolumeSize", "500");
-	want(&p, "BlockDeviceMapping.1.Ebs.Iops", "3000.5");
-	absent(&p, "BlockDeviceMapping.1.Ebs.VolumeType");
-	absent(&p, "BlockDeviceMapping.1.Ebs.DeleteOnTermination");
-	/* the profile's alternatives: the spec's replaces qscale's */
-	want(&p, "IamInstanceProfile.Name", "other");
-	absent(&p, "IamInstanceProfile.Arn");
+	/* the spec is the basis: what is configured is applied over it */
+	want(&p, "InstanceType", "g4dn.xlarge");
+	want(&p, "KeyName", "ops key");
+	/* a configured list is given whole: no element of the spec's */
+	want(&p, "SecurityGroupId.1", groups[0]);
+	want(&p, "SecurityGroupId.2", groups[1]);
+	absent(&p, "SecurityGroupId.3");
+	want(&p, "BlockDeviceMapping.1.DeviceName", "/dev/sda1");
+	want(&p, "BlockDeviceMapping.1.Ebs.VolumeSize", "100");
+	want(&p, "BlockDeviceMapping.1.Ebs.VolumeType", "gp3");
+	absent(&p, "BlockDeviceMapping.1.Ebs.Iops");
+	/* the profile's alternatives: the configured one, not both */
+	want(&p, "IamInstanceProfile.Arn",
+	    "arn:aws:iam::123456789012:instance-profile/w");
+	absent(&p, "IamInstanceProfile.Name");
 	/* tag specifications come after qscale's, which stay */
 	want(&p, "TagSpecification.1.ResourceType", "instance");
 	want(&p, "TagSpecification.1.Tag.2.Key", "qscale:autoscaler");
@@ -524,15 +546,69 @@ test_custom_launch_spec(void **state)
 	ec2_params_clear(&p);
 
 	/* wire names work as well as the SDK's */
+	bare_merged("{\"SecurityGroupId\": [\"sg-a\", \"sg-b\", \"sg-c\"],"
+	    "\"Placement\": {\"Tenancy\": \"dedicated\"}}", 1, &p);
+	want(&p, "SecurityGroupId.3", "sg-c");
+	want(&p, "Placement.Tenancy", "dedicated");
+	ec2_params_clear(&p);
+	/* objects merge: the configured zone beside the spec's tenancy */
 	merged("{\"SecurityGroupId\": [\"sg-a\", \"sg-b\", \"sg-c\"],"
 	    "\"Placement\": {\"Tenancy\": \"dedicated\"}}", &p, 0);
-	want(&p, "SecurityGroupId.3", "sg-c");
+	want(&p, "SecurityGroupId.1", "sg-0123");
+	absent(&p, "SecurityGroupId.3");
 	want(&p, "Placement.Tenancy", "dedicated");
 	ec2_params_clear(&p);
 
 	merged("{}", &p, 0);
 	want(&p, "SecurityGroupId.2", "sg-0456");
 	ec2_params_clear(&p);
+
+	/* what the configuration leaves unset, the spec gives */
+	bare_merged("{\"KeyName\": \"spec key\", \"SecurityGroups\": "
+	    "[\"default\"], \"IamInstanceProfile\": {\"Name\": \"p\"},"
+	    "\"BlockDeviceMappings\": [{\"DeviceName\": \"/dev/xvdb\","
+	    "  \"Ebs\": {\"VolumeSize\": 500, \"Iops\": 3000.5}}],"
+	    "\"InstanceMarketOptions\": {\"SpotOptions\": "
+	    "{\"MaxPrice\": \"0.5\"}}, \"MetadataOptions\": "
+	    "{\"HttpTokens\": \"optional\"}}", 1, &p);
+	want(&p, "KeyName", "spec key");
+	want(&p, "SecurityGroup.1", "default");
+	want(&p, "IamInstanceProfile.Name", "p");
+	want(&p, "BlockDeviceMapping.1.DeviceName", "/dev/xvdb");
+	want(&p, "BlockDeviceMapping.1.Ebs.Iops", "3000.5");
+	/* spot: qscale's market options, the spec's price beside them */
+	want(&p, "InstanceMarketOptions.MarketType", "spot");
+	want(&p, "InstanceMarketOptions.SpotOptions.MaxPrice", "0.5");
+	/* what qscale gives every instance stays */
+	want(&p, "MetadataOptions.HttpTokens", "required");
+	ec2_params_clear(&p);
+	/* an on-demand launch (rollback, blackout) stays on-demand */
+	bare_merged("{\"InstanceMarketOptions\": {\"MarketType\": \"spot\","
+	    "\"SpotOptions\": {\"MaxPrice\": \"0.5\"}}}", 0, &p);
+	absent(&p, "InstanceMarketOptions.MarketType");
+	absent(&p, "InstanceMarketOptions.SpotOptions.MaxPrice");
+	ec2_params_clear(&p);
+
+	/* the volume's IOPS and throughput, when set */
+	{
+		struct ec2_launch	 l;
+		char			 err[256];
+
+		full_launch(&l);
+		l.ebs_iops = 6000;
+		l.ebs_throughput = 250;
+		assert_int_equal(ec2_build_run_instances(&l, &p, err,
+		    sizeof(err)), 0);
+		want(&p, "BlockDeviceMapping.1.Ebs.Iops", "6000");
+		want(&p, "BlockDeviceMapping.1.Ebs.Throughput", "250");
+		ec2_params_clear(&p);
+		full_launch(&l);
+		assert_int_equal(ec2_build_run_instances(&l, &p, err,
+		    sizeof(err)), 0);
+		absent(&p, "BlockDeviceMapping.1.Ebs.Iops");
+		absent(&p, "BlockDeviceMapping.1.Ebs.Throughput");
+		ec2_params_clear(&p);
+	}
 
 	/* what qscale must own, and what is no parameter */
 	merged("{\"ClientToken\": \"x\"}", &p, -1);

@@ -143,7 +143,8 @@ test_profile_and_spec_layers(void **state)
 	assert_string_equal(ec2_params_get(&p, "EbsOptimized"), "true");
 	assert_string_equal(ec2_params_get(&p, "Monitoring.Enabled"), "true");
 	assert_string_equal(ec2_params_get(&p, "CpuOptions.CoreCount"), "4");
-	assert_string_equal(ec2_params_get(&p, "KeyName"), "k0");
+	/* the spec is the basis: the configured key pair is applied over */
+	assert_string_equal(ec2_params_get(&p, "KeyName"), "ops");
 	assert_string_equal(ec2_params_get(&p, "IamInstanceProfile.Name"),
 	    "res-profile");
 	assert_string_equal(ec2_params_get(&p,

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "common.h"
+#include "clearml.h"
 #include "supervisor.h"
 
 struct fixture {
@@ -62,6 +63,7 @@ teardown(void **state)
 	for (i = 0; i < 2; i++)
 		cJSON_Delete(fx->child[i].snapshot);
 	metrics_free(&fx->sup);
+	orphan_list_clear(&fx->sup.orphans);
 	free(fx);
 	return 0;
 }
@@ -97,6 +99,24 @@ snap(struct sup_child *c, int polls, int pending, int idle, int busy,
 	cJSON_Delete(c->snapshot);
 	c->snapshot = o;
 	metrics_snapshot(c);
+}
+
+/* Two instances of a removed resource: one idle, one busy. */
+static void
+orphans(struct sup *sup)
+{
+	struct orphan_seen	 seen[2] = {
+		{ "i-o1", "old", "t3.micro", "running", 0 },
+		{ "i-o2", "old", "t3.micro", "running", 0 },
+	};
+	struct cml_worker	 w[1];
+
+	memset(w, 0, sizeof(w));
+	w[0].id = "p:old:t3.micro:i-o2";
+	w[0].task = "t-9";
+	assert_int_equal(orphan_update(&sup->orphans, seen, 2, w, 1, 1, "p",
+	    60000, 1000), 0);
+	sup->orphans.terminated = 3;
 }
 
 static void
@@ -209,21 +229,43 @@ test_exposition(void **state)
 	    "\"code\":\"InsufficientInstanceCapacity\",\"class\":\"capacity\"}");
 	event(gpu, "{\"event\":\"launched\",\"count\":1,\"market\":"
 	    "\"on-demand\",\"result\":\"ok\"}");
+	/* spot turned on-demand: 1 by the rollback, 2 by the blackout */
+	event(gpu, "{\"event\":\"launched\",\"count\":3,\"market\":"
+	    "\"on-demand\",\"result\":\"ok\",\"converted\":{\"rollback\":"
+	    "1,\"blackout\":2}}");
 	event(gpu, "{\"event\":\"terminated\",\"id\":\"i-9\",\"reason\":"
 	    "\"spin-up timeout\"}");
 	event(gpu, "{\"event\":\"terminated\",\"id\":\"i-8\",\"reason\":"
 	    "\"idle\",\"market\":\"spot\"}");
 	event(gpu, "{\"event\":\"requeued\",\"task\":\"t1\",\"instance\":"
 	    "\"i-7\"}");
+	event(gpu, "{\"event\":\"messages_dropped\",\"snapshots\":7,"
+	    "\"logs\":30}");
+	event(gpu, "{\"event\":\"messages_dropped\",\"snapshots\":1,"
+	    "\"logs\":0}");
 	metrics_duplicate_task(&fx->sup);
 	fx->sup.blackout.active = 1;
+	fx->sup.blackout.until_ms = 1700000600000;
 	gpu->restarts = 2;
 	cpu->pid = 0;
 	cpu->state = CHILD_BACKOFF;
 
+	orphans(&fx->sup);
+
 	assert_non_null(text = metrics_render(&fx->sup));
 	check_shape(text, &families);
-	assert_int_equal(families, 22);
+	assert_int_equal(families, 27);
+	assert_int_equal(value_of(text, "qscale_child_messages_dropped_total"
+	    "{resource=\"gpu\",kind=\"state\"}"), 8);
+	assert_int_equal(value_of(text, "qscale_child_messages_dropped_total"
+	    "{resource=\"gpu\",kind=\"log\"}"), 30);
+	assert_int_equal(value_of(text, "qscale_child_messages_dropped_total"
+	    "{resource=\"cpu\",kind=\"log\"}"), 0);
+	assert_int_equal(value_of(text, "qscale_orphan_instances{state="
+	    "\"idle\"}"), 1);
+	assert_int_equal(value_of(text, "qscale_orphan_instances{state="
+	    "\"busy\"}"), 1);
+	assert_int_equal(value_of(text, "qscale_orphans_terminated_total"), 3);
 	assert_true(has_line(text, "# TYPE qscale_api_latency_seconds "
 	    "histogram"));
 	assert_true(has_line(text, "# TYPE qscale_launches_total counter"));
@@ -259,7 +301,16 @@ test_exposition(void **state)
 	assert_int_equal(value_of(text, "qscale_launched_instances_total{"
 	    "resource=\"gpu\",market=\"spot\"}"), 2);
 	assert_int_equal(value_of(text, "qscale_launched_instances_total{"
-	    "resource=\"gpu\",market=\"on-demand\"}"), 1);
+	    "resource=\"gpu\",market=\"on-demand\"}"), 4);
+	assert_int_equal(value_of(text, "qscale_spot_converted_instances_"
+	    "total{resource=\"gpu\",reason=\"rollback\"}"), 1);
+	assert_int_equal(value_of(text, "qscale_spot_converted_instances_"
+	    "total{resource=\"gpu\",reason=\"blackout\"}"), 2);
+	assert_int_equal(value_of(text, "qscale_spot_converted_instances_"
+	    "total{resource=\"cpu\",reason=\"blackout\"}"), 0);
+	/* the global blackout holds for both, until the same time */
+	assert_int_equal(value_of(text, "qscale_spot_blackout_until_seconds{"
+	    "resource=\"cpu\"}"), 1700000600);
 	assert_int_equal(value_of(text, "qscale_terminations_total{resource="
 	    "\"gpu\",reason=\"spin_up_timeout\"}"), 1);
 	assert_int_equal(value_of(text, "qscale_terminations_total{resource="
@@ -482,6 +533,36 @@ series_len(cJSON *o, const char *res, const char *field)
 	return cJSON_GetArraySize(cJSON_GetObjectItem(s, field));
 }
 
+/* spot_blackout_scope "resource": each resource's own blackout. */
+static void
+test_blackout_scope(void **state)
+{
+	struct fixture	*fx = *state;
+	char		*text;
+	cJSON		*o;
+
+	fx->conf.spot_blackout_scope = "resource";
+	fx->sup.blackout.active = 1;	/* stale: not this scope's */
+	fx->child[0].blackout.active = 1;
+	fx->child[0].blackout.until_ms = 1700000900000;
+	snprintf(fx->child[0].blackout.origin,
+	    sizeof(fx->child[0].blackout.origin), "gpu");
+	assert_non_null(text = metrics_render(&fx->sup));
+	assert_int_equal(value_of(text, "qscale_spot_blackout_until_seconds{"
+	    "resource=\"gpu\"}"), 1700000900);
+	assert_int_equal(value_of(text, "qscale_spot_blackout_until_seconds{"
+	    "resource=\"cpu\"}"), 0);
+	free(text);
+	o = sup_global_blackout_json(&fx->child[1]);
+	assert_false(cJSON_IsTrue(cJSON_GetObjectItem(o, "active")));
+	cJSON_Delete(o);
+	o = sup_global_blackout_json(&fx->child[0]);
+	assert_true(cJSON_IsTrue(cJSON_GetObjectItem(o, "active")));
+	assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(o,
+	    "scope")), "resource");
+	cJSON_Delete(o);
+}
+
 static void
 test_series(void **state)
 {
@@ -566,6 +647,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_histogram, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_escaping, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_blackout_scope, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_restart_keeps_counters,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_input, setup,

@@ -136,12 +136,17 @@ find_action(enum plan_action_type t, const char *instance)
 	return NULL;
 }
 
+/* Instances launched, spot and on-demand. */
 static int
 launched(void)
 {
-	const struct plan_action *a = find_action(PLAN_LAUNCH, NULL);
+	size_t	 i;
+	int	 n = 0;
 
-	return a != NULL ? a->count : 0;
+	for (i = 0; i < F.out.nactions; i++)
+		if (F.out.actions[i].type == PLAN_LAUNCH)
+			n += F.out.actions[i].count;
+	return n;
 }
 
 /* An instance this process launched at `at`, listed by EC2 as running. */
@@ -1114,46 +1119,142 @@ test_zombie_worker_unregistered(void **state)
 	assert_int_equal(launched(), 1);
 }
 
+/* The launch action of one market, or NULL. */
+static const struct plan_action *
+launch_of(int spot)
+{
+	size_t	 i;
+
+	for (i = 0; i < F.out.nactions; i++)
+		if (F.out.actions[i].type == PLAN_LAUNCH &&
+		    F.out.actions[i].spot == spot)
+			return &F.out.actions[i];
+	return NULL;
+}
+
+static int
+launched_of(int spot)
+{
+	const struct plan_action *a = launch_of(spot);
+
+	return a != NULL ? a->count : 0;
+}
+
+/* A blackout in force for this resource, as the supervisor says it. */
+static void
+obs_blackout(int64_t until)
+{
+	F.obs.blackout = 1;
+	F.obs.blackout_until_ms = until;
+	F.obs.blackout_origin = "gpu";
+}
+
 static void
 test_spot_rollback_and_blackout(void **state)
 {
+	const struct plan_action *od;
+
 	(void)state;
 	fx_reset();
 	F.pc.spot = 1;
 	obs_begin(T0, 2);
 	run();
-	assert_true(find_action(PLAN_LAUNCH, NULL)->spot);
+	assert_int_equal(launched_of(1), 2);
+	assert_null(launch_of(0));
 
-	plan_memory_spot_failed(&F.mem, T0);
+	/*
+	 * That launch of 2 met a spot failure at T0, which started a
+	 * blackout of 10 minutes in this resource too.  The attempt that
+	 * failed retries spot until spot_rollback_timeout...
+	 */
+	plan_memory_spot_failed(&F.mem, T0, 2);
 	obs_begin(T0 + 5 * MIN - 1, 2);
+	obs_blackout(T0 + 10 * MIN);
 	run();
-	assert_true(find_action(PLAN_LAUNCH, NULL)->spot);
+	assert_int_equal(launched_of(1), 2);
+	assert_null(launch_of(0));
 	assert_true(F.out.next_wake_ms == T0 + 5 * MIN);
-	/* a second failure does not restart the clock */
-	plan_memory_spot_failed(&F.mem, T0 + 4 * MIN);
-	obs_begin(T0 + 5 * MIN, 2);
-	run();
-	assert_false(find_action(PLAN_LAUNCH, NULL)->spot);
 
-	/* the demand served, the next one tries spot again */
-	obs_begin(T0 + 6 * MIN, 0);
+	/* ... but any launch beyond it is on-demand at once */
+	obs_begin(T0 + MIN, 3);
+	obs_blackout(T0 + 10 * MIN);
+	run();
+	assert_int_equal(launched_of(1), 2);
+	assert_non_null(od = launch_of(0));
+	assert_int_equal(od->count, 1);
+	assert_int_equal(od->by_blackout, 1);
+	assert_int_equal(od->by_rollback, 0);
+	assert_string_equal(od->converted, "on-demand instead of spot: spot "
+	    "blackout until 08:10:00Z (started by gpu)");
+
+	/* a second failure does not restart the clock */
+	plan_memory_spot_failed(&F.mem, T0 + 4 * MIN, 2);
+	obs_begin(T0 + 5 * MIN, 3);
+	obs_blackout(T0 + 14 * MIN);
+	run();
+	assert_null(launch_of(1));
+	assert_non_null(od = launch_of(0));
+	assert_int_equal(od->count, 3);
+	assert_int_equal(od->by_rollback, 2);
+	assert_int_equal(od->by_blackout, 1);
+	assert_string_equal(od->converted, "on-demand instead of spot: 2 "
+	    "after spot_rollback_timeout (spot failing since 08:00:00Z), 1 in "
+	    "the spot blackout until 08:14:00Z (started by gpu)");
+	/* the attempt is served: over */
+	assert_true(F.mem.spot_failure_ms == 0);
+
+	/* new demand in the blackout: on-demand at once, no spot try */
+	obs_begin(T0 + 6 * MIN, 1);
+	obs_blackout(T0 + 14 * MIN);
+	run();
+	assert_null(launch_of(1));
+	assert_int_equal(launch_of(0)->by_blackout, 1);
+
+	/* the blackout over, spot again */
+	obs_begin(T0 + 15 * MIN, 1);
+	run();
+	assert_int_equal(launched_of(1), 1);
+	assert_null(launch_of(0));
+
+	/*
+	 * No blackout here (its period 0, or another resource's under
+	 * scope "resource"): only the attempt rolls back, the rest is spot.
+	 */
+	fx_reset();
+	F.pc.spot = 1;
+	plan_memory_spot_failed(&F.mem, T0, 1);
+	obs_begin(T0 + MIN, 3);
+	run();
+	assert_int_equal(launched_of(1), 3);
+	obs_begin(T0 + 5 * MIN, 3);
+	run();
+	assert_int_equal(launched_of(1), 2);
+	assert_int_equal(launch_of(0)->by_rollback, 1);
+	assert_string_equal(launch_of(0)->converted, "on-demand instead of "
+	    "spot: spot_rollback_timeout passed (spot failing since "
+	    "08:00:00Z)");
+
+	/* the demand served before the rollback: the attempt is over */
+	fx_reset();
+	F.pc.spot = 1;
+	plan_memory_spot_failed(&F.mem, T0, 2);
+	obs_begin(T0 + MIN, 0);
 	run();
 	assert_true(F.mem.spot_failure_ms == 0);
-	obs_begin(T0 + 7 * MIN, 1);
-	run();
-	assert_true(find_action(PLAN_LAUNCH, NULL)->spot);
+	assert_int_equal(F.mem.spot_attempt, 0);
+	/* spot capacity back: so is the attempt */
+	plan_memory_spot_failed(&F.mem, T0 + 2 * MIN, 2);
+	mem_launched("i-1", 1, T0 + 3 * MIN);
+	assert_true(F.mem.spot_failure_ms == 0);
 
-	/* a blackout from elsewhere converts at once */
-	obs_begin(T0 + 8 * MIN, 1);
-	F.obs.blackout = 1;
-	run();
-	assert_false(find_action(PLAN_LAUNCH, NULL)->spot);
-
-	/* an on-demand resource never launches spot */
+	/* an on-demand resource never launches spot, converts nothing */
 	fx_reset();
 	obs_begin(T0, 1);
+	obs_blackout(T0 + 10 * MIN);
 	run();
-	assert_false(find_action(PLAN_LAUNCH, NULL)->spot);
+	assert_int_equal(launched_of(0), 1);
+	assert_int_equal(launch_of(0)->by_blackout, 0);
+	assert_string_equal(launch_of(0)->converted, "");
 }
 
 static void
@@ -1346,6 +1447,17 @@ check_invariants(void)
 	if (F.obs.grant >= 0)
 		assert_true(launches <= F.obs.grant);
 	assert_true(F.out.demand <= (int)F.obs.pending);
+	/*
+	 * live goes to the supervisor with each launch request (made only
+	 * from a full observation), as the global cap's count: never fewer
+	 * than EC2 shows pending or running
+	 */
+	if (!F.obs.queue_ok || !F.obs.workers_ok || !F.obs.ec2_ok)
+		return;
+	for (i = 0, k = 0; i < F.obs.ninst; i++)
+		k += F.inst[i].state == PLAN_ST_PENDING ||
+		    F.inst[i].state == PLAN_ST_RUNNING;
+	assert_true(F.out.live >= (int)k);
 }
 
 /* Apply the plan as a poll would, so memory stays realistic. */
@@ -1370,7 +1482,7 @@ apply_randomly(int64_t now)
 			}
 	}
 	if (rnd(20) == 0)
-		plan_memory_spot_failed(&F.mem, now);
+		plan_memory_spot_failed(&F.mem, now, (int)rnd(4));
 	if (rnd(30) == 0)
 		plan_memory_backoff(&F.mem, now, MIN);
 }

@@ -204,6 +204,167 @@ test_type_names(void **state)
 	assert_false(proto_type_valid(MSG_LAUNCH_REQ + 1));
 }
 
+/* ---- the outgoing queue of a worker process ---- */
+
+/* Pushes a message whose body is {"n": n} (and some padding). */
+static void
+outq_push(struct proto_outq *q, uint32_t type, enum proto_outq_class cls,
+    int n)
+{
+	cJSON	*o = cJSON_CreateObject();
+
+	cJSON_AddNumberToObject(o, "n", n);
+	cJSON_AddStringToObject(o, "pad", "0123456789012345678901234567890123"
+	    "456789012345678901234567890123456789");
+	assert_int_equal(proto_outq_push(q, type, 1, cls, o), 0);
+	cJSON_Delete(o);
+}
+
+/* What the supervisor would read: "type:n" for each message, in order. */
+static char *
+outq_drain(struct proto_outq *q)
+{
+	struct evbuffer		*b = evbuffer_new();
+	struct proto_msg	 m;
+	char			 err[128], *out = xstrdup(""), *more;
+	int64_t			 n;
+
+	assert_int_equal(proto_outq_flush(q, b, SIZE_MAX), 0);
+	assert_int_equal(q->bytes, 0);
+	while (proto_unpack(b, &m, err, sizeof(err)) == 1) {
+		assert_int_equal(proto_get_int(m.body, "n", 0, 1000000, &n), 0);
+		xasprintf(&more, "%s%s%s:%lld", out, *out ? " " : "",
+		    proto_type_name(m.hdr.type), (long long)n);
+		free(out);
+		out = more;
+		proto_msg_clear(&m);
+	}
+	assert_int_equal(evbuffer_get_length(b), 0);
+	evbuffer_free(b);
+	return out;
+}
+
+/* A newer snapshot replaces the one waiting; nothing else moves. */
+static void
+test_outq_snapshots(void **state)
+{
+	struct proto_outq	 q;
+	char			*got;
+
+	(void)state;
+	proto_outq_init(&q, 1 << 20);
+	outq_push(&q, MSG_STATE, OUTQ_SNAPSHOT, 1);
+	outq_push(&q, MSG_LOG, OUTQ_LOG, 2);
+	outq_push(&q, MSG_STATE, OUTQ_SNAPSHOT, 3);
+	outq_push(&q, MSG_LAUNCH_REQ, OUTQ_KEEP, 4);
+	outq_push(&q, MSG_STATE, OUTQ_SNAPSHOT, 5);
+	assert_int_equal(q.n, 3);
+	assert_int_equal(q.dropped_snapshots, 2);
+	assert_int_equal(q.dropped_logs, 0);
+	got = outq_drain(&q);
+	assert_string_equal(got, "log:2 launch-request:4 state:5");
+	free(got);
+	/* sent, then a new one: nothing to replace */
+	outq_push(&q, MSG_STATE, OUTQ_SNAPSHOT, 6);
+	assert_int_equal(q.dropped_snapshots, 2);
+	proto_outq_clear(&q);
+	assert_int_equal(q.n, 0);
+}
+
+/*
+ * Past the cap, debug lines go first, then other droppable lines, oldest
+ * first; launch requests, events and action lines never, whatever the
+ * size; the bytes waiting stay within the cap while droppable lines
+ * remain.
+ */
+static void
+test_outq_cap(void **state)
+{
+	struct proto_outq	 q;
+	char			*got, *want, *more;
+	size_t			 one;
+	int			 i;
+
+	(void)state;
+	proto_outq_init(&q, 1 << 20);
+	outq_push(&q, MSG_LOG, OUTQ_LOG, 0);
+	one = q.bytes;
+	proto_outq_clear(&q);
+	proto_outq_init(&q, 6 * one);
+	outq_push(&q, MSG_LOG, OUTQ_LOG, 1);
+	outq_push(&q, MSG_LOG, OUTQ_DEBUG, 2);
+	outq_push(&q, MSG_LAUNCH_REQ, OUTQ_KEEP, 3);
+	outq_push(&q, MSG_LOG, OUTQ_DEBUG, 4);
+	outq_push(&q, MSG_EVENT, OUTQ_KEEP, 5);
+	outq_push(&q, MSG_LOG, OUTQ_KEEP, 6);
+	assert_int_equal(q.dropped_logs, 0);
+	outq_push(&q, MSG_LOG, OUTQ_LOG, 7);	/* one over: debug 2 goes */
+	assert_int_equal(q.dropped_logs, 1);
+	assert_true(q.bytes <= q.max);
+	outq_push(&q, MSG_STATE, OUTQ_SNAPSHOT, 8);	/* then debug 4 */
+	assert_int_equal(q.dropped_logs, 2);
+	outq_push(&q, MSG_LOG, OUTQ_LOG, 9);	/* then line 1, oldest */
+	assert_int_equal(q.dropped_logs, 3);
+	assert_true(q.bytes <= q.max);
+	outq_push(&q, MSG_LOG, OUTQ_DEBUG, 10);	/* the newest debug goes */
+	assert_int_equal(q.dropped_logs, 4);
+	assert_int_equal(q.dropped_snapshots, 0);
+	got = outq_drain(&q);
+	assert_string_equal(got, "launch-request:3 event:5 log:6 log:7 "
+	    "state:8 log:9");
+	free(got);
+
+	/* only what must go through: it all waits, beyond the cap */
+	q.dropped_logs = 0;
+	want = xstrdup("");
+	for (i = 0; i < 50; i++) {
+		outq_push(&q, i % 2 ? MSG_LAUNCH_REQ : MSG_LOG, OUTQ_KEEP, i);
+		xasprintf(&more, "%s%s%s:%d", want, i ? " " : "",
+		    i % 2 ? "launch-request" : "log", i);
+		free(want);
+		want = more;
+	}
+	assert_int_equal(q.n, 50);
+	assert_true(q.bytes > q.max);
+	outq_push(&q, MSG_LOG, OUTQ_LOG, 50);	/* droppable: goes at once */
+	assert_int_equal(q.n, 50);
+	assert_int_equal(q.dropped_logs, 1);
+	got = outq_drain(&q);
+	assert_string_equal(got, want);
+	free(got);
+	free(want);
+	proto_outq_clear(&q);
+}
+
+/* Flushing moves whole messages while the output holds less than asked. */
+static void
+test_outq_flush(void **state)
+{
+	struct proto_outq	 q;
+	struct evbuffer		*b = evbuffer_new();
+	size_t			 one;
+	int			 i;
+
+	(void)state;
+	proto_outq_init(&q, 1 << 20);
+	for (i = 0; i < 10; i++)
+		outq_push(&q, MSG_LOG, OUTQ_LOG, i);
+	one = q.bytes / 10;
+	assert_int_equal(proto_outq_flush(&q, b, 3 * one), 7);
+	assert_int_equal(evbuffer_get_length(b), 3 * one);
+	assert_int_equal(proto_outq_flush(&q, b, 3 * one), 7);
+	assert_int_equal(proto_outq_flush(&q, b, 3 * one + 1), 6);
+	assert_int_equal(evbuffer_get_length(b), 4 * one);
+	evbuffer_drain(b, evbuffer_get_length(b));
+	assert_int_equal(proto_outq_flush(&q, b, SIZE_MAX), 0);
+	assert_int_equal(evbuffer_get_length(b), 6 * one);
+	assert_int_equal(q.bytes, 0);
+	assert_null(q.head);
+	assert_null(q.tail);
+	evbuffer_free(b);
+	proto_outq_clear(&q);
+}
+
 int
 main(void)
 {
@@ -217,6 +378,9 @@ main(void)
 		cmocka_unit_test(test_hello_version),
 		cmocka_unit_test(test_get_int),
 		cmocka_unit_test(test_type_names),
+		cmocka_unit_test(test_outq_snapshots),
+		cmocka_unit_test(test_outq_cap),
+		cmocka_unit_test(test_outq_flush),
 	};
 
 	log_init("test", LOG_LVL_ERROR, 0);

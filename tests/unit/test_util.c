@@ -187,6 +187,47 @@ test_log_sink(void **state)
 	mask_clear();
 }
 
+/* The index of a table keyed by name: every key found, through growth. */
+static void
+test_str_index(void **state)
+{
+	struct str_index	 ix;
+	char			 (*keys)[16];
+	char			 probe[16];
+	size_t			 i, n = 5000;
+
+	(void)state;
+	memset(&ix, 0, sizeof(ix));
+	assert_int_equal(str_index_find(&ix, "gpu"), -1);
+	keys = calloc(n, sizeof(*keys));
+	assert_non_null(keys);
+	for (i = 0; i < n; i++) {
+		snprintf(keys[i], sizeof(keys[i]), "r%zu.ami", i);
+		str_index_add(&ix, keys[i], i);
+		/* every earlier key is still there after each growth */
+		if ((i & (i - 1)) == 0) {
+			size_t	 j;
+
+			for (j = 0; j <= i; j++)
+				assert_int_equal(str_index_find(&ix,
+				    keys[j]), (ssize_t)j);
+		}
+	}
+	assert_int_equal(ix.n, n);
+	assert_true(ix.cap >= 2 * n);
+	for (i = 0; i < n; i++) {
+		snprintf(probe, sizeof(probe), "r%zu.ami", i);
+		assert_int_equal(str_index_find(&ix, probe), (ssize_t)i);
+	}
+	assert_int_equal(str_index_find(&ix, "r5000.ami"), -1);
+	assert_int_equal(str_index_find(&ix, "r1.am"), -1);
+	assert_int_equal(str_index_find(&ix, ""), -1);
+	str_index_clear(&ix);
+	assert_int_equal(str_index_find(&ix, keys[0]), -1);
+	assert_int_equal(ix.cap, 0);
+	free(keys);
+}
+
 int
 main(void)
 {
@@ -198,6 +239,7 @@ main(void)
 		cmocka_unit_test(test_mask),
 		cmocka_unit_test(test_log_line),
 		cmocka_unit_test(test_log_sink),
+		cmocka_unit_test(test_str_index),
 	};
 
 	log_init("test", LOG_LVL_ERROR, 0);
