@@ -359,6 +359,14 @@ scenario_interrupt() {
 	    grep -q "instance $X1 was terminated outside qscale (Server.SpotInstanceTermination.*) while running task $T1" "$L"
 	check "interrupt: the log tells $T1 was re-queued (1 of 2)" \
 	    grep -q "task $T1 re-queued (1 of max_requeues 2)" "$L"
+	# cloudsim's agents go down as clearml-agent on SIGTERM: the task
+	# stopped ("user abort"), the worker unregistered
+	check "interrupt: $X1's agent stopped $T1 on the way down" \
+	    grep -q "agent-shutdown instance=$X1 mode=graceful.*task=$T1" \
+	    "$SIM_LOG"
+	check "interrupt: ... and qscaled put it back all the same" \
+	    grep -Eq "task $T1 of lost instance $X1 goes back to its queue: (its agent stopped it as|it was running when) its instance went" \
+	    "$L"
 	check "interrupt: the log tells $T2 was re-queued (1 of 2)" \
 	    grep -q "task $T2 re-queued (1 of max_requeues 2)" "$L"
 	e2e_wait 20 "interrupt: $T1 completes on another instance" \
