@@ -672,6 +672,137 @@ cml_call_lines(struct cml_client *c, const char *endpoint, const char *body,
 	return 0;
 }
 
+/*
+ * A list call page by page: page and page_size are added to params for
+ * each request, and done runs once, with {<key>: every page's items} or
+ * the first error.
+ */
+struct cml_pager {
+	struct cml_client	*c;
+	char			 endpoint[64];
+	cJSON			*params;
+	struct cml_pages	 pg;
+	char			 key[16];
+	cml_json_fn		 done;
+	void			*arg;
+	void			(*drop)(void *);	/* of arg */
+};
+
+static void
+pager_free(struct cml_pager *pg)
+{
+	cJSON_Delete(pg->params);
+	cJSON_Delete(pg->pg.items);
+	free(pg);
+}
+
+static void
+pager_drop(void *arg)
+{
+	struct cml_pager	*pg = arg;
+
+	if (pg->drop != NULL)
+		pg->drop(pg->arg);
+	pager_free(pg);
+}
+
+static void	pager_cb(const struct cml_error *, const cJSON *, void *);
+
+static struct cml_req *
+pager_next(struct cml_pager *pg)
+{
+	cJSON_DeleteItemFromObjectCaseSensitive(pg->params, "page");
+	cJSON_DeleteItemFromObjectCaseSensitive(pg->params, "page_size");
+	cJSON_AddNumberToObject(pg->params, "page", pg->pg.page);
+	cJSON_AddNumberToObject(pg->params, "page_size", CML_PAGE_SIZE);
+	return call_start(pg->c, pg->endpoint, pg->params, pager_cb, pg,
+	    pager_drop);
+}
+
+static void
+pager_cb(const struct cml_error *err, const cJSON *data, void *arg)
+{
+	struct cml_pager	*pg = arg;
+	struct cml_error	 e;
+	cJSON			*all;
+	char			 why[256];
+	int			 rc;
+
+	if (err != NULL) {
+		pg->done(err, NULL, pg->arg);
+		pager_free(pg);
+		return;
+	}
+	if ((rc = cml_page_take(&pg->pg, data, why, sizeof(why))) == 1 &&
+	    pager_next(pg) != NULL)
+		return;
+	memset(&e, 0, sizeof(e));
+	if (rc == 1)
+		cml_error_set(&e, CML_ERR_TRANSIENT, pg->endpoint, "page %d "
+		    "could not be asked for", pg->pg.page);
+	else if (rc == -1) {
+		e.http_status = e.code = 200;
+		cml_error_set(&e, CML_ERR_SERVER, pg->endpoint, "malformed "
+		    "response: %s", why);
+	}
+	if (rc != 0) {
+		pg->done(&e, NULL, pg->arg);
+		pager_free(pg);
+		return;
+	}
+	all = cJSON_CreateObject();
+	cJSON_AddItemToObject(all, pg->key, pg->pg.items);
+	pg->pg.items = NULL;
+	pg->done(NULL, all, pg->arg);
+	cJSON_Delete(all);
+	pager_free(pg);
+}
+
+static struct cml_req *
+pages_start(struct cml_client *c, const char *endpoint, const cJSON *params,
+    const char *key, size_t expected, cml_json_fn done, void *arg,
+    void (*drop)(void *))
+{
+	struct cml_pager	*pg;
+	struct cml_req		*req;
+
+	if (c == NULL || endpoint == NULL || key == NULL || done == NULL ||
+	    strlen(endpoint) >= sizeof(pg->endpoint) ||
+	    strlen(key) >= sizeof(pg->key))
+		return NULL;
+	pg = xcalloc(1, sizeof(*pg));
+	pg->c = c;
+	snprintf(pg->endpoint, sizeof(pg->endpoint), "%s", endpoint);
+	snprintf(pg->key, sizeof(pg->key), "%s", key);
+	pg->params = params != NULL ? cJSON_Duplicate(params, 1) :
+	    cJSON_CreateObject();
+	pg->pg.key = pg->key;
+	pg->pg.expected = expected;
+	pg->done = done;
+	pg->arg = arg;
+	pg->drop = drop;
+	if ((req = pager_next(pg)) == NULL) {
+		pg->drop = NULL;
+		pager_free(pg);
+	}
+	return req;
+}
+
+/*
+ * A list call (tasks.get_all, queues.get_all, projects.get_all) read to
+ * its end: done gets {key: [every item]}.  expected (0: unknown) is how
+ * many items there can be at most, which spares asking for an empty
+ * last page.
+ */
+int
+cml_call_pages(struct cml_client *c, const char *endpoint,
+    const cJSON *params, const char *key, size_t expected, cml_json_fn done,
+    void *arg)
+{
+	return pages_start(c, endpoint, params, key, expected, done, arg,
+	    NULL) != NULL ? 0 : -1;
+}
+
 /* The typed calls: a context carries the caller's callback. */
 
 struct cml_ctx {
@@ -729,6 +860,23 @@ ctx_call(struct cml_ctx *x, cJSON *params, cml_json_fn fn)
 	struct cml_req	*req;
 
 	req = call_start(x->c, x->endpoint, params, fn, x, ctx_drop);
+	cJSON_Delete(params);
+	if (req == NULL) {
+		ctx_free(x);
+		return -1;
+	}
+	return 0;
+}
+
+/* ctx_call for a list call, read page by page. */
+static int
+ctx_call_pages(struct cml_ctx *x, cJSON *params, const char *key,
+    size_t expected, cml_json_fn fn)
+{
+	struct cml_req	*req;
+
+	req = pages_start(x->c, x->endpoint, params, key, expected, fn, x,
+	    ctx_drop);
 	cJSON_Delete(params);
 	if (req == NULL) {
 		ctx_free(x);
@@ -811,7 +959,8 @@ cml_queue_resolve(struct cml_client *c, const char *name, cml_id_fn fn,
 	cJSON_AddBoolToObject(p, "search_hidden", 1);
 	free(esc);
 	free(re);
-	return ctx_call(x, p, resolve_cb);
+	/* queue names are unique: one match at most */
+	return ctx_call_pages(x, p, "queues", 1, resolve_cb);
 }
 
 static void
@@ -862,7 +1011,7 @@ cml_queue_get(struct cml_client *c, const char *qid, cml_queue_fn fn,
 	cJSON_AddItemToArray(a, cJSON_CreateString("id"));
 	cJSON_AddItemToArray(a, cJSON_CreateString("name"));
 	cJSON_AddItemToArray(a, cJSON_CreateString("entries"));
-	return ctx_call(x, p, queue_cb);
+	return ctx_call_pages(x, p, "queues", 1, queue_cb);
 }
 
 static void
@@ -954,7 +1103,7 @@ tasks_cb(const struct cml_error *err, const cJSON *data, void *arg)
 
 static const char *const task_fields[] = {
 	"id", "name", "status", "status_reason", "comment", "last_worker",
-	"execution.queue", "last_update"
+	"execution.queue", "last_update", "status_changed"
 };
 
 /* The tasks with these ids (those that exist), with what the engine uses. */
@@ -990,7 +1139,33 @@ cml_tasks_get_all(struct cml_client *c, const char *const *ids, size_t n,
 	for (i = 0; i < QS_ARRAYLEN(task_fields); i++)
 		cJSON_AddItemToArray(a, cJSON_CreateString(task_fields[i]));
 	cJSON_AddBoolToObject(p, "search_hidden", 1);
-	return ctx_call(x, p, tasks_cb);
+	return ctx_call_pages(x, p, "tasks", n, tasks_cb);
+}
+
+/*
+ * The tasks that match filter (tasks.get_all's fields: status,
+ * status_changed, ...), every page of them, with what the engine uses.
+ */
+int
+cml_tasks_query(struct cml_client *c, const cJSON *filter, cml_tasks_fn fn,
+    void *arg)
+{
+	struct cml_ctx	*x;
+	cJSON		*p, *a;
+	size_t		 i;
+
+	if (c == NULL || fn == NULL || !cJSON_IsObject(filter))
+		return -1;
+	x = ctx_new(c, "tasks.get_all", arg);
+	x->tasks_fn = fn;
+	p = cJSON_Duplicate(filter, 1);
+	cJSON_DeleteItemFromObjectCaseSensitive(p, "only_fields");
+	a = cJSON_AddArrayToObject(p, "only_fields");
+	for (i = 0; i < QS_ARRAYLEN(task_fields); i++)
+		cJSON_AddItemToArray(a, cJSON_CreateString(task_fields[i]));
+	if (cJSON_GetObjectItemCaseSensitive(p, "search_hidden") == NULL)
+		cJSON_AddBoolToObject(p, "search_hidden", 1);
+	return ctx_call_pages(x, p, "tasks", 0, tasks_cb);
 }
 
 /* One task by id; an unknown id is a "not found" error. */

@@ -82,6 +82,23 @@ struct cml_task {
 	char		*last_worker;
 	char		 queue[40];	/* execution.queue */
 	int64_t		 last_update_ms;
+	int64_t		 status_changed_ms;	/* 0: unknown */
+};
+
+/*
+ * A list call read page by page (the server answers at most 500 items
+ * to a call without paging): the items of every page, in order.
+ */
+#define CML_PAGE_SIZE		500
+#define CML_MAX_PAGES		1000
+
+struct cml_pages {
+	const char	*key;		/* "tasks", "queues", "projects" */
+	cJSON		*items;		/* every page's, an array */
+	size_t		 expected;	/* 0: unknown; else at most that */
+	int		 page;		/* the next to ask for */
+	int		 largest;	/* items of the largest page yet */
+	char		 first[64];	/* id of the last page's first item */
 };
 
 typedef void	(*cml_done_fn)(const struct cml_error *, void *);
@@ -128,6 +145,10 @@ int		 cml_call(struct cml_client *, const char *, const cJSON *,
 		    cml_json_fn, void *);
 int		 cml_call_lines(struct cml_client *, const char *,
 		    const char *, cml_json_fn, void *);
+int		 cml_call_pages(struct cml_client *, const char *,
+		    const cJSON *, const char *, size_t, cml_json_fn, void *);
+int		 cml_tasks_query(struct cml_client *, const cJSON *,
+		    cml_tasks_fn, void *);
 int		 cml_queue_resolve(struct cml_client *, const char *,
 		    cml_id_fn, void *);
 int		 cml_queue_get(struct cml_client *, const char *,
@@ -176,6 +197,8 @@ void		 cml_workers_filter(struct cml_worker *, size_t *,
 void		 cml_workers_free(struct cml_worker *, size_t);
 int		 cml_parse_tasks(const cJSON *, struct cml_task **, size_t *,
 		    char *, size_t);
+int		 cml_page_take(struct cml_pages *, const cJSON *, char *,
+		    size_t);
 void		 cml_tasks_free(struct cml_task *, size_t);
 int		 cml_jwt_parse(const char *, struct cml_jwt *, char *, size_t);
 int		 cml_jwt_claims(const char *, int64_t *, char *, size_t,

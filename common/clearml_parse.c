@@ -662,7 +662,9 @@ parse_task(const cJSON *o, struct cml_task *t, const char *where, char *err,
 	    get_dup(o, "last_worker", &t->last_worker, where, err,
 	    errlen) == -1 ||
 	    get_time(o, "last_update", 0, &t->last_update_ms, where, err,
-	    errlen) == -1)
+	    errlen) == -1 ||
+	    get_time(o, "status_changed", 0, &t->status_changed_ms, where,
+	    err, errlen) == -1)
 		return -1;
 	ex = cJSON_GetObjectItemCaseSensitive(o, "execution");
 	if (ex == NULL || cJSON_IsNull(ex))
@@ -715,6 +717,57 @@ cml_parse_tasks(const cJSON *data, struct cml_task **out, size_t *nout,
 	*out = t;
 	*nout = n;
 	return 0;
+}
+
+/*
+ * One page of a list call: its items (data.<key>) go to the end of
+ * pg->items.  Returns 1 when the next page must be asked for, 0 when the
+ * list is whole, -1 when the page is malformed or repeats the last one
+ * (a server that ignores paging would make the loop endless).  The list
+ * is whole after an empty page, a page smaller than an earlier one (the
+ * server's page size may be below the one asked for), a page larger
+ * than asked for (a server that does not page), or once as many items
+ * as can exist (pg->expected) have come.
+ */
+int
+cml_page_take(struct cml_pages *pg, const cJSON *data, char *err,
+    size_t errlen)
+{
+	const cJSON	*arr, *it;
+	const char	*first = "";
+	int		 n;
+
+	if (want_object(data, "data", err, errlen) == -1 ||
+	    get_array(data, pg->key, 1, &arr, "data", err, errlen) == -1)
+		return -1;
+	if (pg->items == NULL)
+		pg->items = cJSON_CreateArray();
+	n = cJSON_GetArraySize(arr);
+	if (n > 0 && cJSON_IsString(cJSON_GetObjectItemCaseSensitive(
+	    arr->child, "id")))
+		first = cJSON_GetObjectItemCaseSensitive(arr->child,
+		    "id")->valuestring;
+	if (pg->page > 0 && first[0] != '\0' && strcmp(first,
+	    pg->first) == 0) {
+		snprintf(err, errlen, "data.%s: page %d repeats page %d: the "
+		    "server ignores paging", pg->key, pg->page, pg->page - 1);
+		return -1;
+	}
+	snprintf(pg->first, sizeof(pg->first), "%s", first);
+	cJSON_ArrayForEach(it, arr)
+		cJSON_AddItemToArray(pg->items, cJSON_Duplicate(it, 1));
+	pg->page++;
+	if (n == 0 || n < pg->largest || n > CML_PAGE_SIZE ||
+	    (pg->expected > 0 && (size_t)cJSON_GetArraySize(pg->items) >=
+	    pg->expected))
+		return 0;
+	pg->largest = QS_MAX(pg->largest, n);
+	if (pg->page >= CML_MAX_PAGES) {
+		snprintf(err, errlen, "data.%s: more than %d pages of %d",
+		    pg->key, CML_MAX_PAGES, CML_PAGE_SIZE);
+		return -1;
+	}
+	return 1;
 }
 
 /* JWT */

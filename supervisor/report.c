@@ -530,9 +530,19 @@ static void
 setup_call(struct report *r, const char *endpoint, cJSON *params,
     cml_json_fn fn)
 {
+	const char	*list = NULL;
+	int		 rc;
+
 	r->state = RS_SETUP;
 	r->step = endpoint;
-	if (cml_call(r->cml, endpoint, params, fn, r) == -1)
+	/* a list the server cuts at 500 items is read page by page */
+	if (strcmp(endpoint, "tasks.get_all") == 0)
+		list = "tasks";
+	else if (strcmp(endpoint, "projects.get_all") == 0)
+		list = "projects";
+	rc = list != NULL ? cml_call_pages(r->cml, endpoint, params, list, 0,
+	    fn, r) : cml_call(r->cml, endpoint, params, fn, r);
+	if (rc == -1)
 		fatalx("%s: cannot call %s", __func__, endpoint);
 	cJSON_Delete(params);
 }

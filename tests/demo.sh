@@ -48,24 +48,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'echo; echo "demo: stopping"; exit 130' INT TERM
 
-port_base=$(python3 - <<'EOF'
-import socket
-for base in range(20000, 60000, 7):
-    socks = []
-    try:
-        for p in range(base, base + 4):
-            s = socket.socket()
-            s.bind(("127.0.0.1", p))
-            socks.append(s)
-        print(base)
-        break
-    except OSError:
-        pass
-    finally:
-        for s in socks:
-            s.close()
-EOF
-)
+# four free ports outside the kernel's ephemeral range
+port_base=$("$sim" --free-port-base) || exit 1
 
 echo "demo: starting the simulated cloud on 127.0.0.1:$port_base..."
 "$sim" --port-base "$port_base" --env-file "$D/sim.env" \

@@ -53,13 +53,7 @@ struct act_term {
 	char			**fresh_ids;
 	char			**fresh_tasks;	/* NULL entries: idle */
 	size_t			 nfresh;
-};
-
-struct act_requeue {
-	struct wpoll		*p;
-	struct plan_action	 a;
-	char			 queue[40];
-	int			 stage;
+	char			**fresh_queue;	/* the queue again, sorted */
 };
 
 struct act_console {
@@ -344,6 +338,9 @@ act_term_free(struct act_term *t)
 	}
 	free(t->fresh_ids);
 	free(t->fresh_tasks);
+	for (i = 0; t->fresh_queue != NULL && i < t->pending; i++)
+		free(t->fresh_queue[i]);
+	free(t->fresh_queue);
 	free(t->done);
 	free(t->a);
 	free(t);
@@ -423,11 +420,18 @@ act_recheck_cb(const struct cml_error *err, const struct cml_worker *ws,
  * Tasks enqueued since the observation want the idle workers plan()
  * chose to terminate: a fresh count of the queue's entries.
  */
+static int
+act_str_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 static void
 act_recheck_queue_cb(const struct cml_error *err, const struct cml_queue *q,
     void *arg)
 {
 	struct act_term	*t = arg;
+	size_t		 i;
 
 	if (err != NULL && err->cls != CML_OK)
 		poll_error(t->p, "fresh look at queue %s before terminating: "
@@ -436,6 +440,11 @@ act_recheck_queue_cb(const struct cml_error *err, const struct cml_queue *q,
 	else {
 		t->queue_ok = 1;
 		t->pending = q->nentries;
+		t->fresh_queue = xcalloc(q->nentries + 1, sizeof(char *));
+		for (i = 0; i < q->nentries; i++)
+			t->fresh_queue[i] = xstrdup(q->entries[i].task);
+		qsort(t->fresh_queue, q->nentries, sizeof(char *),
+		    act_str_cmp);
 	}
 	act_term_op_done(t);
 }
@@ -573,6 +582,7 @@ act_lost_task(struct wpoll *p, const struct plan_action *a,
 	q.type = PLAN_REQUEUE;
 	snprintf(q.worker, sizeof(q.worker), "%s", worker);
 	snprintf(q.task, sizeof(q.task), "%s", task);
+	q.since_ms = p->start_ms;	/* the observation that saw it idle */
 	if (a->reason == PLAN_R_VANISHED && strcmp(task, a->task) == 0)
 		log_warnx("task %s was last seen running on worker %s, whose "
 		    "agent vanished; its instance %s is terminated", task,
@@ -581,7 +591,8 @@ act_lost_task(struct wpoll *p, const struct plan_action *a,
 		log_warnx("task %s was taken by worker %s as its instance %s "
 		    "was being terminated (%s)", task, worker, a->instance,
 		    plan_reason_name(a->reason));
-	if ((n = plan_memory_requeued(&p->mem, task)) > max) {
+	if ((n = plan_memory_requeued(&p->mem, task, a->instance)) > max) {
+		plan_memory_unrequeued(&p->mem, task);
 		q.count = -1;
 		snprintf(q.why, sizeof(q.why), "already re-queued %d time%s "
 		    "(max_requeues %d)", n - 1, n - 1 == 1 ? "" : "s", max);
@@ -673,18 +684,29 @@ act_terminate_cb(const struct ec2_error *err, const struct ec2_term_result *r,
 }
 
 /*
- * Idle workers to keep for tasks enqueued since the observation: the
- * last of plan()'s choices (the shortest idle) are spared, one per new
- * task; all of them when the queue could not be read again.
+ * Idle workers to keep for tasks enqueued since the observation, and
+ * for tasks taken from the queue since then that no worker shows yet
+ * (an agent that popped one looks idle until it reports it): the last
+ * of plan()'s choices (the shortest idle) are spared, one per task; all
+ * of them when the queue could not be read again.
  */
 static size_t
 act_term_keep(const struct act_term *t, size_t idle)
 {
-	size_t	 before = t->p->pending;
+	size_t	 before = t->p->pending, keep, left = 0;
 
 	if (!t->queue_ok)
 		return idle;
-	return t->pending > before ? QS_MIN(idle, t->pending - before) : 0;
+	keep = t->pending > before ? t->pending - before : 0;
+	if (t->p->entry_ids != NULL)
+		left = plan_unaccounted((const char *const *)t->p->entry_ids,
+		    before, (const char *const *)t->fresh_queue, t->pending,
+		    (const char *const *)t->fresh_tasks, t->nfresh);
+	if (left > 0)
+		log_info("%zu task%s left the queue since the poll looked "
+		    "and no worker shows %s yet", left, left == 1 ? "" : "s",
+		    left == 1 ? "it" : "them");
+	return QS_MIN(idle, keep + left);
 }
 
 /* After the console output and the fresh look: one call for all. */
@@ -708,8 +730,8 @@ act_term_step(struct act_term *t)
 		ok[i] = 0;
 		keep--;
 		if (t->queue_ok)
-			log_info("not terminating %s: a task came into the "
-			    "queue just now", t->a[i].instance);
+			log_info("not terminating %s: a task came into or "
+			    "left the queue just now", t->a[i].instance);
 	}
 	for (i = 0; i < t->n; i++)
 		if (ok[i])
@@ -783,7 +805,89 @@ act_terminations(struct wpoll *p)
 
 /* ---- re-queues ---- */
 
+/*
+ * The tasks lost with an instance: what ClearML says of the task its
+ * worker held when qscale last looked, of the tasks that worker last
+ * reported whose status changed since qscale last saw the instance
+ * healthy, and which worker lists each now (workers.get_all, every
+ * worker: the current holder).  plan_requeue_verdict() decides; each
+ * task to put back is marked stopped (force) and enqueued again.
+ */
+struct act_lost {
+	char		 id[40];
+	char		*status;
+	char		*reason;
+	char		*last_worker;
+	int64_t		 changed_ms;
+	char		 queue[40];
+};
+
+struct act_loss {
+	struct wpoll		*p;
+	struct plan_action	 a;
+	int			 ops;
+	int			 seen_ok;
+	int			 found_ok;
+	int			 hold_ok;
+	struct act_lost		*seen;		/* a.task, if ClearML has it */
+	struct act_lost		*found;
+	size_t			 nfound;
+	char			**hold_ids;
+	char			**hold_tasks;
+	size_t			 nhold;
+	char			 error[640];
+};
+
+struct act_requeue {
+	struct wpoll		*p;
+	struct plan_action	 a;
+	char			 queue[40];
+	int			 stage;
+};
+
 static void	act_requeue_step(struct act_requeue *);
+
+static void
+act_lost_copy(struct act_lost *l, const struct cml_task *t)
+{
+	snprintf(l->id, sizeof(l->id), "%s", t->id);
+	l->status = t->status != NULL ? xstrdup(t->status) : NULL;
+	l->reason = t->status_reason != NULL ? xstrdup(t->status_reason) :
+	    NULL;
+	l->last_worker = t->last_worker != NULL ? xstrdup(t->last_worker) :
+	    NULL;
+	l->changed_ms = t->status_changed_ms;
+	snprintf(l->queue, sizeof(l->queue), "%s", t->queue);
+}
+
+static void
+act_lost_clear(struct act_lost *l, size_t n)
+{
+	size_t	 i;
+
+	for (i = 0; l != NULL && i < n; i++) {
+		free(l[i].status);
+		free(l[i].reason);
+		free(l[i].last_worker);
+	}
+	free(l);
+}
+
+static void
+act_loss_free(struct act_loss *L)
+{
+	size_t	 i;
+
+	act_lost_clear(L->seen, 1);
+	act_lost_clear(L->found, L->nfound);
+	for (i = 0; i < L->nhold; i++) {
+		free(L->hold_ids[i]);
+		free(L->hold_tasks[i]);
+	}
+	free(L->hold_ids);
+	free(L->hold_tasks);
+	free(L);
+}
 
 static void
 act_requeue_end(struct act_requeue *q)
@@ -806,41 +910,6 @@ act_requeue_done_cb(const struct cml_error *err, void *arg)
 	act_requeue_step(q);
 }
 
-static void
-act_requeue_task_cb(const struct cml_error *err, const struct cml_task *tk,
-    size_t n, void *arg)
-{
-	struct act_requeue	*q = arg;
-
-	if (err != NULL && err->cls != CML_OK) {
-		poll_error(q->p, "task %s of interrupted instance %s: %s: %s",
-		    q->a.task, q->a.instance, cml_err_class_name(err->cls),
-		    err->message);
-		act_requeue_end(q);
-		return;
-	}
-	if (n == 0 || tk[0].status == NULL ||
-	    strcmp(tk[0].status, "in_progress") != 0) {
-		log_info("task %s of lost instance %s is %s now; not "
-		    "re-queueing it", q->a.task, q->a.instance, n > 0 &&
-		    tk[0].status != NULL ? tk[0].status : "unknown");
-		act_requeue_end(q);
-		return;
-	}
-	if (tk[0].last_worker != NULL && *tk[0].last_worker != '\0' &&
-	    q->a.worker[0] != '\0' &&
-	    strcmp(tk[0].last_worker, q->a.worker) != 0) {
-		log_info("task %s of lost instance %s runs on worker %s now; "
-		    "not re-queueing it", q->a.task, q->a.instance,
-		    tk[0].last_worker);
-		act_requeue_end(q);
-		return;
-	}
-	snprintf(q->queue, sizeof(q->queue), "%s", tk[0].queue[0] != '\0' ?
-	    tk[0].queue : q->p->queue_id);
-	act_requeue_step(q);
-}
-
 /* Why the task was lost, for the log and ClearML's status reason. */
 static const char *
 act_requeue_how(const struct plan_action *a)
@@ -852,7 +921,7 @@ act_requeue_how(const struct plan_action *a)
 	return "was terminated as its worker took the task";
 }
 
-/* get_by_id, then stopped (force), then enqueue: one step per reply. */
+/* stopped (force), then enqueue: one step per reply. */
 static void
 act_requeue_step(struct act_requeue *q)
 {
@@ -865,13 +934,10 @@ act_requeue_step(struct act_requeue *q)
 	    act_requeue_how(&q->a));
 	switch (q->stage++) {
 	case 0:
-		rc = cml_task_get(p->cml, q->a.task, act_requeue_task_cb, q);
-		break;
-	case 1:
 		rc = cml_task_stopped(p->cml, q->a.task, why,
 		    act_requeue_done_cb, q);
 		break;
-	case 2:
+	case 1:
 		rc = cml_task_enqueue(p->cml, q->a.task, q->queue, why,
 		    act_requeue_done_cb, q);
 		break;
@@ -896,21 +962,254 @@ act_requeue_step(struct act_requeue *q)
 }
 
 static void
+act_requeue_start(struct act_loss *L, const struct act_lost *t, int count)
+{
+	struct act_requeue	*q = xcalloc(1, sizeof(*q));
+
+	q->p = L->p;
+	q->a = L->a;
+	q->a.count = count;
+	snprintf(q->a.task, sizeof(q->a.task), "%s", t->id);
+	snprintf(q->queue, sizeof(q->queue), "%s", t->queue[0] != '\0' ?
+	    t->queue : L->p->queue_id);
+	if (q->queue[0] == '\0') {
+		poll_error(L->p, "task %s of lost instance %s: no queue to put "
+		    "it back in", t->id, L->a.instance);
+		free(q);
+		return;
+	}
+	L->p->act_ops++;
+	act_requeue_step(q);
+}
+
+static const char *
+act_loss_holder(const struct act_loss *L, const char *task)
+{
+	size_t	 i;
+
+	for (i = 0; i < L->nhold; i++)
+		if (L->hold_tasks[i] != NULL &&
+		    strcmp(L->hold_tasks[i], task) == 0)
+			return L->hold_ids[i];
+	return NULL;
+}
+
+/* One task: the verdict, then the re-queue within max_requeues. */
+static void
+act_loss_task(struct act_loss *L, const struct act_lost *t, int seen)
+{
+	struct wpoll		*p = L->p;
+	struct plan_lost_task	 lt;
+	char			 why[256];
+	int			 n, max = p->w->conf->max_requeues;
+
+	memset(&lt, 0, sizeof(lt));
+	lt.status = t->status;
+	lt.status_reason = t->reason;
+	lt.status_changed_ms = t->changed_ms;
+	lt.holder = act_loss_holder(L, t->id);
+	lt.seen = seen;
+	if (!plan_requeue_verdict(&lt, L->a.worker, L->a.since_ms, why,
+	    sizeof(why))) {
+		log_info("task %s of lost instance %s is not re-queued: %s",
+		    t->id, L->a.instance, why);
+		if (seen)
+			plan_memory_unrequeued(&p->mem, t->id);
+		return;
+	}
+	log_info("task %s of lost instance %s goes back to its queue: %s",
+	    t->id, L->a.instance, why);
+	if (seen) {
+		act_requeue_start(L, t, L->a.count);
+		return;
+	}
+	if ((n = plan_memory_requeued(&p->mem, t->id, L->a.instance)) > max) {
+		plan_memory_unrequeued(&p->mem, t->id);
+		log_warnx("task %s ran on instance %s, which %s; not "
+		    "re-queueing it: already re-queued %d time%s "
+		    "(max_requeues %d)", t->id, L->a.instance,
+		    act_requeue_how(&L->a), n - 1, n - 1 == 1 ? "" : "s",
+		    max);
+		return;
+	}
+	act_requeue_start(L, t, n);
+}
+
+static void
+act_loss_decide(struct act_loss *L)
+{
+	struct wpoll	*p = L->p;
+	size_t		 i;
+
+	if (L->error[0] != '\0' || !L->hold_ok) {
+		if (plan_memory_loss_again(&p->mem, &L->a) == 0) {
+			poll_error(p, "tasks lost with instance %s: %s; looking "
+			    "again at the next poll", L->a.instance,
+			    L->error[0] != '\0' ? L->error : "no answer");
+			return;
+		}
+		poll_error(p, "tasks lost with instance %s: %s; giving up "
+		    "after %d tries", L->a.instance, L->error[0] != '\0' ?
+		    L->error : "no answer", L->a.tries + 1);
+		if (L->a.task[0] != '\0' && L->a.count > 0)
+			plan_memory_unrequeued(&p->mem, L->a.task);
+		return;
+	}
+	if (L->a.task[0] != '\0' && L->seen != NULL)
+		act_loss_task(L, L->seen, 1);
+	else if (L->a.task[0] != '\0')
+		log_info("task %s of lost instance %s no longer exists",
+		    L->a.task, L->a.instance);
+	for (i = 0; i < L->nfound; i++) {
+		const struct act_lost *t = &L->found[i];
+
+		if (t->last_worker == NULL ||
+		    strcmp(t->last_worker, L->a.worker) != 0 ||
+		    strcmp(t->id, L->a.task) == 0 ||
+		    plan_memory_requeued_for(&p->mem, t->id, L->a.instance))
+			continue;
+		act_loss_task(L, t, 0);
+	}
+}
+
+static void
+act_loss_op_done(struct act_loss *L)
+{
+	if (--L->ops > 0)
+		return;
+	act_loss_decide(L);
+	act_op_done(L->p);
+	act_loss_free(L);
+}
+
+static void
+act_loss_error(struct act_loss *L, const struct cml_error *err)
+{
+	if (L->error[0] == '\0')
+		snprintf(L->error, sizeof(L->error), "%s: %s: %s",
+		    err->endpoint, cml_err_class_name(err->cls),
+		    err->message);
+}
+
+static void
+act_loss_seen_cb(const struct cml_error *err, const struct cml_task *t,
+    size_t n, void *arg)
+{
+	struct act_loss	*L = arg;
+
+	if (err != NULL && err->cls != CML_OK)
+		act_loss_error(L, err);
+	else if (n > 0) {
+		L->seen = xcalloc(1, sizeof(*L->seen));
+		act_lost_copy(L->seen, &t[0]);
+	}
+	act_loss_op_done(L);
+}
+
+static void
+act_loss_found_cb(const struct cml_error *err, const struct cml_task *t,
+    size_t n, void *arg)
+{
+	struct act_loss	*L = arg;
+	size_t		 i;
+
+	if (err != NULL && err->cls != CML_OK)
+		act_loss_error(L, err);
+	else {
+		L->found = xcalloc(n + 1, sizeof(*L->found));
+		for (i = 0; i < n; i++)
+			act_lost_copy(&L->found[L->nfound++], &t[i]);
+	}
+	act_loss_op_done(L);
+}
+
+static void
+act_loss_hold_cb(const struct cml_error *err, const struct cml_worker *ws,
+    size_t n, void *arg)
+{
+	struct act_loss	*L = arg;
+	size_t		 i;
+
+	if (err != NULL && err->cls != CML_OK)
+		act_loss_error(L, err);
+	else {
+		L->hold_ok = 1;
+		L->hold_ids = xcalloc(n + 1, sizeof(char *));
+		L->hold_tasks = xcalloc(n + 1, sizeof(char *));
+		for (i = 0; i < n; i++) {
+			L->hold_ids[i] = xstrdup(ws[i].id);
+			L->hold_tasks[i] = ws[i].task != NULL ?
+			    xstrdup(ws[i].task) : NULL;
+		}
+		L->nhold = n;
+	}
+	act_loss_op_done(L);
+}
+
+/*
+ * The tasks its worker reported whose status changed since the
+ * instance was last seen healthy: stopped or in progress.
+ */
+static int
+act_loss_search(struct act_loss *L)
+{
+	cJSON	*f, *a;
+	char	 ts[40], cond[48];
+	int	 rc;
+
+	fmt_time_ms(L->a.since_ms - PLAN_CLOCK_SLACK_MS, ts, sizeof(ts));
+	snprintf(cond, sizeof(cond), ">=%.19s", ts);
+	f = cJSON_CreateObject();
+	a = cJSON_AddArrayToObject(f, "status");
+	cJSON_AddItemToArray(a, cJSON_CreateString("in_progress"));
+	cJSON_AddItemToArray(a, cJSON_CreateString("stopped"));
+	a = cJSON_AddArrayToObject(f, "status_changed");
+	cJSON_AddItemToArray(a, cJSON_CreateString(cond));
+	rc = cml_tasks_query(L->p->cml, f, act_loss_found_cb, L);
+	cJSON_Delete(f);
+	return rc;
+}
+
+static void
 act_requeue(struct wpoll *p, const struct plan_action *a)
 {
-	struct act_requeue	*q;
+	struct act_loss	*L;
+	const char	*ids[1];
+	int		 last_seen;
 
-	if (a->count < 0) {
+	if (a->count < 0)
 		log_warnx("task %s ran on instance %s, which %s; not "
 		    "re-queueing it: %s", a->task, a->instance,
 		    act_requeue_how(a), a->why);
-		return;
-	}
-	q = xcalloc(1, sizeof(*q));
-	q->p = p;
-	q->a = *a;
+	L = xcalloc(1, sizeof(*L));
+	L->p = p;
+	L->a = *a;
+	if (L->a.worker[0] == '\0' && (size_t)snprintf(L->a.worker,
+	    sizeof(L->a.worker), "%.100s:%.24s:%.30s", p->prefix_res,
+	    p->w->res->instance_type, a->instance) >= sizeof(L->a.worker))
+		L->a.worker[0] = '\0';	/* the id its agent would have */
+	if (a->count < 0)
+		L->a.task[0] = '\0';	/* only the others, if any */
 	p->act_ops++;
-	act_requeue_step(q);
+	L->ops = 1;
+	ids[0] = L->a.task;
+	if (L->a.task[0] != '\0') {
+		L->ops++;
+		if (cml_tasks_get_all(p->cml, ids, 1, act_loss_seen_cb, L) ==
+		    -1)
+			L->ops--;
+	}
+	if (L->a.worker[0] != '\0' && L->a.since_ms > 0) {
+		L->ops++;
+		if (act_loss_search(L) == -1)
+			L->ops--;
+	}
+	L->ops++;
+	last_seen = (int)(p->w->conf->worker_last_seen / 1000);
+	if (cml_workers_get_all(p->cml, NULL, QS_MAX(last_seen, 1),
+	    act_loss_hold_cb, L) == -1)
+		L->ops--;
+	act_loss_op_done(L);
 }
 
 /* ---- the rest ---- */

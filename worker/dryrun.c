@@ -62,8 +62,11 @@ dry_print_plan(const struct wpoll *p)
 			    plan_reason_name(a->reason), a->why);
 			break;
 		case PLAN_REQUEUE:
-			printf("  would re-queue task %s of %s\n", a->task,
-			    a->instance);
+			if (a->task[0] != '\0')
+				printf("  would re-queue task %s of %s\n",
+				    a->task, a->instance);
+			printf("  would look for tasks its agent stopped as "
+			    "%s went\n", a->instance);
 			break;
 		case PLAN_UNREGISTER:
 			printf("  would unregister worker %s\n", a->worker);

@@ -31,6 +31,7 @@
 /* Instances EC2 has not listed yet are forgotten after this long. */
 #define PLAN_UNSEEN_FORGET_MS	(10 * 60 * 1000)
 #define PLAN_BACKOFF_MAX_MS	(10 * 60 * 1000)
+#define PLAN_LOSS_TRIES		5	/* looks at what a loss took */
 
 static const char *const reason_names[PLAN_R_MAX] = {
 	"none", "idle", "spin-up timeout", "vanished agent", "stopped",
@@ -218,32 +219,85 @@ plan_memory_unchecked(struct plan_memory *mem, const char *id)
 		m->unchecked = 1;
 }
 
-/* Counts one more re-queue of a task; returns how many it has had. */
-int
-plan_memory_requeued(struct plan_memory *mem, const char *task)
+static struct plan_requeue *
+plan_requeue_find(const struct plan_memory *mem, const char *task)
 {
 	size_t	 i;
 
 	for (i = 0; i < mem->nrequeues; i++)
 		if (strcmp(mem->requeues[i].task, task) == 0)
-			return ++mem->requeues[i].count;
-	mem->requeues = xreallocarray(mem->requeues, mem->nrequeues + 1,
-	    sizeof(*mem->requeues));
-	snprintf(mem->requeues[mem->nrequeues].task,
-	    sizeof(mem->requeues[0].task), "%s", task);
-	mem->requeues[mem->nrequeues].count = 1;
-	return mem->requeues[mem->nrequeues++].count;
+			return &mem->requeues[i];
+	return NULL;
+}
+
+/*
+ * Counts one more re-queue of a task, lost with this instance; returns
+ * how many it has had.
+ */
+int
+plan_memory_requeued(struct plan_memory *mem, const char *task,
+    const char *instance)
+{
+	struct plan_requeue	*r;
+
+	if ((r = plan_requeue_find(mem, task)) == NULL) {
+		mem->requeues = xreallocarray(mem->requeues,
+		    mem->nrequeues + 1, sizeof(*mem->requeues));
+		r = &mem->requeues[mem->nrequeues++];
+		memset(r, 0, sizeof(*r));
+		snprintf(r->task, sizeof(r->task), "%s", task);
+	}
+	snprintf(r->instance, sizeof(r->instance), "%s",
+	    instance != NULL ? instance : "");
+	return ++r->count;
+}
+
+/* A re-queue counted that ClearML's answer called off. */
+void
+plan_memory_unrequeued(struct plan_memory *mem, const char *task)
+{
+	struct plan_requeue	*r;
+
+	if ((r = plan_requeue_find(mem, task)) == NULL || r->count == 0)
+		return;
+	r->count--;
+	r->instance[0] = '\0';
+}
+
+/*
+ * The look at what was lost with an instance failed (ClearML did not
+ * answer): the next good poll looks again, a few times at most.
+ * Returns 0, or -1 when it has been tried enough.
+ */
+int
+plan_memory_loss_again(struct plan_memory *mem, const struct plan_action *a)
+{
+	if (a->tries + 1 >= PLAN_LOSS_TRIES)
+		return -1;
+	mem->losses = xreallocarray(mem->losses, mem->nlosses + 1,
+	    sizeof(*mem->losses));
+	mem->losses[mem->nlosses] = *a;
+	mem->losses[mem->nlosses++].tries++;
+	return 0;
+}
+
+/* Was the task already put back for its loss with this instance? */
+int
+plan_memory_requeued_for(const struct plan_memory *mem, const char *task,
+    const char *instance)
+{
+	const struct plan_requeue	*r = plan_requeue_find(mem, task);
+
+	return r != NULL && r->count > 0 && instance != NULL &&
+	    strcmp(r->instance, instance) == 0;
 }
 
 static int
 plan_requeue_count(const struct plan_memory *mem, const char *task)
 {
-	size_t	 i;
+	const struct plan_requeue	*r = plan_requeue_find(mem, task);
 
-	for (i = 0; i < mem->nrequeues; i++)
-		if (strcmp(mem->requeues[i].task, task) == 0)
-			return mem->requeues[i].count;
-	return 0;
+	return r != NULL ? r->count : 0;
 }
 
 /* A scratch copy, to ask "what would you do" without changing mem. */
@@ -258,6 +312,14 @@ plan_memory_copy(struct plan_memory *dst, const struct plan_memory *src)
 	if (src->nrequeues > 0)
 		memcpy(dst->requeues, src->requeues,
 		    src->nrequeues * sizeof(*dst->requeues));
+	dst->entries = xcalloc(src->nentries + 1, sizeof(*dst->entries));
+	if (src->nentries > 0)
+		memcpy(dst->entries, src->entries,
+		    src->nentries * sizeof(*dst->entries));
+	dst->losses = xcalloc(src->nlosses + 1, sizeof(*dst->losses));
+	if (src->nlosses > 0)
+		memcpy(dst->losses, src->losses,
+		    src->nlosses * sizeof(*dst->losses));
 }
 
 void
@@ -265,6 +327,8 @@ plan_memory_clear(struct plan_memory *mem)
 {
 	free(mem->inst);
 	free(mem->requeues);
+	free(mem->entries);
+	free(mem->losses);
 	memset(mem, 0, sizeof(*mem));
 }
 
@@ -322,9 +386,13 @@ plan_zombie(const struct plan_obs *obs, const char *id)
 }
 
 /*
- * An instance we knew is gone (terminated, or no longer listed).  If it
- * went without qscale while its worker held a task, the task goes back
- * to the queue, within max_requeues.  What the worker holds is what this
+ * An instance we knew is gone (terminated, or no longer listed).  The
+ * tasks lost with it go back to the queue, within max_requeues: the
+ * caller looks at ClearML for them (plan_requeue_verdict) from the task
+ * its worker held when last seen, and from the tasks its worker last
+ * reported whose status changed after the last poll that saw the
+ * instance healthy (an agent stopped by the shutdown marks its task
+ * stopped, and unregisters).  What the worker holds is what this
  * observation lists, when it lists it: a worker that took a task after
  * the last poll and lost its instance before this one is still listed
  * (nothing unregistered it) with that task, which memory never saw.
@@ -360,15 +428,22 @@ plan_gone(const struct plan_obs *obs, struct plan_memory *mem,
 		snprintf(a->worker, sizeof(a->worker), "%s", m->worker);
 		snprintf(a->instance, sizeof(a->instance), "%s", m->id);
 	}
-	if (m->terminating && !(m->unchecked && w != NULL && w->task != NULL))
-		return;
-	if (m->task[0] == '\0')
-		return;
+	/*
+	 * A worker qscale never saw (its agent registered, took a task and
+	 * went down between two polls) is looked for by the id it would
+	 * have: the caller knows it.
+	 */
+	if ((m->terminating && !(m->unchecked && w != NULL &&
+	    w->task != NULL)) || plan_memory_requeued_for(mem, m->task, m->id))
+		m->task[0] = '\0';	/* the look after the call had it */
 	a = plan_add(out, PLAN_REQUEUE);
 	a->reason = m->terminating ? m->reason : PLAN_R_INTERRUPTED;
 	snprintf(a->task, sizeof(a->task), "%s", m->task);
 	snprintf(a->worker, sizeof(a->worker), "%s", m->worker);
 	snprintf(a->instance, sizeof(a->instance), "%s", m->id);
+	a->since_ms = m->healthy_ms > 0 ? m->healthy_ms : m->seen_ms;
+	if (m->task[0] == '\0')
+		return;		/* only the tasks its worker reported */
 	n = plan_requeue_count(mem, m->task);
 	if (n >= pc->max_requeues) {
 		/* keep the action so the caller logs it, but do nothing */
@@ -378,7 +453,7 @@ plan_gone(const struct plan_obs *obs, struct plan_memory *mem,
 		    pc->max_requeues);
 		return;
 	}
-	a->count = plan_memory_requeued(mem, m->task);
+	a->count = plan_memory_requeued(mem, m->task, m->id);
 }
 
 static const struct plan_obs_instance *
@@ -500,6 +575,8 @@ plan_sync_workers(const struct plan_obs *obs, struct plan_memory *mem,
 		was = m->registered;
 		m->registered = 1;
 		m->missing_since_ms = 0;
+		if (plan_live_state(m->state) && !m->terminating)
+			m->healthy_ms = obs->now_ms;
 		snprintf(m->worker, sizeof(m->worker), "%s", w->id);
 		if (w->task != NULL) {
 			snprintf(m->task, sizeof(m->task), "%s", w->task);
@@ -585,13 +662,21 @@ plan_idle_terminations(const struct plan_obs *obs, const struct plan_conf *pc,
 			plan_wake(out, m->idle_since_ms + pc->max_idle_ms, now);
 	}
 	qsort(idle, n, sizeof(*idle), plan_idle_cmp);
-	spare = (int64_t)out->idle - (int64_t)obs->pending;
+	spare = (int64_t)out->idle - (int64_t)obs->pending -
+	    (int64_t)out->unaccounted;
 	for (i = 0; i < n && (int64_t)i < spare; i++)
 		plan_terminate(out, idle[i], PLAN_R_IDLE, "idle for %llds "
 		    "(max_idle_time %llds)",
 		    (long long)((now - idle[i]->idle_since_ms) / 1000),
 		    (long long)(pc->max_idle_ms / 1000));
-	if (n > 0 && (int64_t)n > spare)
+	if (n > 0 && (int64_t)n > spare && out->unaccounted > 0)
+		snprintf(out->note, sizeof(out->note), "%lld idle worker%s "
+		    "kept for %zu pending task%s and %d taken from the queue "
+		    "that no worker shows yet", (long long)(n -
+		    QS_MAX(spare, 0)), n - QS_MAX(spare, 0) == 1 ? "" : "s",
+		    obs->pending, obs->pending == 1 ? "" : "s",
+		    out->unaccounted);
+	else if (n > 0 && (int64_t)n > spare)
 		snprintf(out->note, sizeof(out->note), "%lld idle worker%s "
 		    "kept for %zu pending task%s", (long long)(n -
 		    QS_MAX(spare, 0)), n - QS_MAX(spare, 0) == 1 ? "" : "s",
@@ -834,6 +919,37 @@ plan_failed_note(const struct plan_obs *obs, struct plan_output *out)
 	    n > 2 ? what[2] : "");
 }
 
+static size_t	plan_queue_left(const struct plan_obs *,
+		    const struct plan_memory *);
+
+/* Looks at lost tasks that failed last time, once ClearML answers. */
+static void
+plan_losses_again(struct plan_memory *mem, struct plan_output *out)
+{
+	size_t	 i;
+
+	for (i = 0; i < mem->nlosses; i++)
+		*plan_add(out, PLAN_REQUEUE) = mem->losses[i];
+	free(mem->losses);
+	mem->losses = NULL;
+	mem->nlosses = 0;
+}
+
+/* The queue as this poll read it, for the next poll's comparison. */
+static void
+plan_remember_queue(const struct plan_obs *obs, struct plan_memory *mem)
+{
+	size_t	 i;
+
+	free(mem->entries);
+	mem->entries = xcalloc(obs->nentries + 1, sizeof(*mem->entries));
+	for (i = 0; i < obs->nentries; i++)
+		snprintf(mem->entries[i], sizeof(mem->entries[i]), "%s",
+		    obs->entries[i]);
+	mem->nentries = obs->nentries;
+	mem->entries_ok = 1;
+}
+
 void
 plan_resource(const struct plan_obs *obs, const struct plan_conf *pc,
     struct plan_memory *mem, struct plan_output *out)
@@ -854,11 +970,14 @@ plan_resource(const struct plan_obs *obs, const struct plan_conf *pc,
 			mem->last_poll_ms = obs->now_ms;
 		return;
 	}
+	plan_losses_again(mem, out);
 	plan_count(obs, pc, mem, out);
 	out->demand = (int)obs->pending - out->idle - out->booting;
+	out->unaccounted = (int)plan_queue_left(obs, mem);
 	plan_idle_terminations(obs, pc, mem, out);
 	plan_launch(obs, pc, mem, out);
 	plan_spare_busy(obs, out);
+	plan_remember_queue(obs, mem);
 	mem->last_poll_ms = obs->now_ms;
 }
 
@@ -883,4 +1002,111 @@ plan_transitions(const struct plan_memory *mem, const struct plan_obs *obs,
 			ids[n++] = m->task;
 	}
 	return n;
+}
+
+static int
+plan_str_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Tasks gone from the queue since the last poll that no worker shows. */
+static size_t
+plan_queue_left(const struct plan_obs *obs, const struct plan_memory *mem)
+{
+	const char	**before, **held;
+	size_t		 i, n;
+
+	if (!mem->entries_ok || mem->nentries == 0)
+		return 0;
+	before = xcalloc(mem->nentries, sizeof(*before));
+	held = xcalloc(obs->nworkers + 1, sizeof(*held));
+	for (i = 0; i < mem->nentries; i++)
+		before[i] = mem->entries[i];
+	for (i = 0; i < obs->nworkers; i++)
+		held[i] = obs->workers[i].task;
+	n = plan_unaccounted(before, mem->nentries, obs->entries,
+	    obs->nentries, held, obs->nworkers);
+	free(before);
+	free(held);
+	return n;
+}
+
+/*
+ * Tasks that left the queue since the last look (in before, not in now:
+ * now sorted) and that no worker shows (held): an agent pops a task and
+ * only then tells the server it runs it (tasks.started, then a status
+ * report naming it), so for that moment its worker looks idle.  Each is
+ * a worker that may not be idle.
+ */
+size_t
+plan_unaccounted(const char *const *before, size_t nbefore,
+    const char *const *now, size_t nnow, const char *const *held,
+    size_t nheld)
+{
+	size_t	 i, j, n = 0;
+
+	for (i = 0; i < nbefore; i++) {
+		if (nnow > 0 && bsearch(&before[i], now, nnow, sizeof(*now),
+		    plan_str_cmp) != NULL)
+			continue;
+		for (j = 0; j < nheld; j++)
+			if (held[j] != NULL && strcmp(held[j], before[i]) == 0)
+				break;
+		if (j == nheld)
+			n++;
+	}
+	return n;
+}
+
+/*
+ * Is a task lost with an instance to go back to its queue?  Only what
+ * qscale saw decides, with what ClearML says of the task now: never the
+ * task's last_worker as "who runs it now" (only a status report sets it,
+ * so it names the old worker until the new one reports).
+ * - a task another worker lists now runs there: not;
+ * - in progress, held by the lost worker when qscale last looked (or
+ *   listed by its zombie): its agent died silently with the instance;
+ * - in progress and started after qscale last saw the instance healthy:
+ *   taken by the agent as the instance went;
+ * - stopped by its agent's SIGTERM ("user abort") after qscale last saw
+ *   the instance healthy: the agent stopped it on the way down;
+ * - anything else (stopped by a person while the instance was healthy,
+ *   completed, failed, queued again) stays as it is.
+ */
+int
+plan_requeue_verdict(const struct plan_lost_task *t, const char *worker,
+    int64_t since_ms, char *why, size_t len)
+{
+	int	 after = t->status_changed_ms > 0 &&
+	    t->status_changed_ms >= since_ms - PLAN_CLOCK_SLACK_MS;
+
+	if (t->holder != NULL && (worker == NULL ||
+	    strcmp(t->holder, worker) != 0)) {
+		snprintf(why, len, "it runs on worker %s now", t->holder);
+		return 0;
+	}
+	if (t->status == NULL) {
+		snprintf(why, len, "its status is unknown");
+		return 0;
+	}
+	if (strcmp(t->status, "in_progress") == 0 &&
+	    (t->seen || t->holder != NULL || after)) {
+		snprintf(why, len, "it was running when its instance went");
+		return 1;
+	}
+	if (strcmp(t->status, "stopped") == 0 && after &&
+	    t->status_reason != NULL &&
+	    strcmp(t->status_reason, PLAN_AGENT_ABORT) == 0) {
+		snprintf(why, len, "its agent stopped it as its instance went");
+		return 1;
+	}
+	if (strcmp(t->status, "stopped") == 0)
+		snprintf(why, len, "it was stopped (%s) while its instance "
+		    "was healthy", t->status_reason != NULL &&
+		    t->status_reason[0] != '\0' ? t->status_reason :
+		    "no reason given");
+	else
+		snprintf(why, len, "it is %s now", t->status);
+	return 0;
 }

@@ -87,6 +87,10 @@ poll_clear_observation(struct wpoll *p)
 	p->nended = 0;
 	free(p->ended_ids);
 	p->ended_ids = NULL;
+	for (i = 0; p->entry_ids != NULL && i < p->pending; i++)
+		free(p->entry_ids[i]);
+	free(p->entry_ids);
+	p->entry_ids = NULL;
 	p->pending = 0;
 	p->oldest_ms = 0;
 	p->queue_ok = p->workers_ok = p->ec2_ok = 0;
@@ -158,6 +162,12 @@ poll_op_done(struct wpoll *p)
 		poll_decide(p);
 }
 
+static int
+poll_str_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 static void
 poll_queue_cb(const struct cml_error *err, const struct cml_queue *q,
     void *arg)
@@ -174,10 +184,14 @@ poll_queue_cb(const struct cml_error *err, const struct cml_queue *q,
 	} else {
 		p->queue_ok = 1;
 		p->pending = q->nentries;
-		for (i = 0; i < q->nentries; i++)
+		p->entry_ids = xcalloc(q->nentries + 1, sizeof(char *));
+		for (i = 0; i < q->nentries; i++) {
+			p->entry_ids[i] = xstrdup(q->entries[i].task);
 			if (p->oldest_ms == 0 ||
 			    q->entries[i].added_ms < p->oldest_ms)
 				p->oldest_ms = q->entries[i].added_ms;
+		}
+		qsort(p->entry_ids, q->nentries, sizeof(char *), poll_str_cmp);
 	}
 	poll_op_done(p);
 }
@@ -318,6 +332,8 @@ poll_build_obs(struct wpoll *p, struct plan_obs *obs,
 	obs->workers_ok = p->workers_ok;
 	obs->ec2_ok = p->ec2_ok;
 	obs->pending = p->pending;
+	obs->entries = (const char *const *)p->entry_ids;
+	obs->nentries = p->entry_ids != NULL ? p->pending : 0;
 	obs->inst = p->inst;
 	obs->ninst = p->ninst;
 	for (i = 0; i < p->nworkers; i++) {

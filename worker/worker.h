@@ -119,6 +119,9 @@ struct plan_obs {
 	size_t				 nworkers;
 	const struct plan_obs_task	*tasks;
 	size_t				 ntasks;
+	const char *const		*entries;	/* the queue's task ids,
+							   sorted (strcmp) */
+	size_t				 nentries;
 	int				 grant;		/* -1: no global cap */
 	int				 blackout;	/* spot blackout on here */
 	int64_t				 blackout_until_ms;
@@ -140,6 +143,9 @@ struct plan_inst {
 	int64_t		 seen_ms;	/* launched or adopted by this process */
 	int64_t		 idle_since_ms;	/* 0: not idle */
 	int64_t		 busy_seen_ms;	/* last poll that saw it busy */
+	int64_t		 healthy_ms;	/* last poll that saw it live, its
+					   worker listed, before qscale
+					   began to terminate it */
 	int64_t		 missing_since_ms;
 	int64_t		 terminate_ms;
 	enum plan_reason reason;	/* why it is being terminated */
@@ -151,6 +157,7 @@ struct plan_inst {
 struct plan_requeue {
 	char		 task[40];
 	int		 count;
+	char		 instance[32];	/* lost with this one, last */
 };
 
 struct plan_memory {
@@ -163,13 +170,21 @@ struct plan_memory {
 	int64_t			 last_poll_ms;
 	struct plan_requeue	*requeues;
 	size_t			 nrequeues;
+	char			(*entries)[40];	/* the last poll's queue,
+						   sorted */
+	size_t			 nentries;
+	int			 entries_ok;	/* entries were read */
+	struct plan_action	*losses;	/* looks at lost tasks that
+						   ClearML failed: again */
+	size_t			 nlosses;
 };
 
 enum plan_action_type {
 	PLAN_LAUNCH = 1,	/* count, spot */
 	PLAN_TERMINATE,		/* instance, worker, reason, recheck */
 	PLAN_UNREGISTER,	/* worker: a zombie of a gone instance */
-	PLAN_REQUEUE,		/* task, worker, instance */
+	PLAN_REQUEUE,		/* task (or ""), worker, instance, since:
+				   the tasks lost with the instance */
 	PLAN_FORGET,		/* instance gone: log it (reason, task) */
 	PLAN_ADOPT		/* an instance with our tags, now known */
 };
@@ -186,6 +201,8 @@ struct plan_action {
 	char			 converted[192];
 	int			 recheck;	/* terminate only if still idle */
 	int			 console;	/* log its console output first */
+	int64_t			 since_ms;	/* PLAN_REQUEUE: last healthy */
+	int			 tries;		/* PLAN_REQUEUE: looks failed */
 	char			 instance[32];
 	char			 worker[160];
 	char			 task[40];
@@ -201,6 +218,8 @@ struct plan_output {
 	int			 busy;
 	int			 booting;
 	int			 want;		/* launches before the grant */
+	int			 unaccounted;	/* tasks gone from the queue
+						   that no worker shows */
 	int			 spot_market;	/* launches would be spot */
 	int64_t			 next_wake_ms;	/* a timer expires then */
 	char			 note[192];	/* why nothing was done */
@@ -222,7 +241,33 @@ void		 plan_memory_backoff(struct plan_memory *, int64_t, int64_t);
 void		 plan_memory_terminating(struct plan_memory *, const char *,
 		    enum plan_reason, int64_t);
 void		 plan_memory_unchecked(struct plan_memory *, const char *);
-int		 plan_memory_requeued(struct plan_memory *, const char *);
+int		 plan_memory_requeued(struct plan_memory *, const char *,
+		    const char *);
+void		 plan_memory_unrequeued(struct plan_memory *, const char *);
+int		 plan_memory_loss_again(struct plan_memory *,
+		    const struct plan_action *);
+int		 plan_memory_requeued_for(const struct plan_memory *,
+		    const char *, const char *);
+size_t		 plan_unaccounted(const char *const *, size_t,
+		    const char *const *, size_t, const char *const *, size_t);
+
+/*
+ * What ClearML says now of a task lost with an instance, for
+ * plan_requeue_verdict(): 1 to put it back in its queue, 0 not, and why.
+ */
+struct plan_lost_task {
+	const char	*status;
+	const char	*status_reason;
+	int64_t		 status_changed_ms;	/* 0: unknown */
+	const char	*holder;	/* the worker that lists it now */
+	int		 seen;		/* qscale saw the lost worker hold it */
+};
+
+#define PLAN_CLOCK_SLACK_MS	1000	/* ClearML's clock against ours */
+#define PLAN_AGENT_ABORT	"user abort"	/* an agent's SIGTERM stop */
+
+int		 plan_requeue_verdict(const struct plan_lost_task *,
+		    const char *, int64_t, char *, size_t);
 void		 plan_memory_copy(struct plan_memory *,
 		    const struct plan_memory *);
 void		 plan_memory_clear(struct plan_memory *);
@@ -299,6 +344,7 @@ struct wpoll {
 	int			 queue_ok, workers_ok, ec2_ok;
 	size_t			 pending;
 	int64_t			 oldest_ms;	/* oldest entry's added */
+	char			**entry_ids;	/* the queue's, sorted */
 	struct wobs_worker	*workers;
 	size_t			 nworkers;
 	struct plan_obs_instance *inst;

@@ -30,7 +30,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -130,22 +129,16 @@ class Procs:
 
 
 def free_base(n):
-    """A port P with P .. P+n-1 free on 127.0.0.1."""
-    for _ in range(200):
-        p = random.randrange(20000, 60000 - n)
-        socks = []
-        try:
-            for q in range(p, p + n):
-                s = socket.socket()
-                s.bind(("127.0.0.1", q))
-                socks.append(s)
-            return p
-        except OSError:
-            pass
-        finally:
-            for s in socks:
-                s.close()
-    raise Abort("no free ports on 127.0.0.1")
+    """A port P with P .. P+n-1 free on 127.0.0.1, outside the kernel's
+    ephemeral range (cloudsim's own picker)."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(
+        __file__)), "..", "cloudsim"))
+    from sim.util import free_port_base
+    p = free_port_base(n)
+    if p is None:
+        raise Abort("no free ports on 127.0.0.1 outside the ephemeral "
+                    "range")
+    return p
 
 
 # ------------------------------------------------------------ HTTP

@@ -9,27 +9,10 @@ SIM_ENV=$T/sim.env
 SIM_LOG=$T/sim.log
 SIM_PID=""
 
-# A base port P with P, P+1 and P+2 free on 127.0.0.1.
-free_port_base() {
-	python3 - <<'PY'
-import random, socket
-for _ in range(200):
-    p = random.randrange(20000, 60000)
-    socks = []
-    try:
-        for q in (p, p + 1, p + 2):
-            s = socket.socket()
-            s.bind(("127.0.0.1", q))
-            socks.append(s)
-        print(p)
-        break
-    except OSError:
-        pass
-    finally:
-        for s in socks:
-            s.close()
-PY
-}
+# A base port P with P .. P+3 free on 127.0.0.1 and outside the kernel's
+# ephemeral range (where any outgoing connection could take one of them
+# before cloudsim binds it).
+free_port_base() { "$CLOUDSIM" --free-port-base; }
 
 start_cloudsim() {
 	rm -f "$SIM_ENV"

@@ -6,6 +6,9 @@
 . "$(dirname "$0")/lib.sh"
 . "$QSCALE_TOP/tests/cloudsim/simlib.sh"
 
+# Shorter than clearml-agent's timing (reports every 30 s, a poll every
+# 5 s; check_agent.py checks those are the defaults) so that the checks of
+# what the agents do take seconds, not minutes.
 if ! start_cloudsim --pending-delay 0.5 --boot-delay 0.3 \
     --report-interval 1 --agent-poll 0.3; then
 	not_ok "cloudsim starts"

@@ -1,7 +1,9 @@
 #!/bin/bash
 # cloudsim stops everything it started, moto included: on SIGTERM, when it
 # is killed outright, and when its parent dies.  It refuses addresses
-# other than 127.0.0.1 and ports already taken.
+# other than 127.0.0.1 and ports already taken, picks its ports outside
+# the kernel's ephemeral range and survives a probe that connects to
+# itself.
 . "$(dirname "$0")/lib.sh"
 . "$QSCALE_TOP/tests/cloudsim/simlib.sh"
 
@@ -29,6 +31,31 @@ out=$("$CLOUDSIM" --port-base "$(free_port_base)" --env-file "$T/x.env" \
 rc=$?
 check "an address other than 127.0.0.1 is refused" \
     test "$rc" -ne 0 -a -n "$(echo "$out" | grep 'refusing')"
+
+tap_from python3 "$QSCALE_TOP/tests/cloudsim/checks/check_ports.py"
+check "the port base of the tests is outside the ephemeral range" \
+    python3 -c 'import sys; lo, hi = map(int, open(sys.argv[2]).read().split())
+sys.exit(not all(p < lo or p > hi for p in range(int(sys.argv[1]), int(sys.argv[1]) + 3)))' \
+    "$SIM_PORT" /proc/sys/net/ipv4/ip_local_port_range
+eph=$(python3 -c 'import socket, sys
+lo, hi = map(int, open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
+for p in range(hi - 1, lo, -97):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p)); print(p); break
+    except OSError:
+        pass
+    finally:
+        s.close()')
+"$CLOUDSIM" --port-base "$eph" --env-file "$T/eph.env" --no-ec2 \
+    2>"$T/eph.err" &
+EPH=$!
+on_exit "kill $EPH 2>/dev/null"
+wait_for 15 test -s "$T/eph.env"
+kill -TERM "$EPH" 2>/dev/null
+wait "$EPH" 2>/dev/null
+check "a port base in the ephemeral range runs, with a warning naming it" \
+    grep -q "warning: port $eph in the kernel's ephemeral range" "$T/eph.err"
 
 kill -TERM "$SIM_PID"
 check "SIGTERM: cloudsim exits" wait_for 10 gone "$SIM_PID"

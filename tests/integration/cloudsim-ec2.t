@@ -18,4 +18,5 @@ check "env file has every variable" test -n "$QSCALE_SIM_EC2_URL" \
 # shellcheck disable=SC2086  # split on purpose
 set -- $QSCALE_SIM_SUBNETS
 check "two subnets, zone a first" test "$#" -eq 2
-tap_from python3 "$QSCALE_TOP/tests/cloudsim/checks/check_ec2.py" "$SIM_ENV"
+tap_from python3 "$QSCALE_TOP/tests/cloudsim/checks/check_ec2.py" "$SIM_ENV" \
+    "$SIM_LOG"

@@ -289,25 +289,31 @@ scenario_race() {
 		not_ok "race: an idle instance for the late round"
 	fi
 	# And when the termination is slow to take effect (EC2 answers
-	# TerminateInstances 1.5 s late, as a real instance shuts down for a
-	# while), a task enqueued after the fresh look is taken by the agent
-	# of the instance being terminated: it is lost with the instance,
-	# and must be put back in the queue.
+	# TerminateInstances 8 s late, as a real instance shuts down for a
+	# while: longer than the agent's 5 s poll), a task enqueued after the
+	# fresh look is taken by the agent of the instance being terminated:
+	# it is lost with the instance, and must be put back in the queue.
+	# Here the agent dies without a word (silent: e2e-faithful has the
+	# agent that stops its task on the way down).
 	DOOMED=""
 	if e2e_until 30 "[.tasks[] | select(.status == \"completed\")] |
 	    length == $n" && wait_for 5 has_idle; then
 		victim=$(sim_stats | jq -r '[.tasks[] | select(.status ==
 		    "completed")] | max_by(.ended) | .instance')
 		since=$(idle_since)
-		DOOMED=$(new_task race-doomed 4)
+		DOOMED=$(new_task race-doomed 15)
+		simctl shutdown-mode silent >/dev/null
 		simctl fault '{"action": "TerminateInstances",
-		    "latency_ms": 1500}' >/dev/null
-		enqueue_at "$DOOMED" 300 "$since"
+		    "latency_ms": 8000}' >/dev/null
+		# after the fresh look even under load, and 7 s before EC2
+		# answers: more than the agent's 5 s poll
+		enqueue_at "$DOOMED" 1000 "$since"
 		n=$((n + 1))
-		e2e_wait 20 "race: the task taken by a dying instance completes" \
+		e2e_wait 45 "race: the task taken by a dying instance completes" \
 		    ".tasks[] | select(.id == \"$DOOMED\") |
 		    .status == \"completed\""
 		simctl faults-clear >/dev/null
+		simctl shutdown-mode graceful >/dev/null
 		L=$E2E_DIR/log/cpu.log
 		grep -F "$DOOMED" "$L" | sed 's/^/# /'
 		check "race: the agent of the dying instance had taken it" \
@@ -411,7 +417,13 @@ scenario_duplicate() {
 }
 
 scenario_never_boot
-scenario_vanished
 scenario_outage
 scenario_race
 scenario_duplicate
+# An agent that dies is missed once it has not reported for
+# worker_last_seen: with clearml-agent's 30 s reports that is half a
+# minute or more of waiting, so this one runs on a cloud whose agents
+# report every 2 s (their 5 s poll stays).
+stop_cloudsim
+e2e_sim_start --report-interval 2 || { not_ok "the simulated cloud starts again"; exit 1; }
+scenario_vanished

@@ -3,7 +3,9 @@
 # after lib.sh; sources simlib.sh.
 #
 #   e2e_sim_start [ARGS]        cloudsim on a free port base, with 1 s
-#                               boot and pending delays, reports every 2 s
+#                               boot and pending delays; its agents keep
+#                               clearml-agent's timing (5 s poll, 30 s
+#                               reports) and go down gracefully
 #   e2e_scenario NAME           a fresh scenario: /sim/reset (no faults, no
 #                               capacity limit), its own directory E2E_DIR
 #   e2e_conf NAME RES...        write $E2E_DIR/qscale.conf for autoscaler
@@ -23,6 +25,8 @@
 #                               p95 wait, launches, as TAP diag lines
 #   e2e_log_times FILE REGEX    epoch seconds of the log lines matching
 #   e2e_enqueue QUEUE N DUR P   simctl enqueue; prints the task ids
+#   e2e_clearml ENDPOINT JSON   a ClearML API call as a user makes it
+#   e2e_starts TASK             how often the agents started TASK
 #   sj [ARGS] JQ FILE           the jq test holds on a saved stats file
 #   qs_status                   qscalectl status -j of the running daemon
 #   e2e_no_secret               TAP: no secret in the scenario's logs
@@ -50,8 +54,7 @@ e2e_sim_start() {
 		not_ok "moto_server is installed (contrib/deps.sh)"
 		return 1
 	}
-	start_cloudsim --boot-delay 1 --pending-delay 1 --report-interval 2 \
-	    --agent-poll 0.5 "$@" || return 1
+	start_cloudsim --boot-delay 1 --pending-delay 1 "$@" || return 1
 	SECRETS="$SECRETS $CLEARML_API_SECRET_KEY $AWS_SECRET_ACCESS_KEY"
 	E2E_SUBNET_A=$(echo "$QSCALE_SIM_SUBNETS" | awk '{ print $1 }')
 	E2E_SUBNET_B=$(echo "$QSCALE_SIM_SUBNETS" | awk '{ print $2 }')
@@ -245,6 +248,15 @@ busy_in() {
 e2e_enqueue() {	# QUEUE COUNT DURATION NAME
 	simctl enqueue "$1" --count "$2" --duration "$3" --name "$4"
 }
+
+# A ClearML API call as a user would make it (Basic auth, JSON body).
+e2e_clearml() {	# ENDPOINT JSON
+	curl -sf -u "$CLEARML_API_ACCESS_KEY:$CLEARML_API_SECRET_KEY" \
+	    -H 'Content-Type: application/json' --data "$2" \
+	    "$QSCALE_SIM_CLEARML_URL/$1"
+}
+
+e2e_starts() { grep -c "task-start .*task=$1" "$SIM_LOG"; }
 
 # Every task finished and every instance terminated.
 E2E_DONE='([.tasks[] | select(.status != "completed" and

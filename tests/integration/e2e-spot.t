@@ -295,11 +295,18 @@ scenario_blackout_resource() {
 
 # ---- 10. Spot interruption of a busy instance -----------------------------
 # The instance a task runs on, once it runs (on another one than $2).
+# The instance that runs TASK (other than NOT_INSTANCE), once qscaled has
+# seen its worker hold it too (agents report every 30 s, so the log can
+# name the task of the instance lost).
 running_on() {	# TASK [NOT_INSTANCE]
-	sim_stats | jq -r --arg t "$1" --arg not "${2:-}" '.tasks[] |
+	_ro=$(sim_stats | jq -r --arg t "$1" --arg not "${2:-}" '.tasks[] |
 	    select(.id == $t and .status == "in_progress" and
-	    .instance != null and .instance != $not) | .instance' |
-	    grep . || return 1
+	    .instance != null and .instance != $not) | .instance' | grep .) ||
+	    return 1
+	qs_status | jqt 'any(.resources[].worker.instances[];
+	    .id == $i and .task == $t)' --arg i "$_ro" --arg t "$1" ||
+	    return 1
+	echo "$_ro"
 }
 
 # Statuses of the tasks, every 0.2 s, while a test holds.
@@ -352,6 +359,14 @@ scenario_interrupt() {
 	    grep -q "instance $X1 was terminated outside qscale (Server.SpotInstanceTermination.*) while running task $T1" "$L"
 	check "interrupt: the log tells $T1 was re-queued (1 of 2)" \
 	    grep -q "task $T1 re-queued (1 of max_requeues 2)" "$L"
+	# cloudsim's agents go down as clearml-agent on SIGTERM: the task
+	# stopped ("user abort"), the worker unregistered
+	check "interrupt: $X1's agent stopped $T1 on the way down" \
+	    grep -q "agent-shutdown instance=$X1 mode=graceful.*task=$T1" \
+	    "$SIM_LOG"
+	check "interrupt: ... and qscaled put it back all the same" \
+	    grep -Eq "task $T1 of lost instance $X1 goes back to its queue: (its agent stopped it as|it was running when) its instance went" \
+	    "$L"
 	check "interrupt: the log tells $T2 was re-queued (1 of 2)" \
 	    grep -q "task $T2 re-queued (1 of max_requeues 2)" "$L"
 	e2e_wait 20 "interrupt: $T1 completes on another instance" \

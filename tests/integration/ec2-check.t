@@ -13,7 +13,7 @@ fi
 start_moto || { not_ok "moto_server starts"; exit 1; }
 
 # the ClearML side: the simulated server alone
-CML_PORT=$(free_port)
+CML_PORT=$("$QSCALE_TOP/tests/cloudsim/cloudsim" --free-port-base)
 "$QSCALE_TOP/tests/cloudsim/cloudsim" --port-base "$CML_PORT" --no-ec2 \
     --env-file "$T/cml.env" >"$T/cloudsim.log" 2>&1 &
 CML_PID=$!

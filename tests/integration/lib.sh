@@ -57,9 +57,26 @@ wait_for() {
 	return 0
 }
 
-# A TCP port nobody listens on, on 127.0.0.1.
+# A TCP port nobody listens on, on 127.0.0.1, outside the kernel's
+# ephemeral range: there another process's outgoing connection (or a probe
+# connecting to itself) could take it before the server binds it.
 free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+	python3 -c 'import random, socket
+try:
+    lo, hi = map(int, open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
+except (OSError, ValueError):
+    lo, hi = 32768, 60999
+ports = [p for p in range(20000, 65536) if p < lo or p > hi] or [0]
+for p in random.sample(ports, min(200, len(ports))) + [0]:
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p))
+        print(s.getsockname()[1])
+        break
+    except OSError:
+        pass
+    finally:
+        s.close()'
 }
 
 # write_conf FILE RESOURCES...: a minimal valid configuration whose

@@ -22,6 +22,8 @@ CLOUD=""
 if [ -x "$QSCALE_TOP/tests/cloudsim/cloudsim" ] &&
     command -v moto_server >/dev/null 2>&1; then
 	. "$QSCALE_TOP/tests/cloudsim/simlib.sh"
+	# short agent timing, so that the instances go busy and idle
+	# within the test's few seconds
 	if start_cloudsim --boot-delay 2 --pending-delay 1 \
 	    --report-interval 2 --agent-poll 1; then
 		CLOUD=1

@@ -837,6 +837,108 @@ test_class_names(void **state)
 	    "unknown");
 }
 
+/* Paging: canned pages of a list the server cuts at 500 items. */
+static cJSON *
+page_of(int from, int n)
+{
+	cJSON	*d = cJSON_CreateObject(), *a, *t;
+	char	 id[40];
+	int	 i;
+
+	a = cJSON_AddArrayToObject(d, "tasks");
+	for (i = from; i < from + n; i++) {
+		t = cJSON_CreateObject();
+		snprintf(id, sizeof(id), "%032x", i);
+		cJSON_AddStringToObject(t, "id", id);
+		cJSON_AddItemToArray(a, t);
+	}
+	return d;
+}
+
+static int
+take(struct cml_pages *pg, int from, int n)
+{
+	cJSON	*d = page_of(from, n);
+	char	 err[256];
+	int	 rc = cml_page_take(pg, d, err, sizeof(err));
+
+	cJSON_Delete(d);
+	return rc;
+}
+
+static void
+test_pages(void **state)
+{
+	struct cml_pages	 pg;
+	cJSON			*d;
+	char			 err[256];
+
+	(void)state;
+	/* 1,200 tasks: 500, 500, then a short page ends the list */
+	memset(&pg, 0, sizeof(pg));
+	pg.key = "tasks";
+	assert_int_equal(take(&pg, 0, 500), 1);
+	assert_int_equal(take(&pg, 500, 500), 1);
+	assert_int_equal(take(&pg, 1000, 200), 0);
+	assert_int_equal(cJSON_GetArraySize(pg.items), 1200);
+	assert_string_equal(cJSON_GetArrayItem(cJSON_GetArrayItem(pg.items,
+	    1199), 0)->valuestring, "000000000000000000000000000004af");
+	cJSON_Delete(pg.items);
+
+	/* 1,000: two full pages, and an empty one to be sure */
+	memset(&pg, 0, sizeof(pg));
+	pg.key = "tasks";
+	assert_int_equal(take(&pg, 0, 500), 1);
+	assert_int_equal(take(&pg, 500, 500), 1);
+	assert_int_equal(take(&pg, 1000, 0), 0);
+	assert_int_equal(cJSON_GetArraySize(pg.items), 1000);
+	cJSON_Delete(pg.items);
+
+	/* as many as asked for by id: no empty page needed */
+	memset(&pg, 0, sizeof(pg));
+	pg.key = "tasks";
+	pg.expected = 1000;
+	assert_int_equal(take(&pg, 0, 500), 1);
+	assert_int_equal(take(&pg, 500, 500), 0);
+	cJSON_Delete(pg.items);
+
+	/* a server whose page size is under ours: a smaller page ends it */
+	memset(&pg, 0, sizeof(pg));
+	pg.key = "tasks";
+	assert_int_equal(take(&pg, 0, 100), 1);
+	assert_int_equal(take(&pg, 100, 100), 1);
+	assert_int_equal(take(&pg, 200, 37), 0);
+	assert_int_equal(cJSON_GetArraySize(pg.items), 237);
+	cJSON_Delete(pg.items);
+
+	/* a server that does not page: everything at once */
+	memset(&pg, 0, sizeof(pg));
+	pg.key = "tasks";
+	assert_int_equal(take(&pg, 0, 700), 0);
+	cJSON_Delete(pg.items);
+
+	/* one that ignores the page asked for: an error, not a loop */
+	memset(&pg, 0, sizeof(pg));
+	pg.key = "tasks";
+	assert_int_equal(take(&pg, 0, 500), 1);
+	d = page_of(0, 500);
+	assert_int_equal(cml_page_take(&pg, d, err, sizeof(err)), -1);
+	assert_string_equal(err, "data.tasks: page 1 repeats page 0: the "
+	    "server ignores paging");
+	cJSON_Delete(d);
+	cJSON_Delete(pg.items);
+
+	/* a malformed page names what is wrong */
+	memset(&pg, 0, sizeof(pg));
+	pg.key = "queues";
+	d = json("{\"queues\": {}}");
+	assert_int_equal(cml_page_take(&pg, d, err, sizeof(err)), -1);
+	assert_string_equal(err, "data.queues: expected an array, got an "
+	    "object");
+	cJSON_Delete(d);
+	cJSON_Delete(pg.items);
+}
+
 /*
  * The client against canned replies.  The server below is a few lines
  * of evhttp answering from a script: it only counts requests and plays
@@ -856,6 +958,9 @@ struct canned {
 	int			 token_ttl;	/* seconds */
 	int			 bad_auth;	/* every call gets 401 */
 	const char		*api_version;	/* in the token */
+	int			 ntasks;	/* tasks.get_all serves so many */
+	int			 nentries;	/* the queue's entries */
+	int			 pages;		/* list calls answered */
 	char			 last_auth[512];
 	char			 last_body[512];
 	int			 pending;	/* client calls not done */
@@ -875,6 +980,66 @@ canned_reply(struct evhttp_request *r, int status, const char *body,
 	    "Content-Type", ctype);
 	evhttp_send_reply(r, status, "X", b);
 	evbuffer_free(b);
+}
+
+/*
+ * As the real server pages: at most 500 items, page_size honoured up to
+ * that, page from 0.  tasks.get_all lists s->ntasks tasks; queues.get_all
+ * one queue with s->nentries entries (entries are never cut).
+ */
+static void
+canned_list(struct canned *s, struct evhttp_request *r, const char *uri)
+{
+	struct evbuffer	*in = evhttp_request_get_input_buffer(r);
+	size_t		 len = evbuffer_get_length(in);
+	char		*req = xmalloc(len + 1), *body, id[40];
+	cJSON		*p, *d, *a, *o, *e;
+	int		 page = 0, size = 500, i, n, queues;
+
+	evbuffer_copyout(in, req, len);
+	req[len] = '\0';
+	assert_non_null(p = cJSON_Parse(req));
+	free(req);
+	if (cJSON_IsNumber(cJSON_GetObjectItem(p, "page")))
+		page = cJSON_GetObjectItem(p, "page")->valueint;
+	if (cJSON_IsNumber(cJSON_GetObjectItem(p, "page_size")))
+		size = QS_MIN(cJSON_GetObjectItem(p, "page_size")->valueint,
+		    500);
+	cJSON_Delete(p);
+	s->pages++;
+	queues = strcmp(uri, "/queues.get_all") == 0;
+	n = queues ? 1 : s->ntasks;
+	d = cJSON_CreateObject();
+	a = cJSON_AddArrayToObject(d, queues ? "queues" : "tasks");
+	for (i = page * size; i < n && i < (page + 1) * size; i++) {
+		o = cJSON_CreateObject();
+		snprintf(id, sizeof(id), "%032x", queues ? 0xabc : i);
+		cJSON_AddStringToObject(o, "id", id);
+		cJSON_AddStringToObject(o, "status", "stopped");
+		if (queues) {
+			cJSON_AddStringToObject(o, "name", "q");
+			e = cJSON_AddArrayToObject(o, "entries");
+			for (int j = 0; j < s->nentries; j++) {
+				cJSON *en = cJSON_CreateObject();
+
+				snprintf(id, sizeof(id), "%032x", j);
+				cJSON_AddStringToObject(en, "task", id);
+				cJSON_AddStringToObject(en, "added",
+				    "2025-01-13T18:32:13.123+00:00");
+				cJSON_AddItemToArray(e, en);
+			}
+		}
+		cJSON_AddItemToArray(a, o);
+	}
+	body = cJSON_PrintUnformatted(d);
+	cJSON_Delete(d);
+	{
+		char *env = envelope(body);
+
+		canned_reply(r, 200, env, "application/json");
+		free(env);
+	}
+	free(body);
 }
 
 static void
@@ -931,6 +1096,11 @@ canned_cb(struct evhttp_request *r, void *arg)
 		s->fail_next--;
 		canned_reply(r, s->fail_status, "<html>down</html>",
 		    "text/html");
+		return;
+	}
+	if (strcmp(uri, "/tasks.get_all") == 0 ||
+	    strcmp(uri, "/queues.get_all") == 0) {
+		canned_list(s, r, uri);
 		return;
 	}
 	/* as an old server would, whatever the pattern asked */
@@ -1213,6 +1383,78 @@ test_client_old_api(void **state)
 }
 
 static void
+canned_tasks_cb(const struct cml_error *err, const struct cml_task *t,
+    size_t n, void *arg)
+{
+	struct canned	*s = arg;
+
+	assert_null(err);
+	s->noks = (int)n;
+	if (n > 0)
+		assert_string_equal(t[n - 1].status, "stopped");
+	event_base_loopbreak(s->base);
+}
+
+static void
+canned_queue_cb(const struct cml_error *err, const struct cml_queue *q,
+    void *arg)
+{
+	struct canned	*s = arg;
+
+	assert_null(err);
+	s->noks = (int)q->nentries;
+	event_base_loopbreak(s->base);
+}
+
+/* A server that answers at most 500 items a call: every list pages. */
+static void
+test_client_pages(void **state)
+{
+	struct canned		*s = *state;
+	struct http_client	*hc;
+	struct cml_client	*c = canned_client(s, &hc);
+	const char		**ids;
+	cJSON			*f;
+	char			 (*buf)[40];
+	int			 i;
+
+	/* a re-queue check over 1,000 tasks by id: two pages */
+	s->ntasks = 1000;
+	ids = xcalloc(1000, sizeof(*ids));
+	buf = xcalloc(1000, sizeof(*buf));
+	for (i = 0; i < 1000; i++) {
+		snprintf(buf[i], sizeof(buf[i]), "%032x", i);
+		ids[i] = buf[i];
+	}
+	assert_int_equal(cml_tasks_get_all(c, ids, 1000, canned_tasks_cb, s),
+	    0);
+	event_base_dispatch(s->base);
+	assert_int_equal(s->noks, 1000);
+	assert_int_equal(s->pages, 2);
+	/* 1,200 found by a filter: three pages */
+	s->ntasks = 1200;
+	s->pages = 0;
+	f = json("{\"status\": [\"stopped\"]}");
+	assert_int_equal(cml_tasks_query(c, f, canned_tasks_cb, s), 0);
+	event_base_dispatch(s->base);
+	assert_int_equal(s->noks, 1200);
+	assert_int_equal(s->pages, 3);
+	/* a queue of 5,000 entries: one queue, all its entries */
+	s->nentries = 5000;
+	s->pages = 0;
+	assert_int_equal(cml_queue_get(c, "00000000000000000000000000000abc",
+	    canned_queue_cb, s), 0);
+	event_base_dispatch(s->base);
+	assert_int_equal(s->noks, 5000);
+	assert_int_equal(s->pages, 1);
+	cJSON_Delete(f);
+	free(ids);
+	free(buf);
+	cml_client_free(c);
+	http_client_free(hc);
+}
+
+static void
 test_client_args(void **state)
 {
 	struct canned		*s = *state;
@@ -1257,6 +1499,7 @@ main(void)
 		cmocka_unit_test(test_tasks),
 		cmocka_unit_test(test_tasks_type_errors),
 		cmocka_unit_test(test_class_names),
+		cmocka_unit_test(test_pages),
 		cmocka_unit_test_setup_teardown(test_client_one_login,
 		    canned_setup, canned_teardown),
 		cmocka_unit_test_setup_teardown(test_client_short_token,
@@ -1268,6 +1511,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_client_down,
 		    canned_setup, canned_teardown),
 		cmocka_unit_test_setup_teardown(test_client_old_api,
+		    canned_setup, canned_teardown),
+		cmocka_unit_test_setup_teardown(test_client_pages,
 		    canned_setup, canned_teardown),
 		cmocka_unit_test_setup_teardown(test_client_args,
 		    canned_setup, canned_teardown),

@@ -759,7 +759,11 @@ test_interruption_requeues_unseen_task(void **state)
 	    "Server.SpotInstanceTermination");
 	obs_worker("i-2", NULL, T0 + 1);
 	run();
-	assert_int_equal(count_type(PLAN_REQUEUE), 0);
+	/* no task it holds: only a look for what its agent stopped */
+	a = find_action(PLAN_REQUEUE, "i-2");
+	assert_non_null(a);
+	assert_string_equal(a->task, "");
+	assert_int_equal(a->since_ms, T0 + MIN);
 	assert_non_null(find_action(PLAN_UNREGISTER, "i-2"));
 }
 
@@ -778,7 +782,15 @@ test_terminated_by_us_no_requeue(void **state)
 	obs_inst("i-1", PLAN_ST_TERMINATED, 0, T0,
 	    "Client.UserInitiatedShutdown");
 	run();
-	assert_int_equal(count_type(PLAN_REQUEUE), 0);
+	/*
+	 * The look after the call re-queued what the worker held then;
+	 * what its agent stopped on the way down is looked for, from the
+	 * last poll that saw the instance healthy.
+	 */
+	assert_int_equal(count_type(PLAN_REQUEUE), 1);
+	assert_string_equal(find_action(PLAN_REQUEUE, "i-1")->task, "");
+	assert_int_equal(find_action(PLAN_REQUEUE, "i-1")->since_ms,
+	    T0 + MIN);
 	/* its worker was unregistered right after the terminate call */
 	assert_int_equal(count_type(PLAN_UNREGISTER), 0);
 	assert_int_equal(find_action(PLAN_FORGET, "i-1")->reason,
@@ -827,8 +839,265 @@ test_terminated_unchecked_requeue(void **state)
 	plan_memory_unchecked(&F.mem, "i-2");
 	obs_begin(T0 + 2 * MIN, 0);
 	run();				/* not listed any more, nor its worker */
-	assert_int_equal(count_type(PLAN_REQUEUE), 0);
+	assert_string_equal(find_action(PLAN_REQUEUE, "i-2")->task, "");
 	assert_non_null(find_action(PLAN_UNREGISTER, "i-2"));
+}
+
+/*
+ * A task re-queued by the look after the terminate call is not put back
+ * again for the same loss when EC2 shows the instance gone.
+ */
+static void
+test_requeue_once_per_loss(void **state)
+{
+	(void)state;
+	fx_reset();
+	mem_launched("i-1", 0, T0);
+	obs_begin(T0 + MIN, 0);
+	obs_inst("i-1", PLAN_ST_RUNNING, 0, T0, NULL);
+	obs_worker("i-1", "t", T0 + 1);
+	run();
+	assert_int_equal(plan_memory_requeued(&F.mem, "t", "i-1"), 1);
+	assert_true(plan_memory_requeued_for(&F.mem, "t", "i-1"));
+	assert_false(plan_memory_requeued_for(&F.mem, "t", "i-9"));
+	obs_begin(T0 + 2 * MIN, 0);
+	obs_inst("i-1", PLAN_ST_TERMINATED, 0, T0,
+	    "Server.SpotInstanceTermination");
+	run();
+	assert_string_equal(find_action(PLAN_REQUEUE, "i-1")->task, "");
+	/* a verdict against it gives the count back */
+	plan_memory_unrequeued(&F.mem, "t");
+	assert_false(plan_memory_requeued_for(&F.mem, "t", "i-1"));
+	assert_int_equal(plan_memory_requeued(&F.mem, "t", "i-2"), 1);
+}
+
+/*
+ * An instance whose agent registered, took a task and went down between
+ * two polls: its worker was never seen, yet what it stopped is looked
+ * for (the caller knows the id its agent had), since its launch.
+ */
+static void
+test_requeue_search_unseen_worker(void **state)
+{
+	const struct plan_action *a;
+
+	(void)state;
+	fx_reset();
+	mem_launched("i-1", 1, T0);
+	obs_begin(T0 + 5 * SEC, 1);
+	obs_inst("i-1", PLAN_ST_PENDING, 1, T0, NULL);
+	run();
+	obs_begin(T0 + 20 * SEC, 0);
+	obs_inst("i-1", PLAN_ST_TERMINATED, 1, T0,
+	    "Server.SpotInstanceTermination");
+	run();
+	a = find_action(PLAN_REQUEUE, "i-1");
+	assert_non_null(a);
+	assert_string_equal(a->task, "");
+	assert_string_equal(a->worker, "");
+	assert_int_equal(a->since_ms, T0);
+}
+
+/*
+ * ClearML did not answer the look at what a loss took: the next poll
+ * that reads everything looks again, a few times at most.
+ */
+static void
+test_loss_looked_at_again(void **state)
+{
+	struct plan_action	 a;
+	const struct plan_action *r;
+	int			 i;
+
+	(void)state;
+	fx_reset();
+	memset(&a, 0, sizeof(a));
+	a.type = PLAN_REQUEUE;
+	a.count = 1;
+	a.since_ms = T0;
+	snprintf(a.task, sizeof(a.task), "t");
+	snprintf(a.instance, sizeof(a.instance), "i-1");
+	assert_int_equal(plan_memory_loss_again(&F.mem, &a), 0);
+	obs_begin(T0 + MIN, 0);
+	F.obs.workers_ok = 0;		/* not while ClearML is out */
+	run();
+	assert_int_equal(count_type(PLAN_REQUEUE), 0);
+	obs_begin(T0 + 2 * MIN, 0);
+	run();
+	r = find_action(PLAN_REQUEUE, "i-1");
+	assert_non_null(r);
+	assert_string_equal(r->task, "t");
+	assert_int_equal(r->count, 1);
+	assert_int_equal(r->since_ms, T0);
+	assert_int_equal(r->tries, 1);
+	obs_begin(T0 + 3 * MIN, 0);
+	run();
+	assert_int_equal(count_type(PLAN_REQUEUE), 0);	/* once */
+	for (i = 1; i < 4; i++) {
+		a.tries = i;
+		assert_int_equal(plan_memory_loss_again(&F.mem, &a), 0);
+	}
+	a.tries = 4;
+	assert_int_equal(plan_memory_loss_again(&F.mem, &a), -1);
+}
+
+/* The verdict on a task lost with an instance, one row per case. */
+static void
+test_requeue_verdict(void **state)
+{
+	static const struct {
+		const char	*status, *reason, *holder;
+		int64_t		 changed;
+		int		 seen, want;
+		const char	*why;
+	} rows[] = {
+		/* the agent died silently: still in progress */
+		{ "in_progress", "", NULL, T0 - 10 * MIN, 1, 1,
+		    "it was running when its instance went" },
+		/* ... and its zombie still lists it */
+		{ "in_progress", "", "W", T0 - 10 * MIN, 0, 1,
+		    "it was running when its instance went" },
+		/* taken after the last healthy look, never seen */
+		{ "in_progress", "", NULL, T0 + 2 * SEC, 0, 1,
+		    "it was running when its instance went" },
+		/* last reported by W long ago, in progress elsewhere */
+		{ "in_progress", "", NULL, T0 - 10 * MIN, 0, 0,
+		    "it is in_progress now" },
+		/* another worker holds it now: never from last_worker */
+		{ "in_progress", "", "X", T0 + 2 * SEC, 1, 0,
+		    "it runs on worker X now" },
+		/* the agent's SIGTERM stop, on the way down */
+		{ "stopped", "user abort", NULL, T0 + 5 * SEC, 1, 1,
+		    "its agent stopped it as its instance went" },
+		{ "stopped", "user abort", NULL, T0 + 5 * SEC, 0, 1,
+		    "its agent stopped it as its instance went" },
+		/* within the clocks' slack */
+		{ "stopped", "user abort", NULL, T0 - 500, 1, 1,
+		    "its agent stopped it as its instance went" },
+		/* a person stopped it while the instance was healthy */
+		{ "stopped", "user abort", NULL, T0 - 30 * SEC, 1, 0,
+		    "it was stopped (user abort) while its instance was "
+		    "healthy" },
+		{ "stopped", "task was stopped by tasks.stop", NULL,
+		    T0 + 5 * SEC, 1, 0, "it was stopped (task was stopped by "
+		    "tasks.stop) while its instance was healthy" },
+		{ "stopped", "", NULL, T0 + 5 * SEC, 1, 0, "it was stopped "
+		    "(no reason given) while its instance was healthy" },
+		{ "stopped", "user abort", NULL, 0, 1, 0, "it was stopped "
+		    "(user abort) while its instance was healthy" },
+		{ "completed", "", NULL, T0 + 5 * SEC, 1, 0,
+		    "it is completed now" },
+		{ "queued", "", NULL, T0 + 5 * SEC, 1, 0, "it is queued now" },
+		{ NULL, NULL, NULL, 0, 1, 0, "its status is unknown" },
+	};
+	struct plan_lost_task	 t;
+	char			 why[256];
+	size_t			 i;
+
+	(void)state;
+	for (i = 0; i < QS_ARRAYLEN(rows); i++) {
+		memset(&t, 0, sizeof(t));
+		t.status = rows[i].status;
+		t.status_reason = rows[i].reason;
+		t.holder = rows[i].holder;
+		t.status_changed_ms = rows[i].changed;
+		t.seen = rows[i].seen;
+		assert_int_equal(plan_requeue_verdict(&t, "W", T0, why,
+		    sizeof(why)), rows[i].want);
+		assert_string_equal(why, rows[i].why);
+	}
+}
+
+/*
+ * clearml-agent polls its queue every 5 s: a task waits up to that long
+ * beside an idle worker.  Polls every second meanwhile neither launch a
+ * second instance for it nor terminate the worker past max_idle_time.
+ */
+static void
+test_idle_worker_not_yet_polled(void **state)
+{
+	static const char *const q[] = { "t1" };
+	int			 i;
+
+	(void)state;
+	fx_reset();
+	F.pc.max_idle_ms = 10 * SEC;
+	mem_launched("i-1", 0, T0);
+	for (i = 0; i <= 6; i++) {
+		obs_begin(T0 + 8 * SEC + i * SEC, i == 0 ? 0 : 1);
+		F.obs.entries = i == 0 ? NULL : q;
+		F.obs.nentries = i == 0 ? 0 : 1;
+		obs_inst("i-1", PLAN_ST_RUNNING, 0, T0, NULL);
+		obs_worker("i-1", NULL, T0 + SEC);
+		run();
+		assert_int_equal(launched(), 0);
+		assert_int_equal(count_type(PLAN_TERMINATE), 0);
+		assert_int_equal(F.out.demand, i == 0 ? -1 : 0);
+	}
+}
+
+/*
+ * An agent pops a task, then tells the server (tasks.started, a status
+ * report naming it): for that moment its worker looks idle and the task
+ * is in no queue.  The idle rule keeps one idle worker per such task.
+ */
+static void
+test_unaccounted_pop_keeps_idle(void **state)
+{
+	static const char *const q1[] = { "ta", "tb" }, *const q2[] = { "tb" };
+	static const char *const none[] = { NULL };
+
+	(void)state;
+	fx_reset();
+	F.pc.max_idle_ms = MIN;
+	mem_launched("i-1", 0, T0);
+	mem_launched("i-2", 0, T0);
+	obs_begin(T0 + SEC, 2);
+	F.obs.entries = q1;
+	F.obs.nentries = 2;
+	obs_inst("i-1", PLAN_ST_RUNNING, 0, T0, NULL);
+	obs_inst("i-2", PLAN_ST_RUNNING, 0, T0, NULL);
+	obs_worker("i-1", NULL, T0 + 1);
+	obs_worker("i-2", NULL, T0 + 1);
+	run();
+	/* two minutes on: ta left the queue, no worker shows it */
+	obs_begin(T0 + 2 * MIN, 1);
+	F.obs.entries = q2;
+	F.obs.nentries = 1;
+	obs_inst("i-1", PLAN_ST_RUNNING, 0, T0, NULL);
+	obs_inst("i-2", PLAN_ST_RUNNING, 0, T0, NULL);
+	obs_worker("i-1", NULL, T0 + 1);
+	obs_worker("i-2", NULL, T0 + 1);
+	run();
+	assert_int_equal(F.out.unaccounted, 1);
+	assert_int_equal(count_type(PLAN_TERMINATE), 0);
+	assert_int_equal(launched(), 0);	/* no double launch either */
+	assert_string_equal(F.out.note, "2 idle workers kept for 1 pending "
+	    "task and 1 taken from the queue that no worker shows yet");
+	/* the next poll: i-1 reports it; i-2 has been idle long enough */
+	obs_begin(T0 + 2 * MIN + 5 * SEC, 1);
+	F.obs.entries = q2;
+	F.obs.nentries = 1;
+	obs_inst("i-1", PLAN_ST_RUNNING, 0, T0, NULL);
+	obs_inst("i-2", PLAN_ST_RUNNING, 0, T0, NULL);
+	obs_worker("i-1", "ta", T0 + 1);
+	obs_worker("i-2", NULL, T0 + 1);
+	run();
+	assert_int_equal(F.out.unaccounted, 0);
+	assert_int_equal(count_type(PLAN_TERMINATE), 0);	/* tb */
+	/* the pure count: gone, not shown, not still queued */
+	{
+		static const char *const before[] = { "a", "b", "c", "d" };
+		static const char *const now[] = { "b", "e" };
+		static const char *const held[] = { NULL, "c", "x" };
+
+		assert_int_equal(plan_unaccounted(before, 4, now, 2, held, 3),
+		    2);
+		assert_int_equal(plan_unaccounted(before, 4, none, 0, held,
+		    0), 4);
+		assert_int_equal(plan_unaccounted(before, 0, now, 2, held, 3),
+		    0);
+	}
 }
 
 static void
@@ -1273,6 +1542,12 @@ main(void)
 		cmocka_unit_test(test_interruption_requeues_unseen_task),
 		cmocka_unit_test(test_terminated_by_us_no_requeue),
 		cmocka_unit_test(test_terminated_unchecked_requeue),
+		cmocka_unit_test(test_requeue_once_per_loss),
+		cmocka_unit_test(test_requeue_search_unseen_worker),
+		cmocka_unit_test(test_loss_looked_at_again),
+		cmocka_unit_test(test_requeue_verdict),
+		cmocka_unit_test(test_idle_worker_not_yet_polled),
+		cmocka_unit_test(test_unaccounted_pop_keeps_idle),
 		cmocka_unit_test(test_zombie_worker_unregistered),
 		cmocka_unit_test(test_spot_rollback_and_blackout),
 		cmocka_unit_test(test_backoff),

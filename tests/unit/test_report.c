@@ -801,8 +801,14 @@ fake_call(struct fake *f, struct evhttp_request *req, const char *ep,
     cJSON *p)
 {
 	char	 buf[512], *esc, *re;
+	cJSON	*pg = cJSON_GetObjectItem(p, "page");
 
-	if (strcmp(ep, "projects.get_all") == 0) {
+	if (cJSON_IsNumber(pg) && pg->valueint > 0 &&
+	    strstr(ep, ".get_all") != NULL) {
+		/* as the server pages: nothing after the first page here */
+		snprintf(buf, sizeof(buf), "{\"%s\":[]}", strncmp(ep,
+		    "projects", 8) == 0 ? "projects" : "tasks");
+	} else if (strcmp(ep, "projects.get_all") == 0) {
 		assert_string_equal(jstr(p, "name"), "^DevOps$");
 		snprintf(buf, sizeof(buf), f->nprojects ? "{\"projects\":"
 		    "[{\"id\":\"p1\",\"name\":\"DevOps\"}]}" :

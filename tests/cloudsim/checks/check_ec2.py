@@ -1,18 +1,21 @@
 #!/usr/bin/env python3
 """Checks of cloudsim's EC2 front through the EC2 API (boto3, signed with
 the env file's credentials).  Expects cloudsim started with
---pending-delay 1.  Usage: check_ec2.py ENV_FILE"""
+--pending-delay 1.  Usage: check_ec2.py ENV_FILE LOG_FILE"""
 
 import base64
 import sys
 import time
 
+import boto3
 import botocore.exceptions
 
 sys.path.insert(0, __file__.rsplit("/", 2)[0])
-from checks.tap import Tap, admin, ec2_client, read_env  # noqa: E402
+from checks.tap import (Tap, admin, ec2_client, read_env,  # noqa: E402
+                        wait_until)
 
 ENV = read_env(sys.argv[1])
+LOG = sys.argv[2]
 SUBNETS = ENV["QSCALE_SIM_SUBNETS"].split()
 t = Tap()
 ec2 = ec2_client(ENV)
@@ -249,4 +252,58 @@ if not out.startswith("["):
 t.check("GetConsoleOutput names the instance", sid in out, out[:200])
 st, doc = admin(ENV, "POST", "interrupt", {"instance_id": "i-nosuch"})
 t.check("interrupting an unknown instance is a 400", st == 400, doc)
+
+# ------------------------------------------------- tags given after launch
+# An autoscaler that tags its instances after RunInstances (CreateTags, as
+# ClearML's own does) is counted by the tags its instances carry while
+# they are alive, not by the tags of the RunInstances call.
+admin(ENV, "POST", "reset", {})
+late = [x["InstanceId"] for x in run(mn=2, mx=2, TagSpecifications=[])[
+    "Instances"]]
+time.sleep(0.3)
+ec2.create_tags(Resources=late, Tags=[{"Key": "qscale:resource",
+                                       "Value": "late"}])
+ec2.terminate_instances(InstanceIds=late[:1])
+ec2.create_tags(Resources=late[:1], Tags=[{"Key": "qscale:resource",
+                                           "Value": "after-end"}])
+st, doc = admin(ENV, "GET", "stats")
+tot = doc["totals"]
+t.check("tagged after launch: max_alive counts both under their resource "
+        "from the launch on, nothing under '-'",
+        tot["max_alive"] == {"late": 2}, tot["max_alive"])
+t.check("... launches by resource too, and the instances show it",
+        tot["launches"]["by_resource"] == {"late": 2} and
+        {x["resource"] for x in doc["instances"]} == {"late"},
+        (tot["launches"], [x["resource"] for x in doc["instances"]]))
+t.check("tags given once an instance is terminated do not change what it "
+        "was", "after-end" not in tot["max_alive"])
+with open(LOG) as f:
+    lines = f.read().splitlines()
+t.check("the log has a launch-tagged line for each",
+        all(any("launch-tagged" in ln and x in ln and "resource=late" in ln
+                for ln in lines) for x in late), lines[-5:])
+moto = boto3.client(
+    "ec2", endpoint_url=ENV["QSCALE_SIM_MOTO_URL"],
+    region_name=ENV["AWS_REGION"], aws_access_key_id=ENV[
+        "AWS_ACCESS_KEY_ID"], aws_secret_access_key=ENV[
+        "AWS_SECRET_ACCESS_KEY"])
+moto.create_tags(Resources=late[1:], Tags=[{"Key": "qscale:resource",
+                                            "Value": "direct"}])
+got = wait_until(lambda: admin(ENV, "GET", "stats")[1]["totals"]
+                 ["max_alive"] == {"late": 1, "direct": 1}, 4)
+t.check("tags changed in moto itself (not through the front) are seen "
+        "within seconds", got, admin(ENV, "GET", "stats")[1]["totals"]
+        ["max_alive"])
+direct = moto.run_instances(ImageId=ENV["QSCALE_SIM_AMI"],
+                            InstanceType="t3.micro", MinCount=1, MaxCount=1,
+                            SubnetId=SUBNETS[1])["Instances"][0]["InstanceId"]
+got = wait_until(lambda: [x for x in admin(ENV, "GET", "stats")[1]
+                          ["instances"] if x["id"] == direct], 8)
+t.check("an instance launched in moto itself, untagged, is counted",
+        got and got[0]["resource"] is None, got)
+moto.terminate_instances(InstanceIds=[direct])
+got = wait_until(lambda: [x for x in admin(ENV, "GET", "stats")[1]
+                          ["instances"] if x["id"] == direct and
+                          x["terminated"]], 4)
+t.check("... and its termination in moto too", got, got)
 sys.exit(t.done())

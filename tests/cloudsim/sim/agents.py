@@ -1,8 +1,14 @@
-"""Simulated clearml-agents: one thread per instance that carries qscale's
-ownership tags.  Each reads its user data back from EC2, takes the worker
-id, queue and ClearML credentials from the startup script, and after the
-boot delay behaves as clearml-agent does (register, poll, run, report).
-It vanishes, without another call, the moment its instance is gone."""
+"""Simulated clearml-agents: one thread per live instance.  After the boot
+delay each reads its user data back from EC2 and, if the startup script
+starts clearml-agent (see script.py: qscale's script, ClearML's own
+autoscaler's, or any script in the usual forms), takes the worker id,
+queues and ClearML credentials from it and behaves as clearml-agent does
+(register, poll, run, report).  An instance tagged as qscale's whose
+script does not start a working agent is a script error; any other is a
+machine without an agent.
+When its instance goes down it does what its shutdown mode says:
+'graceful', as clearml-agent on SIGTERM (stops its task, unregisters), or
+'silent' (no other call)."""
 
 import base64
 import json
@@ -12,55 +18,12 @@ import time
 import urllib.error
 import urllib.request
 
-RE_PREFIX = re.compile(r"^worker_id_prefix='((?:[^']|'\\'')*)'$", re.M)
-RE_QUEUE = re.compile(r"^queue='((?:[^']|'\\'')*)'$", re.M)
-RE_EXPORT = re.compile(
-    r'^export CLEARML_WORKER_ID="\$\{worker_id_prefix\}:\$\{instance_id\}"$',
-    re.M)
-RE_CONF = {k: re.compile(r'\b%s\s*[:=]\s*"((?:[^"\\]|\\.)*)"' % k)
-           for k in ("api_server", "access_key", "secret_key")}
+from .script import read_script
+
+FIRST_REPORT = 3.0      # clearml-agent: first status report after start
+SHUTDOWN_GRACE = 10.0   # seconds the network stays up on the way down
 ABORT_STATUSES = ("stopped", "closed", "failed", "published", "queued",
                   "created", "completed")
-
-
-def shell_unquote(v):
-    return v.replace("'\\''", "'")
-
-
-def hocon_unquote(v):
-    try:
-        return json.loads('"%s"' % v)
-    except ValueError:
-        return v
-
-
-def parse_script(text):
-    """The contract between qscale's startup script and the agent.
-    Returns (values, missing) where missing names what was not found."""
-    got, missing = {}, []
-    m = RE_PREFIX.search(text)
-    if m:
-        got["worker_id_prefix"] = shell_unquote(m.group(1))
-    else:
-        missing.append("worker_id_prefix='...' line")
-    m = RE_QUEUE.search(text)
-    if m:
-        got["queue"] = shell_unquote(m.group(1))
-    else:
-        missing.append("queue='...' line")
-    if not RE_EXPORT.search(text):
-        missing.append('export CLEARML_WORKER_ID="${worker_id_prefix}:'
-                       '${instance_id}" line')
-    if not any("clearml-agent" in ln and "daemon" in ln and
-               '--queue "$queue"' in ln for ln in text.splitlines()):
-        missing.append('clearml-agent daemon --queue "$queue" line')
-    for k, rx in RE_CONF.items():
-        m = rx.search(text)
-        if m:
-            got[k] = hocon_unquote(m.group(1))
-        else:
-            missing.append('clearml.conf %s: "..."' % k)
-    return got, missing
 
 
 class ApiError(Exception):
@@ -75,19 +38,19 @@ class Session:
     """A ClearML API session the way the agent keeps one: Basic to log in,
     Bearer after, login again once on a 401."""
 
-    def __init__(self, server, key, secret, worker):
+    def __init__(self, server, key, secret, host):
         self.server = server.rstrip("/")
         self.basic = "Basic " + base64.b64encode(
             ("%s:%s" % (key, secret)).encode()).decode()
         self.token = None
-        self.worker = worker
+        self.host = host
 
     def _post(self, endpoint, body, auth):
         req = urllib.request.Request(
             self.server + "/" + endpoint, data=json.dumps(body).encode(),
             method="POST", headers={"Content-Type": "application/json",
                                     "Authorization": auth,
-                                    "X-ClearML-Worker": self.worker})
+                                    "X-ClearML-Worker": self.host})
         try:
             with urllib.request.urlopen(req, timeout=15) as r:
                 return json.load(r)["data"]
@@ -126,6 +89,13 @@ class Agent(threading.Thread):
         self.script = None
         self.error = None
         self.state = "booting"
+        self.task = None         # the task it runs, once started
+        self.task_queue = None   # the queue it came from
+        self.qids = []
+        self.worker = None
+        self.crashed = False
+        self.no_agent_why = None    # why, when the script starts none
+        self.term = None         # (mode, why) once its instance went down
 
     # Each wait returns True when the instance is gone.
     def wait(self, seconds):
@@ -149,12 +119,66 @@ class Agent(threading.Thread):
     def run(self):
         try:
             self.lifecycle()
+            if self.term is not None and not self.crashed:
+                self.on_sigterm(*self.term)
         except ApiError as e:
             self.mgr.log("agent-error", instance=self.inst.id,
                          error="%s %s" % (e.status, e.meta.get("result_msg")))
         except Exception as e:
             self.mgr.script_error(self.inst, ["agent crashed: %r" % e])
         self.state = "gone"
+
+    def final_call(self, endpoint, body, deadline):
+        """A call made on the way down: transient errors are retried
+        until the deadline (the machine powers off then), others are
+        logged.  None when it did not go through."""
+        delay = 0.2
+        while not self.mgr.stop.is_set():
+            try:
+                return self.sess.call(endpoint, body)
+            except ApiError as e:
+                if not e.transient or time.time() + delay >= deadline:
+                    self.mgr.log("agent-error", instance=self.inst.id,
+                                 error="%s on shutdown: %s %s" % (
+                                     endpoint, e.status,
+                                     e.meta.get("result_msg")))
+                    return None
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+        return None
+
+    def on_sigterm(self, mode, why):
+        """The instance goes down.  'silent': killed with the network
+        already gone, not another call.  'graceful': as clearml-agent
+        3.x on SIGTERM with the network up: a running task is stopped
+        (tasks.stopped, force false, "user abort"), then the worker
+        unregisters (twice when it ran a task), and no last status
+        report."""
+        state, task = self.state, self.task
+        self.mgr.log("agent-shutdown", instance=self.inst.id, mode=mode,
+                     reason=why, state=state, worker=self.worker, task=task)
+        if mode != "graceful" or state not in ("idle", "busy"):
+            return
+        deadline = time.time() + SHUTDOWN_GRACE
+        if task is not None:
+            self.final_call("events.add", {
+                "task": task, "type": "log", "level": "error",
+                "worker": self.worker, "timestamp": int(time.time() * 1000),
+                "msg": "Process terminated by user"}, deadline)
+            ok = self.final_call("tasks.stopped", {
+                "task": task, "force": False,
+                "status_reason": "user abort"}, deadline)
+            self.mgr.log("task-end", instance=self.inst.id, task=task,
+                         result="stopped" if ok is not None else
+                         "stop failed", reason="user abort")
+        n = 0
+        for _ in range(2 if task is not None else 1):
+            if self.final_call("workers.unregister",
+                               {"worker": self.worker},
+                               deadline) is not None:
+                n += 1
+        self.mgr.log("unregister", instance=self.inst.id,
+                     worker=self.worker, calls=n)
 
     def lifecycle(self):
         opts = self.mgr.opts
@@ -168,32 +192,56 @@ class Agent(threading.Thread):
             self.state = "never-boot"
             self.mgr.log("never-boot", instance=inst.id, note="does not boot")
             return
+        # qscale's own instances must run its agent; any other runs one
+        # only if its user data starts clearml-agent in a known form
+        owned = "qscale:autoscaler" in inst.tags and \
+            "qscale:resource" in inst.tags
         if text is None:
-            self.mgr.script_error(inst, ["user data (none given)"])
+            if owned:
+                self.mgr.script_error(inst, ["user data (none given)"])
+            else:
+                self.no_agent("no user data")
             return
-        got, missing = parse_script(text)
-        if missing:
-            self.mgr.script_error(inst, missing)
+        r = read_script(text, inst.id, inst.hostname,
+                        require_worker_id=owned)
+        if not r.agent and not owned:
+            self.no_agent("its user data starts no clearml-agent daemon")
             return
-        self.worker = "%s:%s" % (got["worker_id_prefix"], inst.id)
-        self.queue_name = got["queue"]
-        self.sess = Session(got["api_server"], got["access_key"],
-                            got["secret_key"], self.worker)
+        if r.missing:
+            self.mgr.script_error(inst, r.missing)
+            return
+        self.worker = r.worker
+        self.queue_name = " ".join(r.queues)
+        m = re.match(r"^[^:]+:([^:]+):[^:]+:%s$" % re.escape(inst.id),
+                     r.worker)
+        if m and not owned:     # PREFIX:RESOURCE:TYPE:ID, as ClearML's own
+            inst.agent_resource = m.group(1)
+        # as clearml-agent, the machine's hostname in X-ClearML-Worker
+        self.sess = Session(r.api_server, r.access_key, r.secret_key,
+                            inst.hostname)
         if not self.login():
             return
-        qid = self.resolve_queue()
-        if qid is None:
-            return
-        self.qid = qid
+        qids = []
+        for name in r.queues:
+            qid = self.resolve_queue(name)
+            if qid is None:
+                return
+            qids.append(qid)
+        self.qids = qids
         if self.call("workers.register", {"worker": self.worker,
-                                          "queues": [qid]}) is None:
+                                          "queues": qids}) is None:
             return
         inst.registered = time.time()
         inst.worker = self.worker
         self.state = "idle"
         self.mgr.log("register", instance=inst.id, worker=self.worker,
-                     queue=self.queue_name)
+                     queue=self.queue_name, host=inst.hostname)
         self.loop()
+
+    def no_agent(self, why):
+        self.state = "no-agent"
+        self.no_agent_why = why
+        self.mgr.log("no-agent", instance=self.inst.id, note=why)
 
     def login(self):
         delay = 0.5
@@ -213,21 +261,21 @@ class Agent(threading.Thread):
                 delay = min(delay * 2, 5.0)
         return False
 
-    def resolve_queue(self):
+    def resolve_queue(self, name):
         deadline = time.time() + 30
         while not self.gone.is_set():
             data = self.call("queues.get_all", {
-                "name": re.escape(self.queue_name),
+                "name": re.escape(name),
                 "only_fields": ["name", "id"], "search_hidden": True})
             if data is None:
                 return None
             for q in data.get("queues", []):
-                if q.get("name", "").lower() == self.queue_name.lower():
+                if q.get("name", "").lower() == name.lower():
                     return q["id"]
             if time.time() >= deadline:
                 self.mgr.script_error(self.inst, [
                     "queue %r does not exist on the ClearML server" %
-                    self.queue_name])
+                    name])
                 return None
             if self.wait(1.0):
                 return None
@@ -235,12 +283,12 @@ class Agent(threading.Thread):
 
     def report(self, task=None):
         body = {"worker": self.worker, "timestamp": int(time.time() * 1000),
-                "queues": [self.qid],
+                "queues": list(self.qids),
                 "machine_stats": {"cpu_usage": [3.0], "memory_used": 512,
                                   "memory_free": 3584}}
         if task:
             body["task"] = task
-            body["queue"] = self.qid
+            body["queue"] = self.task_queue
         try:
             return self.call("workers.status_report", body) is not None
         except ApiError as e:
@@ -251,14 +299,19 @@ class Agent(threading.Thread):
 
     def loop(self):
         opts = self.mgr.opts
-        if not self.report():
-            return
-        next_report = time.time() + opts.report_interval
+        # clearml-agent's monitor sends its first report 3 s after the
+        # start, then one every report interval
+        next_report = time.time() + FIRST_REPORT
         while not self.gone.is_set():
-            data = self.call("queues.get_next_task", {"queue": self.qid})
-            if data is None:
-                return
-            entry = data.get("entry")
+            entry = None
+            for qid in self.qids:       # in priority order
+                data = self.call("queues.get_next_task", {"queue": qid})
+                if data is None:
+                    return
+                entry = data.get("entry")
+                if entry:
+                    self.task_queue = qid
+                    break
             if entry:
                 if not self.run_task(entry["task"]):
                     return
@@ -309,6 +362,7 @@ class Agent(threading.Thread):
                     "status_message": "pulled by agent"}) is None:
                 return False
             self.state = "busy"
+            self.task = tid
             if not self.report(tid):
                 return False
             params = self.task_params(tid)
@@ -316,6 +370,7 @@ class Agent(threading.Thread):
             self.mgr.log("agent-error", instance=self.inst.id, task=tid,
                          error=e.meta.get("result_msg"))
             self.state = "idle"
+            self.task = None
             return self.report()
         if params is None:
             return False
@@ -365,6 +420,7 @@ class Agent(threading.Thread):
                 result = "failed"
         except ApiError as e:
             result = "error: %s" % e.meta.get("result_msg")
+        self.task = None
         if self.gone.is_set():
             return False
         self.mgr.log("task-end", instance=self.inst.id, task=tid,
@@ -431,15 +487,19 @@ class Agents:
             raise ValueError("the agent of %s is %s, not registered" %
                              (iid, a.state))
         a.inst.agent_crashed = time.time()
+        a.crashed = True
         a.gone.set()
         self.log("agent-crash", instance=iid, worker=a.worker,
                  state=a.state)
         return {"agent_crashed": iid, "worker": a.worker}
 
-    def vanish(self, iid):
+    def sigterm(self, iid, mode, why):
+        """The instance of the agent goes down ('terminate' or
+        'interrupt'); the agent goes in the given shutdown mode."""
         with self.lock:
             a = self.agents.get(iid)
-        if a is not None:
+        if a is not None and a.term is None:
+            a.term = (mode, why)
             a.gone.set()
 
     def reset(self):
@@ -486,6 +546,9 @@ class Agents:
                           "[    2.010000] cloud-init[412]: user data "
                           "follows:"]
                 lines += (script or "(no user data)").splitlines()
+            elif a is not None and a.no_agent_why:
+                lines.append("[    2.000000] cloud-init[412]: the startup "
+                             "script starts no clearml-agent")
             else:
                 lines.append("[    1.000000] cloud-init[412]: booting")
         return "\n".join(lines) + "\n"
@@ -508,8 +571,7 @@ class Agents:
     def start_new(self):
         with self.ec2.lock:
             cands = [i for i in self.ec2.instances.values()
-                     if i.terminated is None and "qscale:autoscaler" in i.tags
-                     and "qscale:resource" in i.tags]
+                     if i.terminated is None]
         for inst in cands:
             with self.lock:
                 if inst.id in self.agents or self.stop.is_set():
@@ -520,38 +582,48 @@ class Agents:
 
     def sync(self):
         """Catch what did not go through the front: launches and
-        terminations made directly in moto, and tags added later."""
+        terminations made directly in moto (a spot request, say), and
+        tags given or taken later."""
+        from .ec2front import LIVE, USER_REASON, Instance
+        listed = time.time()
         seen = {}
         pager = self.ec2.moto.get_paginator("describe_instances")
-        for page in pager.paginate(Filters=[{"Name": "tag-key",
-                                             "Values": ["qscale:resource"]}]):
+        for page in pager.paginate(Filters=[{"Name": "instance-state-name",
+                                             "Values": list(LIVE)}]):
             for res in page["Reservations"]:
                 for i in res["Instances"]:
                     seen[i["InstanceId"]] = i
-        gone = []
+        new, retag = [], []
         with self.ec2.lock:
             for iid, i in seen.items():
                 inst = self.ec2.instances.get(iid)
-                state = i["State"]["Name"]
                 tags = {t["Key"]: t["Value"] for t in i.get("Tags", [])}
-                if inst is None and state in ("pending", "running"):
-                    from .ec2front import Instance
+                if inst is None:
+                    lt = i.get("LaunchTime")
+                    if lt is None or listed - lt.timestamp() < 3.0:
+                        continue    # the front may be registering it now
                     inst = Instance(
                         iid, i.get("InstanceType"),
                         i.get("Placement", {}).get("AvailabilityZone"),
                         i.get("SubnetId"),
                         "spot" if i.get("InstanceLifecycle") == "spot"
-                        else "on-demand", tags, time.time())
+                        else "on-demand", tags, lt.timestamp())
+                    inst.private_ip = i.get("PrivateIpAddress")
                     self.ec2.instances[iid] = inst
                     self.ec2.launched += 1
-                    self.ec2.sample_alive()
-                    self.log("launch", instance=iid, resource=inst.resource,
-                             note="seen in moto, not through the front")
-                elif inst is not None:
-                    inst.tags.update(tags)
-                    if state in ("terminated", "shutting-down") and \
-                            inst.terminated is None:
-                        gone.append(iid)
+                    new.append(inst)
+                elif inst.terminated is None and tags != inst.tags:
+                    retag.append((iid, tags, set(inst.tags) - set(tags)))
+            # alive here, not in moto's list of live ones: gone meanwhile
+            # (those launched after the list was taken are not in it yet)
+            gone = [x.id for x in self.ec2.instances.values()
+                    if x.terminated is None and x.id not in seen and
+                    not x.interrupting and x.launched < listed - 1.0]
+        for inst in new:
+            self.log("launch", instance=inst.id, resource=inst.resource,
+                     type=inst.type, az=inst.az, market=inst.market,
+                     note="seen in moto, not through the front")
+        for iid, tags, removed in retag:
+            self.ec2.retag(iid, tags, removed)
         if gone:
-            from .ec2front import USER_REASON
             self.ec2.mark_terminated(gone, USER_REASON)

@@ -10,11 +10,11 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 
 from .agents import Agents
 from .ec2front import EC2Handler, EC2Sim
-from .server import start_server
+from .server import Server, serve
+from .util import http_probe, port_free
 
 REGION = "us-east-1"
 ZONES = ("us-east-1a", "us-east-1b")
@@ -56,18 +56,16 @@ class Moto:
             stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
 
     def wait_ready(self, timeout, stop):
+        """'ready', 'exited' (moto died: its port taken, say) or
+        'timeout'."""
         deadline = time.time() + timeout
-        url = "http://127.0.0.1:%d/moto-api/data.json" % self.port
         while time.time() < deadline and not stop.is_set():
             if self.proc.poll() is not None:
-                return False
-            try:
-                with urllib.request.urlopen(url, timeout=1) as r:
-                    r.read()
-                return True
-            except OSError:
-                time.sleep(0.05)
-        return False
+                return "exited"
+            if http_probe(self.port, "/moto-api/data.json"):
+                return "ready"
+            time.sleep(0.05)
+        return "timeout"
 
     def stop(self):
         if self.proc.poll() is None:
@@ -129,14 +127,42 @@ def port_answers(port):
         return False
 
 
+def start_moto(port, logfile, stop, log, tries=3):
+    """moto_server on the port, ready; None if it would not start.  A moto
+    that exits at once (its port taken meanwhile by another process's
+    connection) is started again while the port is free."""
+    for attempt in range(1, tries + 1):
+        moto = Moto(port, logfile)
+        how = moto.wait_ready(30, stop)
+        if how == "ready":
+            return moto
+        moto.stop()
+        log("moto-retry", port=port, attempt=attempt, how=how)
+        if how != "exited" or stop.is_set():
+            return None
+        for _ in range(20):
+            if port_free(port):
+                break
+            time.sleep(0.1)
+    return None
+
+
 def start_cloud(a, sim, servers, stop):
     """Start moto, bootstrap it, start the front and the agents.  Returns
     (moto, env additions) or (None, None) after printing why."""
+    try:
+        # bound now, served once the bootstrap is done: no other process
+        # can take the port meanwhile
+        front = Server(("127.0.0.1", a.port_base + 1), EC2Handler)
+    except OSError as e:
+        print("cloudsim: cannot listen on 127.0.0.1:%d: %s" % (
+            a.port_base + 1, e.strerror or e), file=sys.stderr)
+        return None, None
     moto_port = a.port_base + 2
     moto_log = (a.log + ".moto") if a.log else None
-    moto = Moto(moto_port, moto_log)
-    if not moto.wait_ready(30, stop):
-        moto.stop()
+    moto = start_moto(moto_port, moto_log, stop, sim.log)
+    if moto is None:
+        front.server_close()
         print("cloudsim: moto_server did not start on 127.0.0.1:%d%s" % (
             moto_port, " (see %s)" % moto_log if moto_log else ""),
             file=sys.stderr)
@@ -146,6 +172,7 @@ def start_cloud(a, sim, servers, stop):
         b = bootstrap(moto_url)
     except Exception as e:
         moto.stop()
+        front.server_close()
         print("cloudsim: bootstrap in moto failed: %s" % e, file=sys.stderr)
         return None, None
     ec2 = EC2Sim(a, sim.log, "127.0.0.1:%d" % moto_port,
@@ -155,7 +182,7 @@ def start_cloud(a, sim, servers, stop):
     ec2.agents = agents
     sim.ec2 = ec2
     sim.agents = agents
-    servers.append(start_server(a.port_base + 1, EC2Handler, ec2, "ec2"))
+    servers.append(serve(front, ec2, "ec2"))
     env = {
         "QSCALE_SIM_EC2_URL": "http://127.0.0.1:%d" % (a.port_base + 1),
         "AWS_ACCESS_KEY_ID": b["key"],

@@ -33,6 +33,8 @@ class Sim:
             "POST interrupt": self._ec2("interrupt"),
             "POST never-boot": self._ec2("never_boot"),
             "POST agent-crash": self.agent_crash,
+            "GET shutdown-mode": self._ec2("shutdown_mode_get"),
+            "POST shutdown-mode": self._ec2("shutdown_mode_set"),
             "GET capacity": self._ec2("capacity_get"),
             "POST capacity": self._ec2("capacity_set"),
         }
@@ -107,11 +109,15 @@ class Sim:
         waits = []
         task_seconds = 0.0
         done = failed = 0
+        # the instance of a worker: its agent's, else the id's last field
+        # (a worker id like hostname:0 names no instance)
+        by_worker = self.ec2.workers() if self.ec2 is not None else {}
         for t in self.clearml.snapshot_tasks():
             inst = None
             if t["worker"]:
                 last = t["worker"].rsplit(":", 1)[-1]
-                inst = last if last.startswith("i-") else None
+                inst = by_worker.get(t["worker"]) or \
+                    (last if last.startswith("i-") else None)
             wait = None
             if t["enqueued"] and t["started"]:
                 wait = round(t["started"] - t["enqueued"], 3)

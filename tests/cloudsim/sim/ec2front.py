@@ -38,6 +38,7 @@ TOKEN_TTL = 3600
 MAX_CALL_RECORDS = 20000
 SPOT_REASON = ("Server.SpotInstanceTermination",
                "Server.SpotInstanceTermination: Spot instance termination")
+SHUTDOWN_MODES = ("graceful", "silent")
 USER_REASON = ("Client.UserInitiatedShutdown",
                "Client.UserInitiatedShutdown: User initiated shutdown")
 
@@ -141,10 +142,27 @@ class Instance:
         self.never_boot = False
         self.agent_crashed = None  # when its agent died, if it did
         self.worker = None
+        self.private_ip = None
+        self.shutdown_mode = None  # graceful/silent; None: the default
+        self.shutdown = None       # the mode it went down in
+        self.interrupting = False
+        self.agent_resource = None
+
+    @property
+    def hostname(self):
+        """What the machine calls itself, as EC2 names it from its private
+        address: ip-10-77-1-12."""
+        if self.private_ip:
+            return "ip-" + self.private_ip.replace(".", "-")
+        n = int(re.sub(r"[^0-9a-f]", "", self.id[-6:]) or "0", 16)
+        return "ip-10-0-%d-%d" % ((n >> 8) % 256, n % 254 + 1)
 
     @property
     def resource(self):
-        return self.tags.get("qscale:resource")
+        """Its qscale:resource tag; for another autoscaler's instance,
+        the RESOURCE of a worker id PREFIX:RESOURCE:TYPE:ID (ClearML's
+        form) once its agent read it."""
+        return self.tags.get("qscale:resource") or self.agent_resource
 
     def state(self, pending_delay, now=None):
         if self.terminated is not None:
@@ -161,6 +179,8 @@ class Instance:
                 "state_reason": self.reason[0] if self.reason else None,
                 "never_boot": self.never_boot,
                 "agent_crashed": self.agent_crashed, "worker": self.worker,
+                "hostname": self.hostname,
+                "shutdown_mode": self.shutdown_mode, "shutdown": self.shutdown,
                 "autoscaler": self.tags.get("qscale:autoscaler")}
 
 
@@ -174,6 +194,7 @@ class EC2Sim:
         self.lock = threading.RLock()
         self.run_lock = threading.Lock()
         self.capacity = Capacity(opts.capacity)
+        self.default_shutdown = opts.shutdown_mode
         self.agents = None
         self.moto = None                    # boto3 client, set by cloud.py
         self.reset_state()
@@ -190,7 +211,6 @@ class EC2Sim:
             self.launched = 0
             self.terminations = 0
             self.interruptions = 0
-            self.max_alive = {}
             self.unverified = 0
 
     # ------------------------------------------------------------ moto
@@ -242,14 +262,50 @@ class EC2Sim:
                 c = code or "HTTP%d" % status
                 a["codes"][c] = a["codes"].get(c, 0) + 1
 
-    def sample_alive(self):
-        alive = {}
+    def max_alive(self):
+        """The most instances alive at once, per resource.  An instance
+        counts under the resource its tags give while it is alive, for
+        its whole life, so that one tagged after its launch (CreateTags
+        after RunInstances) counts as its resource from the launch on;
+        '-' holds the ones never given a resource."""
+        marks = {}
         for inst in self.instances.values():
-            if inst.terminated is None:
-                r = inst.resource or "-"
-                alive[r] = alive.get(r, 0) + 1
-        for r, n in alive.items():
-            self.max_alive[r] = max(self.max_alive.get(r, 0), n)
+            r = inst.resource or "-"
+            marks.setdefault(r, []).append((inst.launched, 1))
+            if inst.terminated is not None:
+                marks[r].append((inst.terminated, -1))
+        out = {}
+        for r, ev in marks.items():
+            n = best = 0
+            for _, d in sorted(ev):     # an end before a start at a tie
+                n += d
+                best = max(best, n)
+            out[r] = best
+        return out
+
+    def launches_by_resource(self):
+        out = {}
+        for inst in self.instances.values():
+            r = inst.resource or "-"
+            out[r] = out.get(r, 0) + 1
+        return out
+
+    def retag(self, iid, tags, removed=()):
+        """Tags changed on an instance (CreateTags, DeleteTags, or seen in
+        moto): kept while it is alive; its tags at its end stay its own.
+        Logs launch-tagged when that gives it a resource."""
+        with self.lock:
+            inst = self.instances.get(iid)
+            if inst is None or inst.terminated is not None:
+                return
+            before = inst.resource
+            inst.tags.update(tags)
+            for k in removed:
+                inst.tags.pop(k, None)
+            after = inst.resource
+        if after and after != before:
+            self.log("launch-tagged", instance=iid, resource=after,
+                     note="resource from tags given after the launch")
 
     # ----------------------------------------------------------- faults
 
@@ -385,10 +441,12 @@ class EC2Sim:
                 raise ValueError("unknown instance %r" % (iid,))
             if inst.terminated is not None:
                 raise ValueError("instance %s is already terminated" % iid)
+            inst.interrupting = True    # not a termination, for sync
         status, _, body = self.moto_signed({
             "Action": "TerminateInstances", "Version": "2016-11-15",
             "InstanceId.1": iid})
         if status != 200:
+            inst.interrupting = False
             raise ValueError("moto refused to terminate %s: %s" % (
                 iid, body[:300].decode("utf-8", "replace")))
         self.mark_terminated([iid], SPOT_REASON)
@@ -396,6 +454,41 @@ class EC2Sim:
             self.interruptions += 1
         self.log("interrupt", instance=iid, resource=inst.resource)
         return {"interrupted": iid}
+
+    def shutdown_mode_get(self, doc):
+        with self.lock:
+            return {"default": self.default_shutdown, "instances": {
+                i.id: i.shutdown_mode for i in self.instances.values()
+                if i.shutdown_mode is not None and i.terminated is None}}
+
+    def shutdown_mode_set(self, doc):
+        """How agents go down with their instance: 'graceful' (as
+        clearml-agent on SIGTERM, the network still up: the running task
+        stopped, the worker unregistered) or 'silent' (gone without a
+        word).  For one instance ('default' clears its own), or the
+        default of all others."""
+        if not isinstance(doc, dict) or "mode" not in doc:
+            raise ValueError('expected {"mode": "graceful"|"silent", '
+                             '"instance_id"?: ID}')
+        mode = doc["mode"]
+        iid = doc.get("instance_id")
+        allowed = SHUTDOWN_MODES + (("default",) if iid else ())
+        if mode not in allowed:
+            raise ValueError("mode must be %s, not %r" % (
+                " or ".join(allowed), mode))
+        with self.lock:
+            if iid is None:
+                self.default_shutdown = mode
+            else:
+                inst = self.instances.get(iid)
+                if inst is None:
+                    raise ValueError("unknown instance %r" % (iid,))
+                if inst.terminated is not None:
+                    raise ValueError("instance %s is already terminated"
+                                     % iid)
+                inst.shutdown_mode = None if mode == "default" else mode
+        self.log("shutdown-mode", instance=iid, mode=mode)
+        return self.shutdown_mode_get(None)
 
     def never_boot(self, doc):
         if not isinstance(doc, dict):
@@ -479,6 +572,7 @@ class EC2Sim:
                                 it.findtext(q("subnetId")),
                                 "spot" if life == "spot" else market, tags,
                                 now)
+                inst.private_ip = it.findtext(q("privateIpAddress"))
                 for nb in self.never_next:
                     if nb[0] > 0 and nb[1] in (None, inst.resource):
                         nb[0] -= 1
@@ -488,7 +582,6 @@ class EC2Sim:
                 self.instances[iid] = inst
                 self.launched += 1
                 new.append(inst)
-            self.sample_alive()
         for inst in new:
             self.log("launch", instance=inst.id, resource=inst.resource,
                      type=inst.type, az=inst.az, subnet=inst.subnet,
@@ -508,16 +601,24 @@ class EC2Sim:
                     continue
                 inst.terminated = now
                 inst.reason = reason
+                inst.shutdown = inst.shutdown_mode or self.default_shutdown
                 self.terminations += 1
                 done.append(inst)
-            self.sample_alive()
         for inst in done:
             if reason is USER_REASON:
                 self.log("terminate", instance=inst.id,
                          resource=inst.resource)
             if self.agents is not None:
-                self.agents.vanish(inst.id)
+                self.agents.sigterm(inst.id, inst.shutdown,
+                                    "interrupt" if reason is SPOT_REASON
+                                    else "terminate")
         return done
+
+    def workers(self):
+        """{worker id: instance id} of the agents that registered."""
+        with self.lock:
+            return {i.worker: i.id for i in self.instances.values()
+                    if i.worker}
 
     def live_count(self, itype, az, market):
         with self.lock:
@@ -556,9 +657,10 @@ class EC2Sim:
                 "instance_seconds": round(secs, 3),
                 "instances_alive": sum(1 for i in self.instances.values()
                                        if i.terminated is None),
-                "max_alive": dict(self.max_alive),
+                "max_alive": self.max_alive(),
                 "launches": {"calls": self.launch_calls,
-                             "instances": self.launched},
+                             "instances": self.launched,
+                             "by_resource": self.launches_by_resource()},
                 "terminations": self.terminations,
                 "interruptions": self.interruptions,
                 "ec2_calls": calls,
@@ -887,6 +989,34 @@ class Call:
         if status == 200:
             ids = numbered(self.params, "InstanceId")
             self.ec2.mark_terminated(ids, USER_REASON)
+        self.send(status, headers, body)
+
+    def tag_params(self):
+        """ResourceId.N and Tag.N.Key/Value of CreateTags/DeleteTags."""
+        ids = numbered(self.params, "ResourceId")
+        tags = {}
+        for k, v in self.params.items():
+            m = re.match(r"^Tag\.(\d+)\.Key$", k)
+            if m:
+                tags[v] = self.params.get("Tag.%s.Value" % m.group(1), "")
+        return ids, tags
+
+    def do_CreateTags(self):
+        status, headers, body = self.forward()
+        if status == 200:
+            ids, tags = self.tag_params()
+            for iid in ids:
+                self.ec2.retag(iid, tags)
+            if self.ec2.agents is not None:
+                self.ec2.agents.notify()
+        self.send(status, headers, body)
+
+    def do_DeleteTags(self):
+        status, headers, body = self.forward()
+        if status == 200:
+            ids, tags = self.tag_params()
+            for iid in ids:
+                self.ec2.retag(iid, {}, tags)
         self.send(status, headers, body)
 
     def do_GetConsoleOutput(self):

@@ -123,8 +123,12 @@ class ClearMLHandler(BaseHandler):
 
 
 def start_server(port, handler, sim, name):
+    return serve(Server(("127.0.0.1", port), handler), sim, name)
+
+
+def serve(srv, sim, name):
+    """Serve a bound Server in a thread."""
     import threading
-    srv = Server(("127.0.0.1", port), handler)
     srv.sim = sim
     th = threading.Thread(target=srv.serve_forever, name=name,
                           kwargs={"poll_interval": 0.2}, daemon=True)

@@ -1,6 +1,9 @@
 """Small helpers shared by the parts of cloudsim: time formats, ids, the
 event log, and reading a request body."""
 
+import http.client
+import random
+import socket
 import threading
 import time
 import uuid
@@ -104,3 +107,88 @@ def percentile(values, p):
     v = sorted(values)
     k = max(0, min(len(v) - 1, int(-(-p * len(v) // 100)) - 1))
     return v[k]
+
+
+# ------------------------------------------------------------------ ports
+
+EPHEMERAL_FILE = "/proc/sys/net/ipv4/ip_local_port_range"
+PORT_LOW = 20000
+
+
+def ephemeral_range(path=EPHEMERAL_FILE):
+    """The kernel's range of ephemeral ports (lo, hi): any outgoing
+    connection on the machine may take one of these as its local port."""
+    try:
+        with open(path) as f:
+            lo, hi = (int(x) for x in f.read().split()[:2])
+        if 0 < lo <= hi <= 65535:
+            return lo, hi
+    except (OSError, ValueError):
+        pass
+    return 32768, 60999         # Linux's default
+
+
+def in_ephemeral(port, rng=None):
+    lo, hi = rng or ephemeral_range()
+    return lo <= port <= hi
+
+
+def port_free(port):
+    s = socket.socket()
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def port_bases(n, rng=None):
+    """Every P with P .. P+n-1 outside the ephemeral range (and at or
+    above PORT_LOW), in random order.  Empty when the range leaves no
+    room."""
+    lo, hi = rng or ephemeral_range()
+    cands = [p for p in range(PORT_LOW, 65536 - n + 1)
+             if p + n - 1 < lo or p > hi]
+    random.shuffle(cands)
+    return cands
+
+
+def free_port_base(n=4, rng=None, tries=200):
+    """A port P with P .. P+n-1 free on 127.0.0.1 and none of them in
+    the kernel's ephemeral range, so that no outgoing connection (nor a
+    connection of a readiness probe to itself) can take one before the
+    servers bind them.  None when there is none."""
+    for p in port_bases(n, rng)[:tries]:
+        if all(port_free(q) for q in range(p, p + n)):
+            return p
+    return None
+
+
+def http_probe(port, path, timeout=1.0):
+    """True when http://127.0.0.1:port/path answers 200.  A connection
+    to a port nothing listens on yet can, when the port is in the
+    ephemeral range, be given that same port as its local end and so
+    connect to itself (TCP simultaneous open): it then reads its own
+    request back, which is not an answer.  That, a refused or reset
+    connection and any malformed answer all count as not ready."""
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout)
+    except OSError:
+        return False
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        if s.getsockname() == s.getpeername():
+            return False
+        conn.sock = s
+        conn.request("GET", path)
+        r = conn.getresponse()
+        r.read()
+        return r.status == 200
+    except (OSError, http.client.HTTPException, ValueError):
+        return False
+    finally:
+        conn.close()
+        s.close()
