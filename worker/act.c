@@ -391,12 +391,27 @@ act_console_cb(const struct ec2_error *err, const char *text, void *arg)
 	free(c);
 }
 
+
+/* The ids of N workers and the tasks they hold (NULL: idle), copied. */
+static void
+act_workers_copy(const struct cml_worker *ws, size_t n, char ***ids,
+    char ***tasks)
+{
+	size_t	 i;
+
+	*ids = xcalloc(n + 1, sizeof(char *));
+	*tasks = xcalloc(n + 1, sizeof(char *));
+	for (i = 0; i < n; i++) {
+		(*ids)[i] = xstrdup(ws[i].id);
+		(*tasks)[i] = ws[i].task != NULL ? xstrdup(ws[i].task) : NULL;
+	}
+}
+
 static void
 act_recheck_cb(const struct cml_error *err, const struct cml_worker *ws,
     size_t n, void *arg)
 {
 	struct act_term	*t = arg;
-	size_t		 i;
 
 	if (err != NULL && err->cls != CML_OK)
 		poll_error(t->p, "fresh look at the workers before "
@@ -404,13 +419,7 @@ act_recheck_cb(const struct cml_error *err, const struct cml_worker *ws,
 		    cml_err_class_name(err->cls), err->message);
 	else {
 		t->recheck_ok = 1;
-		t->fresh_ids = xcalloc(n + 1, sizeof(char *));
-		t->fresh_tasks = xcalloc(n + 1, sizeof(char *));
-		for (i = 0; i < n; i++) {
-			t->fresh_ids[i] = xstrdup(ws[i].id);
-			t->fresh_tasks[i] = ws[i].task != NULL ?
-			    xstrdup(ws[i].task) : NULL;
-		}
+		act_workers_copy(ws, n, &t->fresh_ids, &t->fresh_tasks);
 		t->nfresh = n;
 	}
 	act_term_op_done(t);
@@ -1128,19 +1137,12 @@ act_loss_hold_cb(const struct cml_error *err, const struct cml_worker *ws,
     size_t n, void *arg)
 {
 	struct act_loss	*L = arg;
-	size_t		 i;
 
 	if (err != NULL && err->cls != CML_OK)
 		act_loss_error(L, err);
 	else {
 		L->hold_ok = 1;
-		L->hold_ids = xcalloc(n + 1, sizeof(char *));
-		L->hold_tasks = xcalloc(n + 1, sizeof(char *));
-		for (i = 0; i < n; i++) {
-			L->hold_ids[i] = xstrdup(ws[i].id);
-			L->hold_tasks[i] = ws[i].task != NULL ?
-			    xstrdup(ws[i].task) : NULL;
-		}
+		act_workers_copy(ws, n, &L->hold_ids, &L->hold_tasks);
 		L->nhold = n;
 	}
 	act_loss_op_done(L);
