@@ -269,11 +269,18 @@ sim_reads() {
 	WANT=$2 python3 - "$1" "$QSCALE_TOP/tests/cloudsim" <<'PY'
 import json, os, sys
 sys.path.insert(0, sys.argv[2])
-from sim.agents import parse_script
-got, missing = parse_script(open(sys.argv[1]).read())
+from sim.script import read_script
+iid = "i-0123456789abcdef0"
+r = read_script(open(sys.argv[1]).read(), iid, "ip-10-0-0-1",
+                require_worker_id=True)
+got = {"worker_id_prefix": (r.worker or "")[:-len(":" + iid)]
+       if (r.worker or "").endswith(":" + iid) else r.worker,
+       "queue": " ".join(r.queues), "api_server": r.api_server,
+       "access_key": r.access_key, "secret_key": r.secret_key}
 want = json.loads(os.environ["WANT"])
-if missing or got != want:
-    print("# parse_script: %r, missing %r" % (got, missing))
+if r.missing or not r.agent or got != want:
+    print("# read_script: %r, agent %r, missing %r"
+          % (got, r.agent, r.missing))
     sys.exit(1)
 PY
 }
