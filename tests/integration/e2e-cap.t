@@ -5,8 +5,8 @@
 # process must not let the other launch into the room its instances still
 # take, nor must kill -9 of the whole daemon and a restart.  Checked at
 # every poll for a minute, in the cloud's view and in qscalectl status,
-# then over the whole timeline.
-# qscale-test: serial
+# then over the whole timeline.  It checks counts, never how long
+# something took, so it runs beside other files.
 # shellcheck source-path=SCRIPTDIR disable=SC2016,SC2119  # jq in quotes
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/e2e-lib.sh"
