@@ -454,8 +454,11 @@ t.check("a script with only a clearml.conf: the agent, named hostname:0, "
         w and sorted(q["id"] for q in w["queues"]) == sorted([qa, qb]) and
         logins and logins[0]["headers"].get("authorization") == basic,
         (w, [c["headers"].get("authorization", "")[:8] for c in logins]))
-ta = enqueue(qa, "prio-a", 0.3)
+# q-b's task goes in first: an agent that polls between the two calls
+# then takes it as it should, and one that polls after both must still
+# choose q-b, the queue it was given first
 tb = enqueue(qb, "prio-b", 0.3)
+ta = enqueue(qa, "prio-a", 0.3)
 got = wait_until(lambda: task(ta)["status"] == "completed" and
                  task(tb)["status"] == "completed", 6)
 t.check("... in the order given: q-b first",
