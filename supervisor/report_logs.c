@@ -14,6 +14,7 @@
  * the only wait.  A failed round is logged once and tried again at the
  * next one.
  */
+#include <sys/queue.h>
 #include <sys/stat.h>
 
 #include <ctype.h>
@@ -35,7 +36,10 @@
 #define REPORT_LOG_MAX_BYTES	(4 * 1024 * 1024)
 #define REPORT_LOG_TIMEOUT_MS	30000
 
+struct upload;
+
 struct report_logs {
+	LIST_HEAD(, upload)	 ups;		/* under way */
 	struct http_client	*http;
 	struct cml_client	*cml;
 	char			*files_server;	/* no trailing '/' */
@@ -55,6 +59,7 @@ struct report_logs {
 };
 
 struct upload {
+	LIST_ENTRY(upload)	 entry;
 	struct report_logs	*rl;
 	char			*server;	/* for messages */
 	char			*key;
@@ -62,6 +67,16 @@ struct upload {
 	size_t			 size;
 	char			 hash[65];
 };
+
+static void
+upload_free(struct upload *u)
+{
+	LIST_REMOVE(u, entry);
+	free(u->server);
+	free(u->key);
+	free(u->uri);
+	free(u);
+}
 
 static void
 wipe_free(char *s, size_t len)
@@ -119,6 +134,7 @@ report_logs_new(struct http_client *http, struct cml_client *cml,
 {
 	struct report_logs	*rl = xcalloc(1, sizeof(*rl));
 
+	LIST_INIT(&rl->ups);
 	rl->http = http;
 	rl->cml = cml;
 	rl->last_mono = mono_ms();
@@ -132,6 +148,8 @@ report_logs_free(struct report_logs *rl)
 {
 	if (rl == NULL)
 		return;
+	while (!LIST_EMPTY(&rl->ups))
+		upload_free(LIST_FIRST(&rl->ups));
 	conf_clear(rl);
 	cJSON_Delete(rl->arts);
 	free(rl);
@@ -311,10 +329,7 @@ uploaded_cb(const struct http_resp *resp, void *arg)
 			round_error(rl, "%s: HTTP %ld", u->server,
 			    resp->status);
 	}
-	free(u->server);
-	free(u->key);
-	free(u->uri);
-	free(u);
+	upload_free(u);
 	if (--rl->pending == 0)
 		round_record(rl);
 }
@@ -340,6 +355,7 @@ upload_one(struct report_logs *rl, const char *key, const char *dir,
 	wipe_free(text, len);
 	xasprintf(&obj, "%s/%s/%s", dir, key, key);
 	u = xcalloc(1, sizeof(*u));
+	LIST_INSERT_HEAD(&rl->ups, u, entry);
 	u->rl = rl;
 	u->server = xstrdup(rl->files_server);
 	u->key = xstrdup(key);
@@ -362,10 +378,7 @@ upload_one(struct report_logs *rl, const char *key, const char *dir,
 	req.timeout_ms = timeout_ms;
 	req.max_body = 64 * 1024;
 	if (http_request(rl->http, &req, uploaded_cb, u) == NULL) {
-		free(u->server);
-		free(u->key);
-		free(u->uri);
-		free(u);
+		upload_free(u);
 		u = NULL;
 	}
 	free(url);
