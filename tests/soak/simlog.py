@@ -8,7 +8,8 @@ Prints one 'ok - ...' or 'not ok - ...' line per invariant (tap_from in
 simlib.sh makes them TAP), '# ...' lines with the evidence of a failure:
 
 - the tasks enqueued on the queues were each completed exactly once,
-  none failed;
+  none failed (a run its agent stopped as a deliberate interruption
+  reclaimed the instance, as clearml-agent does, is a lost run);
 - a task started again only after a deliberate interruption ('interrupt'
   lines) of the instance that ran it, and at most --requeues times;
 - never more instances alive (launched, not terminated nor interrupted)
@@ -148,12 +149,22 @@ def main(argv):
     ends = collections.defaultdict(list)       # task -> [result]
     running = {}                               # instance -> task
     hit = collections.Counter()                # task -> interruptions
+    # every instance interrupted, whether its agent's last word is logged
+    # before or after the interruption's own line
+    interrupted = {kv.get("instance") for _, ev, kv in events
+                   if ev == "interrupt"}
     for t, ev, kv in events:
         iid, tid = kv.get("instance"), kv.get("task")
         if ev == "task-start" and tid in mine:
             starts[tid].append(iid)
             running[iid] = tid
         elif ev == "task-end" and tid in mine:
+            # a graceful agent stops its task as its instance is
+            # reclaimed ("user abort"): that run was lost, not ended
+            if kv.get("result") == "stopped" and iid in interrupted:
+                if running.pop(iid, None) is not None:
+                    hit[tid] += 1
+                continue
             ends[tid].append(kv.get("result"))
             running.pop(iid, None)
         elif ev == "interrupt" and iid in running:
